@@ -1,0 +1,1 @@
+"""The Qt application: main window, workflow panels, dialogs, the `irplan` command line."""

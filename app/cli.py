@@ -1,0 +1,91 @@
+"""The `irplan` command line.
+
+``irplan [PATH] [--screenshot OUT.png]`` opens the GUI (demo case when no PATH);
+``irplan SUBCOMMAND ...`` runs a headless tool. Each subcommand lives in its own module
+``irplan.app.cmd_<name>`` exposing ``add_arguments(parser)`` and ``run(args) -> int``.
+Errors the user can act on (:class:`IrplanError`) print one line and exit 2; anything
+unexpected prints one line and exits 1 (``IRPLAN_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+from irplan.planning.errors import IrplanError
+
+# name -> (module, one-line help). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("irplan.app.cmd_info", "list the DICOM series under a folder or DICOMDIR"),
+    "phantom": ("irplan.app.cmd_phantom", "write synthetic cases with exact ground truth"),
+    "devices": ("irplan.app.cmd_devices", "list the device catalogue"),
+    "check": ("irplan.app.cmd_check", "run every safety check on a plan file"),
+    "zone": ("irplan.app.cmd_zone", "predict the ablation zone of a plan file"),
+    "segment": ("irplan.app.cmd_segment", "semi-automatic segmentation from seeds"),
+    "evaluate": ("irplan.app.cmd_evaluate", "margin and efficacy after follow-up CT"),
+    "evaluate-batch": ("irplan.app.cmd_evaluate_batch", "evaluate a whole cohort from a CSV"),
+    "report": ("irplan.app.cmd_report", "write the PDF report of a plan"),
+    "export": ("irplan.app.cmd_export", "export structures/zones/report as DICOM"),
+    "pacs": ("irplan.app.cmd_pacs", "echo, query, retrieve and send with a PACS node"),
+}
+
+NOTICE = "IRPlan is research software, not a certified medical device."
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="irplan",
+        description="IRPlan: plan and evaluate liver tumour ablation. " + NOTICE,
+        epilog="subcommands: " + ", ".join(COMMANDS) + " (irplan SUBCOMMAND --help)",
+    )
+    p.add_argument("path", nargs="?", help="DICOM folder, DICOMDIR or .irplan.json plan "
+                   "(default: the built-in demo case)")
+    p.add_argument("--demo", action="store_true", help="open the built-in demo case")
+    p.add_argument("--screenshot", metavar="OUT.png",
+                   help="render every view, save a PNG of the window and exit")
+    return p
+
+
+def _run_subcommand(name: str, argv: list[str]) -> int:
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            print(f"irplan {name}: not available in this build", file=sys.stderr)
+            return 2
+        raise
+    parser = argparse.ArgumentParser(prog=f"irplan {name}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return int(module.run(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            return _run_subcommand(argv[0], argv[1:])
+        args = _gui_parser().parse_args(argv)
+        from irplan.app.gui_main import run_gui
+
+        return run_gui(args)
+    except IrplanError as exc:
+        print(f"irplan: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("irplan: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+        if os.environ.get("IRPLAN_DEBUG"):
+            traceback.print_exc()
+        print(f"irplan: internal error: {type(exc).__name__}: {exc} "
+              "(set IRPLAN_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data files: device catalogue, structure colours, presets (read with importlib.resources)."""

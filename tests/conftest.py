@@ -1,0 +1,49 @@
+"""Shared fixtures. Real data: ../shared/data beside the checkout (skips when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+IRCADB17 = SHARED_DATA / "ircadb1-17"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def ircadb17() -> Path:
+    """3D-IRCADb-01 patient 17 (real ceCT with masks), or skip."""
+    if not (IRCADB17 / "PATIENT_DICOM").is_dir():
+        pytest.skip("../shared/data/ircadb1-17 is not present (only on developer machines)")
+    return IRCADB17
+
+
+@pytest.fixture(scope="session")
+def phantom_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The standard phantom case (seed 0) written once per test session.
+
+    Layout: see irplan.io.phantom_writer (planning/, intraop/, followup/ DICOM series,
+    masks/, truth.json).
+    """
+    from irplan.io.phantom_writer import write_phantom_case
+
+    out = tmp_path_factory.mktemp("phantom") / "case"
+    write_phantom_case(out, seed=0)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Keep Qt settings and recovery files of tests away from the user's own."""
+    home = tmp_path_factory.getbasetemp() / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("IRPLAN_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg"))
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
