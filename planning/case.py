@@ -1,0 +1,55 @@
+"""The open case: the planning CT, its structures and the plan, with change signals.
+
+Views and panels subscribe to the signals (psygnal, no Qt needed); only app commands
+change the case. Structure masks are uint8 Volumes on the CT grid (1 = inside).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from psygnal import Signal
+
+from irplan.planning.errors import GeometryError
+from irplan.planning.plan import Plan
+from irplan.planning.volume import Volume
+
+
+class Case:
+    """One patient case being planned or evaluated."""
+
+    ct_changed = Signal()                 # a new planning CT was set
+    structures_changed = Signal(str)      # structure key added/changed/removed
+    plan_replaced = Signal()              # a different Plan object was set
+
+    def __init__(self) -> None:
+        self.ct: Volume | None = None
+        self.ct_path: Path | None = None
+        self.structures: dict[str, Volume] = {}
+        self.plan: Plan = Plan()
+        self.followup: Volume | None = None
+
+    def set_ct(self, ct: Volume, path: str | Path | None = None) -> None:
+        """Replace the planning CT; existing structures are dropped (other grid)."""
+        self.ct = ct
+        self.ct_path = Path(path) if path else None
+        removed = list(self.structures)
+        self.structures.clear()
+        for key in removed:
+            self.structures_changed.emit(key)
+        self.ct_changed.emit()
+
+    def set_structure(self, key: str, mask: Volume) -> None:
+        """Add or replace a structure mask; it must lie on the CT grid."""
+        if self.ct is not None and not mask.same_geometry(self.ct, tol_mm=1e-3):
+            raise GeometryError(f"structure '{key}' is not on the CT grid; resample it first")
+        self.structures[key] = mask
+        self.structures_changed.emit(key)
+
+    def remove_structure(self, key: str) -> None:
+        if self.structures.pop(key, None) is not None:
+            self.structures_changed.emit(key)
+
+    def set_plan(self, plan: Plan) -> None:
+        self.plan = plan
+        self.plan_replaced.emit()
