@@ -1,0 +1,689 @@
+"""Find DICOM image series under a folder, a DICOMDIR or a single file (headers only).
+
+Frame: DICOM patient coordinates (LPS, mm). For each series the scan works out the grid
+the loader will build: ``size`` (columns, rows, slices), ``spacing_mm`` (column spacing,
+row spacing, median slice spacing along the normal), ``origin_lps_mm`` (ImagePositionPatient
+of the first slice along the normal) and ``direction`` (columns: row cosine, column cosine,
+slice normal n = row x col). Slices are ordered by ``dot(IPP, n)``, never by file name or
+InstanceNumber. Questionable geometry (gaps, uneven spacing, tilt, duplicates, mixed
+orientations) is reported in ``SeriesInfo.warnings``; :mod:`irplan.io.dicom_load` decides
+whether it can load it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from irplan.io.dicomdir import DICOMDIR_SOP_CLASS, dicomdir_files, is_dicomdir
+from irplan.planning.errors import CancelledError, InputError
+
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
+
+# Two slices closer than this along the normal (and in-plane) share one position.
+DUPLICATE_TOL_MM = 0.01
+# Relative deviation of one slice step from the median step still called uniform. DS values
+# carry ~16 significant characters, so real uniform stacks deviate by < 1e-4 mm.
+UNIFORM_REL_TOL = 0.01
+# A step larger than this many median steps is a gap (missing slices).
+GAP_FACTOR = 1.5
+# In-plane drift of slice positions off the normal line tolerated as rounding (mm).
+TILT_TOL_MM = 0.05
+
+_READ_ERRORS = (InvalidDicomError, OSError, ValueError, EOFError, TypeError, KeyError,
+                AttributeError, IndexError, NotImplementedError, OverflowError)
+
+# Keywords of SeriesDescription / ContrastBolusAgent that name a contrast phase.
+_PHASE_KEYWORDS: list[tuple[str, tuple[str, ...]]] = [
+    ("non-contrast", ("native", "nativ", "non-contrast", "noncontrast", "non contrast",
+                      "unenhanced", "plain", "pre-contrast", "precontrast", "w/o", "nect")),
+    ("arterial", ("arterial", "arteriell", "art.", " art ", "hepatic arterial", "hap", "late art")),
+    ("portal venous", ("portal", "portal venous", "portalvenous", "pvp", " pv ", "venous",
+                       "venös", "venoes", " ven ")),
+    ("delayed", ("delayed", "delay", "late", "equilibrium", "spät", "spaet", "transitional")),
+]
+
+
+@dataclass
+class SkippedFile:
+    """A file the scan did not use, with the reason in plain words."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class FrameRef:
+    """One 2-D image (a file, or a frame of a multi-frame file) of a series."""
+
+    path: Path
+    frame: int | None           # frame index in a multi-frame file, None for single-frame
+    position_lps_mm: np.ndarray  # ImagePositionPatient (LPS mm)
+    slope: float = 1.0
+    intercept: float = 0.0
+    instance_number: int | None = None
+
+
+@dataclass
+class SeriesInfo:
+    """One loadable stack of 2-D images (a series, or a sub-stack of a mixed series).
+
+    Geometry fields describe the grid :func:`irplan.io.dicom_load.load_series` builds,
+    in LPS mm; vectors are (x=i=column, y=j=row, z=k=slice).
+    """
+
+    series_uid: str
+    study_uid: str
+    frame_of_reference_uid: str
+    modality: str
+    description: str
+    patient_id: str
+    patient_name: str
+    study_date: str
+    phase: str | None
+    files: list[Path]
+    size: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+    origin_lps_mm: np.ndarray
+    direction: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+    is_localizer: bool = False
+    frames: list[FrameRef] = field(default_factory=list)  # sorted along the slice normal
+    rows: int = 0
+    columns: int = 0
+    pixel_spacing_mm: tuple[float, float] = (1.0, 1.0)   # DICOM order: (row, column) spacing
+    orientation: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    series_number: int | None = None
+    transfer_syntax_uid: str = ""
+    transfer_syntax_name: str = ""
+    decodable: bool = True
+    multiframe: bool = False
+    window_center: float | None = None
+    window_width: float | None = None
+    bits_stored: int = 16
+    pixel_representation: int = 0
+    samples_per_pixel: int = 1
+    sub_stack: int | None = None   # index when a mixed series was split, else None
+    geometry: StackGeometry | None = None
+
+    @property
+    def slices(self) -> int:
+        return len(self.frames)
+
+    @property
+    def label(self) -> str:
+        """Short human name: 'CT 'desc' (uid ...)'."""
+        desc = f" '{self.description}'" if self.description else ""
+        sub = f" stack {self.sub_stack + 1}" if self.sub_stack is not None else ""
+        return f"{self.modality}{desc} (series {self.series_uid}{sub})"
+
+    @property
+    def orientation_name(self) -> str:
+        return orientation_name(self.direction)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `irplan info --json` object of this series."""
+        return {
+            "series_uid": self.series_uid,
+            "study_uid": self.study_uid,
+            "frame_of_reference_uid": self.frame_of_reference_uid,
+            "modality": self.modality,
+            "description": self.description,
+            "series_number": self.series_number,
+            "patient_id": self.patient_id,
+            "patient_name": self.patient_name,
+            "study_date": self.study_date,
+            "phase": self.phase,
+            "slices": self.slices,
+            "size": [int(v) for v in self.size],
+            "spacing_mm": [float(v) for v in self.spacing_mm],
+            "origin_lps_mm": [float(v) for v in self.origin_lps_mm],
+            "direction": [float(v) for v in np.asarray(self.direction).reshape(-1)],
+            "orientation": self.orientation_name,
+            "transfer_syntax": self.transfer_syntax_name or self.transfer_syntax_uid,
+            "multiframe": self.multiframe,
+            "is_localizer": self.is_localizer,
+            "sub_stack": self.sub_stack,
+            "window_center": self.window_center,
+            "window_width": self.window_width,
+            "warnings": list(self.warnings),
+            "files": len(self.files),
+        }
+
+
+@dataclass
+class ScanResult:
+    """All series found and every file that was skipped (with the reason)."""
+
+    root: Path
+    series: list[SeriesInfo] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def ct_candidates(self) -> list[SeriesInfo]:
+        """CT series that can be planned on (not localizers, >= 2 slices), most slices first."""
+        c = [s for s in self.series
+             if s.modality == "CT" and not s.is_localizer and s.slices >= 2]
+        return sorted(c, key=lambda s: -s.slices)
+
+
+# --------------------------------------------------------------------------- geometry
+@dataclass
+class StackGeometry:
+    """Geometry of a stack of parallel slices, sorted along the normal (LPS mm)."""
+
+    order: np.ndarray            # indices into the input positions, sorted along n
+    normal: np.ndarray           # n = row cosine x column cosine
+    distances_mm: np.ndarray     # dot(IPP, n) of the sorted slices
+    steps_mm: np.ndarray         # differences of consecutive distances
+    spacing_mm: float            # median step (0 when < 2 distinct positions)
+    inplane_offsets_mm: np.ndarray  # (N, 2) drift of each sorted slice along (row, col)
+                                 # cosines relative to the first one
+    tilt_deg: float              # angle between the stacking line and the normal
+    duplicates: list[list[int]]  # groups (sorted indices) sharing one position
+    gaps: list[tuple[int, float, int]]  # (sorted index before gap, step mm, missing count)
+    nonuniform: bool             # steps vary beyond UNIFORM_REL_TOL (not counting gaps)
+    direction: np.ndarray        # columns: row cosine, column cosine, n
+
+
+def orientation_vectors(iop: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row cosine, column cosine and unit normal from ImageOrientationPatient.
+
+    Raises ValueError for cosines that are not unit length or not perpendicular.
+    """
+    v = np.asarray([float(x) for x in iop], dtype=np.float64)
+    if v.shape != (6,) or not np.all(np.isfinite(v)):
+        raise ValueError(f"ImageOrientationPatient must be 6 numbers, got {list(iop)}")
+    row, col = v[:3], v[3:]
+    nr, nc = np.linalg.norm(row), np.linalg.norm(col)
+    if abs(nr - 1) > 1e-3 or abs(nc - 1) > 1e-3:
+        raise ValueError(f"ImageOrientationPatient cosines are not unit vectors "
+                         f"(lengths {nr:.4f}, {nc:.4f})")
+    row, col = row / nr, col / nc
+    if abs(float(row @ col)) > 1e-3:
+        raise ValueError(f"ImageOrientationPatient row and column are not perpendicular "
+                         f"(dot {float(row @ col):.4f})")
+    # make exactly orthonormal (DS rounding) keeping the row direction
+    col = col - (col @ row) * row
+    col /= np.linalg.norm(col)
+    n = np.cross(row, col)
+    return row, col, n
+
+
+def analyse_stack(positions_lps_mm: np.ndarray, iop: Any) -> StackGeometry:
+    """Sort slice positions along the normal and describe spacing, gaps, tilt, duplicates."""
+    row, col, n = orientation_vectors(iop)
+    pos = np.asarray(positions_lps_mm, dtype=np.float64).reshape(-1, 3)
+    d = pos @ n
+    order = np.argsort(d, kind="stable")
+    d_sorted = d[order]
+    p_sorted = pos[order]
+    rel = p_sorted - p_sorted[0]
+    inplane = np.stack([rel @ row, rel @ col], axis=1)
+    steps = np.diff(d_sorted)
+    # duplicates: same position along n and in-plane
+    duplicates: list[list[int]] = []
+    group = [0]
+    for k in range(1, len(d_sorted)):
+        same = (abs(steps[k - 1]) < DUPLICATE_TOL_MM
+                and np.linalg.norm(inplane[k] - inplane[group[-1]]) < DUPLICATE_TOL_MM)
+        if same:
+            group.append(k)
+        else:
+            if len(group) > 1:
+                duplicates.append(group)
+            group = [k]
+    if len(group) > 1:
+        duplicates.append(group)
+    real_steps = steps[steps >= DUPLICATE_TOL_MM]
+    spacing = float(np.median(real_steps)) if real_steps.size else 0.0
+    gaps: list[tuple[int, float, int]] = []
+    nonuniform = False
+    if spacing > 0:
+        for k, s in enumerate(steps):
+            if s < DUPLICATE_TOL_MM:
+                continue
+            if s > GAP_FACTOR * spacing:
+                gaps.append((k, float(s), int(round(s / spacing)) - 1))
+            elif abs(s - spacing) > UNIFORM_REL_TOL * spacing:
+                nonuniform = True
+    # tilt: in-plane drift of the stacking line relative to the normal
+    span = d_sorted[-1] - d_sorted[0]
+    drift = inplane[-1] if len(inplane) else np.zeros(2)
+    tilt = float(np.degrees(np.arctan2(np.linalg.norm(drift), span))) if span > 0 else 0.0
+    direction = np.column_stack([row, col, n])
+    return StackGeometry(order, n, d_sorted, steps, spacing, inplane, tilt, duplicates,
+                         gaps, nonuniform, direction)
+
+
+def orientation_name(direction: np.ndarray) -> str:
+    """'axial', 'coronal', 'sagittal' or 'oblique' from the slice normal (3rd column)."""
+    n = np.abs(np.asarray(direction, dtype=np.float64).reshape(3, 3)[:, 2])
+    if n.max() < 1 - 1e-4:
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[int(np.argmax(n))]
+
+
+def geometry_warnings(geo: StackGeometry, frames: list[FrameRef]) -> list[str]:
+    """Plain-language warnings for a sorted stack (file names and positions included)."""
+    out: list[str] = []
+    if orientation_name(geo.direction) == "oblique":
+        out.append("oblique slices (ImageOrientationPatient is not axial/coronal/sagittal); "
+                   "the volume keeps the true oblique direction")
+    for grp in geo.duplicates:
+        names = ", ".join(_frame_name(frames[i]) for i in grp)
+        out.append(f"{len(grp)} images share the position {geo.distances_mm[grp[0]]:.2f} mm "
+                   f"along the slice normal: {names}")
+    for k, step, missing in geo.gaps:
+        out.append(f"gap: about {missing} slice(s) missing between slice {k} "
+                   f"({_frame_name(frames[k])}, {geo.distances_mm[k]:.2f} mm) and slice "
+                   f"{k + 1} ({_frame_name(frames[k + 1])}, {geo.distances_mm[k + 1]:.2f} mm): "
+                   f"step {step:.2f} mm, expected {geo.spacing_mm:.2f} mm")
+    if geo.nonuniform:
+        real = geo.steps_mm[geo.steps_mm >= DUPLICATE_TOL_MM]
+        out.append(f"non-uniform slice spacing: steps from {real.min():.3f} to "
+                   f"{real.max():.3f} mm (median {geo.spacing_mm:.3f} mm)")
+    max_drift = float(np.abs(geo.inplane_offsets_mm).max()) if geo.inplane_offsets_mm.size else 0.0
+    if max_drift > TILT_TOL_MM:
+        out.append(f"gantry tilt: slice positions drift {max_drift:.2f} mm in-plane, "
+                   f"{geo.tilt_deg:.2f} deg off the slice normal")
+    return out
+
+
+def _frame_name(f: FrameRef) -> str:
+    return f.path.name if f.frame is None else f"{f.path.name}[frame {f.frame}]"
+
+
+# --------------------------------------------------------------------------- scan
+def scan_dicom(path: str | Path, progress: ProgressFn | None = None,
+               cancel: CancelFn | None = None) -> ScanResult:
+    """Scan a folder tree, a DICOMDIR or one file for DICOM image series (headers only).
+
+    ``progress(done, total)`` is called as files are read; ``cancel()`` returning True
+    raises :class:`CancelledError`. Raises InputError when ``path`` does not exist.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise InputError(f"{root}: no such file or folder")
+    result = ScanResult(root=root)
+    if root.is_dir():
+        files = _walk(root)
+    elif is_dicomdir(root):
+        files, missing = dicomdir_files(root)
+        result.skipped.extend(SkippedFile(p, r) for p, r in missing)
+    else:
+        files = [root]
+    headers: list[tuple[Path, Dataset]] = []
+    total = len(files)
+    for i, f in enumerate(files):
+        if cancel is not None and cancel():
+            raise CancelledError(f"scan of {root} cancelled")
+        ds, reason = _read_header(f)
+        if ds is None:
+            result.skipped.append(SkippedFile(f, reason))
+        else:
+            headers.append((f, ds))
+        if progress is not None:
+            progress(i + 1, total)
+    result.series = _group(headers, result.skipped)
+    result.series.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None
+                                      else 1 << 30, s.series_uid, s.sub_stack or 0))
+    return result
+
+
+def _walk(root: Path) -> list[Path]:
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            out.append(Path(dirpath) / name)
+    return out
+
+
+def _read_header(path: Path) -> tuple[Dataset | None, str]:
+    """Header of one file (pixel data deferred), or None and the reason it is skipped."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror or exc})"
+    if size == 0:
+        return None, "empty file (0 bytes)"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror or exc})"
+    if not _looks_like_dicom(head):
+        return None, "not a DICOM file"
+    try:
+        ds = pydicom.dcmread(path, defer_size=4096)
+    except InvalidDicomError:
+        # files without the 128-byte preamble ("DICM") are still DICOM when they parse
+        try:
+            ds = pydicom.dcmread(path, defer_size=4096, force=True)
+        except _READ_ERRORS:
+            return None, "not a DICOM file"
+        if "SOPClassUID" not in ds or "PixelData" not in ds:
+            return None, "not a DICOM file (no DICM preamble and no image header)"
+    except PermissionError:
+        return None, "unreadable (permission denied)"
+    except _READ_ERRORS as exc:
+        return None, f"unreadable or truncated DICOM ({type(exc).__name__}: {exc})"
+    sop = str(ds.get("SOPClassUID", ""))
+    media_sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+    if sop == DICOMDIR_SOP_CLASS or media_sop == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        return None, "DICOMDIR index file (the images it lists are scanned as files)"
+    if "PixelData" not in ds:
+        if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+            return None, "float pixel data (parametric map) is not a CT image"
+        kind = str(ds.get("Modality", "")) or "non-image object"
+        return None, f"no pixel data ({kind}, e.g. a report, structure set or presentation state)"
+    try:
+        _check_truncated(ds, size)
+    except ValueError as exc:
+        return None, str(exc)
+    return ds, ""
+
+
+def _looks_like_dicom(head: bytes) -> bool:
+    """Part-10 preamble 'DICM', or a bare data set starting with a group 0002/0008 tag."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 8:
+        return False
+    group = int.from_bytes(head[0:2], "little")
+    return group in (0x0002, 0x0008)
+
+
+def _check_truncated(ds: Dataset, file_size: int) -> None:
+    """Raise ValueError when native pixel data extend past the end of the file."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts is not None and ts.is_compressed:
+        return
+    elem = ds["PixelData"]
+    offset = getattr(elem, "file_tell", None)
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        bits = int(ds.BitsAllocated)
+        spp = int(ds.get("SamplesPerPixel", 1))
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError("image header incomplete (Rows, Columns or Bits Allocated missing)") from None
+    expected = (rows * cols * spp * frames * bits + 7) // 8
+    if offset is not None and offset + expected > file_size:
+        have = max(file_size - offset, 0)
+        raise ValueError(f"truncated file: pixel data needs {expected} bytes, only {have} present")
+
+
+def _str(ds: Dataset, key: str) -> str:
+    v = ds.get(key)
+    return "" if v is None else str(v).strip()
+
+
+def _first_float(v: Any) -> float | None:
+    if v is None or v == "":
+        return None
+    try:
+        if isinstance(v, (list, tuple)) or hasattr(v, "__iter__") and not isinstance(v, str):
+            v = list(v)[0]
+        return float(v)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def detect_phase(description: str, contrast_agent: str) -> str | None:
+    """Contrast phase from SeriesDescription / ContrastBolusAgent keywords, else None."""
+    text = f" {description.lower()} {contrast_agent.lower()} "
+    for phase, words in _PHASE_KEYWORDS:
+        if any(w in text for w in words):
+            return phase
+    if contrast_agent.strip():
+        return "contrast (phase unknown)"
+    return None
+
+
+@dataclass
+class _Img:
+    """Per-image facts used for grouping (one per frame)."""
+
+    path: Path
+    frame: int | None
+    ds: Dataset
+    iop: tuple[float, ...] | None
+    ipp: np.ndarray | None
+    pixel_spacing: tuple[float, float] | None
+    rows: int
+    cols: int
+    slope: float
+    intercept: float
+    localizer: bool
+    problem: str = ""
+
+
+def _images_of(path: Path, ds: Dataset) -> list[_Img]:
+    """One _Img per frame (enhanced multi-frame: from the functional groups)."""
+    rows = int(ds.get("Rows", 0) or 0)
+    cols = int(ds.get("Columns", 0) or 0)
+    image_type = [str(x).upper() for x in (ds.get("ImageType") or [])]
+    localizer = "LOCALIZER" in image_type or "SCOUT" in image_type or "TOPOGRAM" in image_type
+    nframes = int(ds.get("NumberOfFrames", 1) or 1)
+    if "PerFrameFunctionalGroupsSequence" in ds or nframes > 1:
+        return _multiframe_images(path, ds, rows, cols, nframes, localizer)
+    ipp = ds.get("ImagePositionPatient")
+    iop = ds.get("ImageOrientationPatient")
+    ps = ds.get("PixelSpacing")
+    slope = _first_float(ds.get("RescaleSlope"))
+    intercept = _first_float(ds.get("RescaleIntercept"))
+    img = _Img(path, None, ds, None, None, None, rows, cols,
+               1.0 if slope is None else slope, 0.0 if intercept is None else intercept,
+               localizer)
+    try:
+        img.iop = tuple(float(x) for x in iop) if iop is not None else None
+        img.ipp = np.array([float(x) for x in ipp]) if ipp is not None else None
+        img.pixel_spacing = (float(ps[0]), float(ps[1])) if ps is not None else None
+    except (TypeError, ValueError, IndexError) as exc:
+        img.problem = f"malformed geometry tag ({exc})"
+    return [img]
+
+
+def _multiframe_images(path: Path, ds: Dataset, rows: int, cols: int, nframes: int,
+                       localizer: bool) -> list[_Img]:
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
+    per = ds.get("PerFrameFunctionalGroupsSequence") or []
+
+    def pick(fg: Dataset, seq: str, key: str) -> Any:
+        for src in (fg, shared):
+            s = src.get(seq)
+            if s and key in s[0]:
+                return s[0].get(key)
+        return None
+
+    out: list[_Img] = []
+    for f in range(nframes):
+        fg = per[f] if f < len(per) else Dataset()
+        ipp = pick(fg, "PlanePositionSequence", "ImagePositionPatient")
+        iop = pick(fg, "PlaneOrientationSequence", "ImageOrientationPatient")
+        ps = pick(fg, "PixelMeasuresSequence", "PixelSpacing")
+        slope = _first_float(pick(fg, "PixelValueTransformationSequence", "RescaleSlope"))
+        icpt = _first_float(pick(fg, "PixelValueTransformationSequence", "RescaleIntercept"))
+        if slope is None:
+            slope = _first_float(ds.get("RescaleSlope"))
+        if icpt is None:
+            icpt = _first_float(ds.get("RescaleIntercept"))
+        frame_type = pick(fg, "CTImageFrameTypeSequence", "FrameType") or []
+        loc = localizer or "LOCALIZER" in [str(x).upper() for x in frame_type]
+        img = _Img(path, f, ds, None, None, None, rows, cols,
+                   1.0 if slope is None else slope, 0.0 if icpt is None else icpt, loc)
+        try:
+            img.iop = tuple(float(x) for x in iop) if iop is not None else None
+            img.ipp = np.array([float(x) for x in ipp]) if ipp is not None else None
+            img.pixel_spacing = (float(ps[0]), float(ps[1])) if ps is not None else None
+        except (TypeError, ValueError, IndexError) as exc:
+            img.problem = f"malformed geometry tag in frame {f} ({exc})"
+        out.append(img)
+    return out
+
+
+def _group(headers: list[tuple[Path, Dataset]], skipped: list[SkippedFile]) -> list[SeriesInfo]:
+    by_series: dict[tuple[str, str], list[_Img]] = {}
+    for path, ds in headers:
+        imgs = _images_of(path, ds)
+        bad = [i for i in imgs if i.problem or i.ipp is None or i.iop is None
+               or i.pixel_spacing is None or i.rows <= 0 or i.cols <= 0]
+        if bad:
+            b = bad[0]
+            missing = [name for name, val in (("Image Position (Patient)", b.ipp),
+                                              ("Image Orientation (Patient)", b.iop),
+                                              ("Pixel Spacing", b.pixel_spacing)) if val is None]
+            if b.problem:
+                reason = b.problem
+            elif b.rows <= 0 or b.cols <= 0:
+                reason = "Rows/Columns missing or zero"
+            else:
+                reason = "missing " + ", ".join(missing) + " (cannot place the image in space)"
+            skipped.append(SkippedFile(path, reason))
+            continue
+        ps = imgs[0].pixel_spacing
+        if ps is not None and (ps[0] <= 0 or ps[1] <= 0):
+            skipped.append(SkippedFile(path, f"Pixel Spacing must be positive, got {list(ps)}"))
+            continue
+        try:
+            orientation_vectors(imgs[0].iop)
+        except ValueError as exc:
+            skipped.append(SkippedFile(path, str(exc)))
+            continue
+        key = (_str(ds, "StudyInstanceUID"), _str(ds, "SeriesInstanceUID"))
+        by_series.setdefault(key, []).extend(imgs)
+
+    out: list[SeriesInfo] = []
+    for (_study, _series), imgs in by_series.items():
+        # sub-stacks: same orientation, matrix size and pixel spacing (and the multi-frame file)
+        stacks: dict[tuple, list[_Img]] = {}
+        for im in imgs:
+            k = (tuple(round(v, 4) for v in im.iop or ()), im.rows, im.cols,
+                 tuple(round(v, 4) for v in im.pixel_spacing or ()),
+                 im.path if im.frame is not None else None, im.localizer)
+            stacks.setdefault(k, []).append(im)
+        groups = sorted(stacks.values(), key=lambda g: -len(g))
+        main = groups[0]
+        split_warning = ""
+        if len(groups) > 1:
+            desc = "; ".join(f"{len(g)} image(s) {g[0].cols}x{g[0].rows} "
+                             f"{orientation_name(_dir(g[0].iop))}" for g in groups)
+            split_warning = (f"series mixes {len(groups)} orientations/image sizes, split into "
+                             f"separate stacks: {desc}")
+        main_dir = _dir(main[0].iop)
+        for idx, g in enumerate(groups):
+            info = _series_info(g)
+            if len(groups) > 1:
+                info.sub_stack = idx
+                info.warnings.insert(0, split_warning)
+                if (len(g) <= 3 and g is not main
+                        and not np.allclose(_dir(g[0].iop)[:, 2], main_dir[:, 2], atol=1e-3)):
+                    info.is_localizer = True
+            out.append(info)
+    return out
+
+
+def _dir(iop: Any) -> np.ndarray:
+    r, c, n = orientation_vectors(iop)
+    return np.column_stack([r, c, n])
+
+
+def _series_info(imgs: list[_Img]) -> SeriesInfo:
+    first = imgs[0]
+    ds = first.ds
+    frames = [FrameRef(i.path, i.frame, i.ipp if i.ipp is not None else np.zeros(3), i.slope,
+                       i.intercept, _int(i.ds.get("InstanceNumber"))) for i in imgs]
+    geo = analyse_stack(np.array([f.position_lps_mm for f in frames]), first.iop)
+    frames = [frames[i] for i in geo.order]
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for f in frames:
+        if f.path not in seen:
+            seen.add(f.path)
+            files.append(f.path)
+    description = _str(ds, "SeriesDescription")
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    decodable = True
+    warnings: list[str] = []
+    if ts is not None:
+        decodable, why = _decodable(ts)
+        if not decodable:
+            warnings.append(why)
+    ps = first.pixel_spacing or (1.0, 1.0)
+    modality = _str(ds, "Modality").upper() or "OT"
+    localizer = any(i.localizer for i in imgs)
+    n_unique = len(frames) - sum(len(g) - 1 for g in geo.duplicates)
+    if localizer:
+        warnings.append("localizer/scout image (ImageType LOCALIZER): not a CT volume")
+    warnings.extend(geometry_warnings(geo, frames))
+    wc = _first_float(ds.get("WindowCenter"))
+    ww = _first_float(ds.get("WindowWidth"))
+    if ww is not None and ww <= 0:
+        wc, ww = None, None  # PS3.3 C.11.2.1.2: Window Width shall be >= 1; 0 means unset
+    return SeriesInfo(
+        series_uid=_str(ds, "SeriesInstanceUID"),
+        study_uid=_str(ds, "StudyInstanceUID"),
+        frame_of_reference_uid=_str(ds, "FrameOfReferenceUID"),
+        modality=modality,
+        description=description,
+        patient_id=_str(ds, "PatientID"),
+        patient_name=_str(ds, "PatientName"),
+        study_date=_str(ds, "StudyDate"),
+        phase=detect_phase(description, _str(ds, "ContrastBolusAgent")),
+        files=files,
+        size=(first.cols, first.rows, n_unique),
+        spacing_mm=(ps[1], ps[0], geo.spacing_mm if geo.spacing_mm > 0 else
+                    float(_first_float(ds.get("SliceThickness")) or 1.0)),
+        origin_lps_mm=frames[0].position_lps_mm.copy(),
+        direction=geo.direction,
+        warnings=warnings,
+        is_localizer=localizer,
+        frames=frames,
+        rows=first.rows,
+        columns=first.cols,
+        pixel_spacing_mm=ps,
+        orientation=tuple(first.iop or ()),
+        series_number=_int(ds.get("SeriesNumber")),
+        transfer_syntax_uid=str(ts or ""),
+        transfer_syntax_name=getattr(ts, "name", "") if ts is not None else "",
+        decodable=decodable,
+        multiframe=first.frame is not None,
+        window_center=wc,
+        window_width=ww,
+        bits_stored=int(ds.get("BitsStored", 16) or 16),
+        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
+        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+        geometry=geo,
+    )
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return None if v is None or v == "" else int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _decodable(ts: Any) -> tuple[bool, str]:
+    """Whether pydicom (with the installed pylibjpeg/pyjpegls plugins) decodes ``ts``."""
+    from pydicom.pixels.decoders.base import get_decoder
+
+    name = getattr(ts, "name", str(ts))
+    try:
+        dec = get_decoder(ts)
+    except (NotImplementedError, ValueError):
+        return False, f"transfer syntax {name} ({ts}) is not supported: no decoder exists"
+    if not dec.is_available:
+        return False, (f"transfer syntax {name} ({ts}) needs a decoder plugin that is not "
+                       f"installed (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg)")
+    return True, ""
