@@ -1,0 +1,80 @@
+"""The built-in demo case: the standard phantom, generated once into a cache folder.
+
+Location: ``$IRPLAN_CONFIG_DIR/demo-<version>`` when IRPLAN_CONFIG_DIR is set, else
+``~/.cache/irplan/demo-<version>`` (``$XDG_CACHE_HOME`` honoured). A ``.complete``
+marker is written last, so an interrupted generation is redone, never half-used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from irplan.planning.errors import InputError
+
+DEMO_SEED = 0
+_MARKER = ".complete"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("irplan")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return "dev"
+
+
+def demo_dir() -> Path:
+    """Folder of the cached demo case (may not exist yet)."""
+    base = os.environ.get("IRPLAN_CONFIG_DIR")
+    if base:
+        root = Path(base).expanduser()
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = Path(cache) / "irplan"
+    return root / f"demo-{_version()}"
+
+
+def demo_case(progress: Callable[[float, str], None] | None = None) -> Path:
+    """Path of the demo case, generating the phantom first when needed."""
+    out = demo_dir()
+    if (out / _MARKER).exists() and (out / "planning").is_dir():
+        return out
+    try:
+        from irplan.io.phantom_writer import write_phantom_case
+    except ImportError as exc:
+        raise InputError("the demo case needs irplan.io.phantom_writer, which is not "
+                         f"available in this build ({exc})") from None
+    if progress is not None:
+        progress(0.05, "Generating the demo phantom (first run only)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=out.parent))
+    try:
+        write_phantom_case(tmp / "case", seed=DEMO_SEED)
+        (tmp / "case" / _MARKER).write_text("ok\n")
+        if out.exists():
+            shutil.rmtree(out)
+        (tmp / "case").rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def demo_masks(case_dir: Path) -> dict[str, Path]:
+    """Structure key -> mask file of the case's planning masks (masks/planning/*.nii.gz).
+
+    The body outline and the true ablation zone are left out: the body is not a
+    planning structure and the zone is the answer the planner is asked to find."""
+    folder = case_dir / "masks" / "planning"
+    out: dict[str, Path] = {}
+    if folder.is_dir():
+        for p in sorted(folder.glob("*.nii.gz")):
+            key = p.name[: -len(".nii.gz")]
+            if key in ("body", "ablation_zone"):
+                continue
+            out[key] = p
+    return out

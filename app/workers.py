@@ -1,0 +1,158 @@
+"""Background work for the GUI: run a function on a QThreadPool with progress and cancel.
+
+A task function has the signature ``fn(progress, cancel) -> result`` where
+``progress(fraction_0_1, text)`` may be called from the worker thread and ``cancel()``
+returns True once the user pressed Cancel (the function should then raise
+:class:`irplan.planning.errors.CancelledError`). Results, errors and progress arrive on the
+GUI thread through Qt signals. VTK filters may run in a worker; rendering never does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from irplan.planning.errors import CancelledError, IrplanError
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+TaskFn = Callable[[ProgressFn, CancelFn], Any]
+
+
+class TaskSignals(QObject):
+    progress = Signal(float, str)     # fraction 0..1, text
+    finished = Signal(object)         # the result
+    failed = Signal(str)              # one-line message for the user
+    cancelled = Signal()
+    done = Signal()                   # always last, whatever the outcome
+
+
+class Task(QRunnable):
+    """One cancellable background job. Connect to ``task.signals`` before starting."""
+
+    def __init__(self, name: str, fn: TaskFn) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.name = name
+        self.fn = fn
+        self.signals = TaskSignals()
+        self._cancel = threading.Event()
+        self._last_emit = 0.0
+        self.result: Any = None
+        self.error: str | None = None
+        self.state = "pending"   # pending, running, finished, failed, cancelled
+        self.elapsed_s = 0.0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _progress(self, fraction: float, text: str = "") -> None:
+        now = time.monotonic()
+        # throttle to ~20 updates/s so the GUI thread is never flooded
+        if now - self._last_emit >= 0.05 or fraction >= 1.0:
+            self._last_emit = now
+            self.signals.progress.emit(float(max(0.0, min(1.0, fraction))), text)
+
+    def run(self) -> None:
+        self.state = "running"
+        t0 = time.monotonic()
+        try:
+            self.result = self.fn(self._progress, self.is_cancelled)
+            if self.is_cancelled():
+                raise CancelledError(f"{self.name} cancelled")
+        except CancelledError:
+            self.state = "cancelled"
+            self.elapsed_s = time.monotonic() - t0
+            self.signals.cancelled.emit()
+        except IrplanError as exc:
+            self.state = "failed"
+            self.error = str(exc)
+            self.elapsed_s = time.monotonic() - t0
+            self.signals.failed.emit(self.error)
+        except Exception as exc:  # noqa: BLE001 - shown to the user as one line
+            self.state = "failed"
+            self.error = f"{self.name}: internal error: {type(exc).__name__}: {exc}"
+            self.traceback = traceback.format_exc()
+            self.elapsed_s = time.monotonic() - t0
+            self.signals.failed.emit(self.error)
+        else:
+            self.state = "finished"
+            self.elapsed_s = time.monotonic() - t0
+            self.signals.finished.emit(self.result)
+        self.signals.done.emit()
+
+
+class TaskRunner(QObject):
+    """Starts tasks on a thread pool and tracks the running ones (for progress UI,
+    cancel-all and 'wait until idle' in screenshots and tests)."""
+
+    busy_changed = Signal(bool)
+    task_started = Signal(object)
+    task_done = Signal(object)
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 2) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self.running: list[Task] = []
+
+    def start(self, name: str, fn: TaskFn, on_result: Callable[[Any], None] | None = None,
+              on_error: Callable[[str], None] | None = None) -> Task:
+        """Run ``fn(progress, cancel)`` in the pool; callbacks run on the GUI thread."""
+        task = Task(name, fn)
+        if on_result is not None:
+            task.signals.finished.connect(on_result)
+        if on_error is not None:
+            task.signals.failed.connect(on_error)
+        task.signals.done.connect(lambda t=task: self._finish(t))
+        was_idle = not self.running
+        self.running.append(task)
+        self.task_started.emit(task)
+        if was_idle:
+            self.busy_changed.emit(True)
+        self.pool.start(task)
+        return task
+
+    def _finish(self, task: Task) -> None:
+        if task in self.running:
+            self.running.remove(task)
+        self.task_done.emit(task)
+        if not self.running:
+            self.busy_changed.emit(False)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running)
+
+    def cancel_all(self) -> None:
+        for t in list(self.running):
+            t.cancel()
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Process events until no task runs (for scripts/tests). True when idle."""
+        from PySide6.QtCore import QCoreApplication
+
+        deadline = time.monotonic() + timeout_s
+        while self.running and time.monotonic() < deadline:
+            QCoreApplication.processEvents()
+            time.sleep(0.005)
+        QCoreApplication.processEvents()
+        return not self.running
+
+
+def counting_progress(progress: ProgressFn, text: str, lo: float = 0.0, hi: float = 1.0
+                      ) -> Callable[[int, int], None]:
+    """Adapt a ``(done, total)`` callback (io loaders) to ``progress(fraction, text)``
+    mapped into the [lo, hi] part of the bar."""
+    def cb(done: int, total: int) -> None:
+        frac = done / total if total else 1.0
+        progress(lo + (hi - lo) * frac, f"{text} {done}/{total}")
+    return cb

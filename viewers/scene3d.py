@@ -1,0 +1,325 @@
+"""3-D view: structure surfaces, optional CT volume rendering, the three MPR planes,
+an LPS orientation cube and standard camera presets. World frame = LPS mm.
+
+Mouse: left drag rotate, middle/Shift+left pan, right drag/wheel zoom (VTK trackball
+camera). Double-click = maximise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QWidget
+from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonDataModel import (
+    vtkCellArray,
+    vtkImageData,
+    vtkPiecewiseFunction,
+    vtkPolyData,
+)
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+from vtkmodules.vtkInteractionWidgets import vtkOrientationMarkerWidget
+from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
+from vtkmodules.vtkRenderingCore import (
+    vtkActor,
+    vtkColorTransferFunction,
+    vtkPolyDataMapper,
+    vtkProp,
+    vtkTextActor,
+    vtkVolume,
+    vtkVolumeProperty,
+)
+
+from irplan.planning.volume import Volume
+from irplan.viewers.mpr_view import ORIENTATIONS, StructureStyle
+from irplan.viewers.presets import VIEW_COLORS, VR_PRESETS
+from irplan.viewers.vtk_widget import VtkWidget
+
+# camera presets: (direction of projection, view up) in LPS
+CAMERA_PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "anterior": ((0, 1, 0), (0, 0, 1)),     # from the front: patient right on screen left
+    "posterior": ((0, -1, 0), (0, 0, 1)),
+    "left": ((-1, 0, 0), (0, 0, 1)),        # from the patient's left side
+    "right": ((1, 0, 0), (0, 0, 1)),
+    "superior": ((0, 0, -1), (0, -1, 0)),   # from the head, anterior up
+    "inferior": ((0, 0, 1), (0, -1, 0)),    # from the feet, as an axial slice
+}
+
+
+class Scene3DView(VtkWidget):
+    """The 3-D scene. Surfaces come as vtkPolyData (LPS mm) from a worker thread."""
+
+    maximise_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, use_vtk_style=True)
+        self.name = "3d"
+        style = vtkInteractorStyleTrackballCamera()
+        self.GetRenderWindow().GetInteractor().SetInteractorStyle(style)
+        ren = self.renderer
+        ren.GradientBackgroundOn()
+        ren.SetBackground(0.02, 0.02, 0.04)
+        ren.SetBackground2(0.16, 0.18, 0.26)
+        # no FXAA: it blanks the picture when an overlay renderer layer is present
+        self._surfaces: dict[str, vtkActor] = {}
+        self._styles: dict[str, StructureStyle] = {}
+        self._bounds: tuple[np.ndarray, np.ndarray] | None = None
+        self._volume_actor: vtkVolume | None = None
+        self._ct_image: vtkImageData | None = None
+        self._vr_preset = "soft_tissue"
+        self._camera_preset = "anterior"
+
+        # the three MPR planes as coloured frames
+        self._plane_polys: dict[str, vtkPolyData] = {}
+        self._plane_actors: dict[str, vtkActor] = {}
+        for name in ("axial", "coronal", "sagittal"):
+            poly = vtkPolyData()
+            m = vtkPolyDataMapper()
+            m.SetInputData(poly)
+            a = vtkActor()
+            a.SetMapper(m)
+            a.GetProperty().SetColor(*VIEW_COLORS[name])
+            a.GetProperty().SetLineWidth(1.5)
+            a.GetProperty().LightingOff()
+            a.PickableOff()
+            a.VisibilityOff()
+            ren.AddActor(a)
+            self._plane_polys[name] = poly
+            self._plane_actors[name] = a
+        self._positions = np.zeros(3)
+
+        # orientation cube labelled in patient terms (LPS: +x = L, +y = P, +z = S)
+        cube = vtkAnnotatedCubeActor()
+        cube.SetXPlusFaceText("L")
+        cube.SetXMinusFaceText("R")
+        cube.SetYPlusFaceText("P")
+        cube.SetYMinusFaceText("A")
+        cube.SetZPlusFaceText("S")
+        cube.SetZMinusFaceText("I")
+        cube.SetFaceTextScale(0.65)
+        cube.GetCubeProperty().SetColor(0.35, 0.42, 0.55)
+        cube.GetTextEdgesProperty().SetColor(0.9, 0.9, 0.9)
+        cube.GetTextEdgesProperty().SetLineWidth(1)
+        for getter in (cube.GetXPlusFaceProperty, cube.GetXMinusFaceProperty):
+            getter().SetColor(0.95, 0.55, 0.5)
+        for getter in (cube.GetYPlusFaceProperty, cube.GetYMinusFaceProperty):
+            getter().SetColor(0.55, 0.9, 0.55)
+        for getter in (cube.GetZPlusFaceProperty, cube.GetZMinusFaceProperty):
+            getter().SetColor(0.6, 0.7, 1.0)
+        self._marker = vtkOrientationMarkerWidget()
+        self._marker.SetOrientationMarker(cube)
+        self._marker.SetInteractor(self.GetRenderWindow().GetInteractor())
+        self._marker.SetViewport(0.0, 0.0, 0.17, 0.17)
+        self._marker.SetEnabled(1)
+        self._marker.InteractiveOff()
+
+        self._title = vtkTextActor()
+        tp = self._title.GetTextProperty()
+        tp.SetFontSize(14)
+        tp.SetBold(True)
+        tp.SetColor(*VIEW_COLORS["3d"])
+        tp.SetVerticalJustificationToTop()
+        tp.SetShadow(True)
+        self._title.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        self._title.GetPositionCoordinate().SetValue(0.012, 0.985)
+        self._title.SetInput("3D")
+        self.overlay_renderer.AddViewProp(self._title)
+
+        self.double_clicked.connect(self.maximise_requested)
+
+    # ------------------------------------------------------------------ data
+    def set_volume(self, volume: Volume | None, image: vtkImageData | None = None) -> None:
+        """Set the CT (for bounds, planes and optional volume rendering)."""
+        if self._volume_actor is not None:
+            self.renderer.RemoveVolume(self._volume_actor)
+            self._volume_actor = None
+        self._ct_image = image
+        if volume is None:
+            self._bounds = None
+            for a in self._plane_actors.values():
+                a.VisibilityOff()
+            self.request_render()
+            return
+        lo, hi = volume.bounds_lps()
+        self._bounds = (lo, hi)
+        self._positions = (lo + hi) / 2
+        for a in self._plane_actors.values():
+            a.VisibilityOn()
+        self._update_planes()
+        self.set_camera_preset(self._camera_preset)
+
+    def set_surface(self, key: str, poly: vtkPolyData | None,
+                    style: StructureStyle | None = None) -> None:
+        """Add/replace (poly) or remove (None) a structure surface."""
+        old = self._surfaces.pop(key, None)
+        if old is not None:
+            self.renderer.RemoveActor(old)
+        if poly is None:
+            self._styles.pop(key, None)
+            self.request_render()
+            return
+        m = vtkPolyDataMapper()
+        m.SetInputData(poly)
+        m.ScalarVisibilityOff()
+        a = vtkActor()
+        a.SetMapper(m)
+        p = a.GetProperty()
+        p.SetInterpolationToPhong()
+        p.SetSpecular(0.25)
+        p.SetSpecularPower(20)
+        p.SetDiffuse(0.85)
+        p.SetAmbient(0.12)
+        self.renderer.AddActor(a)
+        self._surfaces[key] = a
+        if style is not None:
+            self._styles[key] = style
+        self.set_structure_style(key, self._styles.get(key) or StructureStyle((0.6, 0.6, 0.6)))
+
+    def set_structure_style(self, key: str, style: StructureStyle) -> None:
+        self._styles[key] = style
+        a = self._surfaces.get(key)
+        if a is None:
+            return
+        a.GetProperty().SetColor(*style.color)
+        a.GetProperty().SetOpacity(style.opacity_3d)
+        a.SetVisibility(style.visible)
+        # translucent shells drawn without back faces look cleaner
+        a.GetProperty().SetBackfaceCulling(style.opacity_3d < 0.99)
+        self.request_render()
+
+    def surface_keys(self) -> list[str]:
+        return list(self._surfaces)
+
+    def surface_actor(self, key: str) -> vtkActor | None:
+        return self._surfaces.get(key)
+
+    # ------------------------------------------------------------ overlays
+    def add_overlay_actor(self, prop: vtkProp, on_top: bool = False) -> None:
+        """Add a VTK prop drawn in LPS mm (``on_top``: never hidden by surfaces)."""
+        (self.overlay_renderer if on_top else self.renderer).AddViewProp(prop)
+        self.request_render()
+
+    def remove_overlay_actor(self, prop: vtkProp) -> None:
+        self.overlay_renderer.RemoveViewProp(prop)
+        self.renderer.RemoveViewProp(prop)
+        self.request_render()
+
+    # ------------------------------------------------------------ planes
+    def set_slice_positions(self, crosshair_lps_mm: np.ndarray) -> None:
+        """Place the three plane frames through an LPS point."""
+        self._positions = np.asarray(crosshair_lps_mm, dtype=float).copy()
+        self._update_planes()
+
+    def set_planes_visible(self, on: bool) -> None:
+        for a in self._plane_actors.values():
+            a.SetVisibility(on and self._bounds is not None)
+        self.request_render()
+
+    def _update_planes(self) -> None:
+        if self._bounds is None:
+            return
+        lo, hi = self._bounds
+        for name, poly in self._plane_polys.items():
+            ax = ORIENTATIONS[name].axis
+            u, v = [a for a in range(3) if a != ax]
+            pts = vtkPoints()
+            for cu, cv in ((lo[u], lo[v]), (hi[u], lo[v]), (hi[u], hi[v]), (lo[u], hi[v])):
+                p = np.zeros(3)
+                p[ax] = self._positions[ax]
+                p[u], p[v] = cu, cv
+                pts.InsertNextPoint(*p)
+            cells = vtkCellArray()
+            cells.InsertNextCell(5)
+            for i in (0, 1, 2, 3, 0):
+                cells.InsertCellPoint(i)
+            poly.SetPoints(pts)
+            poly.SetLines(cells)
+            poly.Modified()
+        self.request_render()
+
+    # ------------------------------------------------------------ volume rendering
+    def set_volume_rendering(self, on: bool, preset: str | None = None) -> None:
+        """CT volume rendering (vtkSmartVolumeMapper) with a VR_PRESETS transfer function."""
+        from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
+
+        if preset is not None:
+            self._vr_preset = preset
+        if not on:
+            if self._volume_actor is not None:
+                self._volume_actor.VisibilityOff()
+            self.request_render()
+            return
+        if self._ct_image is None:
+            return
+        if self._volume_actor is None:
+            mapper = vtkSmartVolumeMapper()
+            mapper.SetInputData(self._ct_image)
+            mapper.SetRequestedRenderModeToDefault()
+            mapper.SetInteractiveAdjustSampleDistances(True)
+            vol = vtkVolume()
+            vol.SetMapper(mapper)
+            vol.SetProperty(vtkVolumeProperty())
+            vol.PickableOff()
+            self.renderer.AddVolume(vol)
+            self._volume_actor = vol
+        tf = VR_PRESETS[self._vr_preset]
+        ctf = vtkColorTransferFunction()
+        for hu, r, g, b in tf["color"]:
+            ctf.AddRGBPoint(hu, r, g, b)
+        otf = vtkPiecewiseFunction()
+        for hu, o in tf["opacity"]:
+            otf.AddPoint(hu, o)
+        prop = self._volume_actor.GetProperty()
+        prop.SetColor(ctf)
+        prop.SetScalarOpacity(otf)
+        prop.SetInterpolationTypeToLinear()
+        prop.ShadeOn()
+        prop.SetAmbient(0.25)
+        prop.SetDiffuse(0.75)
+        self._volume_actor.VisibilityOn()
+        self.request_render()
+
+    # ------------------------------------------------------------ camera
+    def set_camera_preset(self, name: str) -> None:
+        """Standard views: anterior, posterior, left, right, superior, inferior."""
+        d, up = CAMERA_PRESETS[name]
+        self._camera_preset = name
+        cam = self.renderer.GetActiveCamera()
+        if self._bounds is not None:
+            lo, hi = self._focus_bounds()
+            centre = (lo + hi) / 2
+            radius = float(np.linalg.norm(hi - lo)) / 2
+        else:
+            centre, radius = np.zeros(3), 100.0
+        cam.SetFocalPoint(*centre)
+        cam.SetPosition(*(centre - np.array(d, dtype=float) * radius * 4))
+        cam.SetViewUp(*up)
+        cam.SetViewAngle(30)
+        self.renderer.ResetCamera(*[v for pair in zip(lo, hi) for v in pair]
+                                  if self._bounds is not None else (-100, 100) * 3)
+        cam.Zoom(1.15)
+        self.renderer.ResetCameraClippingRange()
+        self.request_render()
+
+    def _focus_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of the visible opaque-ish surfaces, else the CT."""
+        assert self._bounds is not None
+        los, his = [], []
+        for key, a in self._surfaces.items():
+            st = self._styles.get(key)
+            if st is not None and not st.visible:
+                continue
+            b = a.GetBounds()
+            if b[0] <= b[1]:
+                los.append(b[0::2])
+                his.append(b[1::2])
+        if not los:
+            return self._bounds
+        return np.min(los, axis=0), np.max(his, axis=0)
+
+    def reset_camera(self) -> None:
+        self.set_camera_preset(self._camera_preset)
+
+    def render_now(self) -> None:
+        self.renderer.ResetCameraClippingRange()
+        super().render_now()

@@ -1,0 +1,134 @@
+"""Binary mask -> smooth, decimated surface mesh in LPS mm (VTK filters, thread-safe).
+
+Pipeline: crop to the mask's bounding box (+2 voxels) -> vtkSurfaceNets3D (Frisken's
+surface nets, made for label maps; smooths while it extracts) -> vtkWindowedSincPolyData
+Filter (non-shrinking smoothing) -> vtkQuadricDecimation -> transform from the volume's
+unrotated frame to LPS (direction matrix + origin) -> vtkPolyDataNormals (consistent,
+outward normals even for flipped/left-handed grids).
+
+The functions here build and run VTK pipelines but never render: call them from a worker
+thread and hand the resulting vtkPolyData to the GUI thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from vtkmodules.util import numpy_support
+from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
+from vtkmodules.vtkCommonTransforms import vtkTransform
+from vtkmodules.vtkFiltersCore import (
+    vtkPolyDataNormals,
+    vtkQuadricDecimation,
+    vtkSurfaceNets3D,
+    vtkWindowedSincPolyDataFilter,
+)
+from vtkmodules.vtkFiltersGeneral import vtkTransformPolyDataFilter
+
+from irplan.planning.errors import CancelledError
+from irplan.planning.volume import Volume
+from irplan.viewers.vtk_convert import local_to_lps_matrix
+
+
+def mask_to_polydata(mask: Volume, smoothing_iterations: int = 20, pass_band: float = 0.05,
+                     target_reduction: float = 0.6, max_triangles: int = 60000,
+                     cancel: Callable[[], bool] | None = None) -> vtkPolyData:
+    """Closed surface of ``mask != 0`` in LPS mm (empty vtkPolyData for an empty mask).
+
+    ``target_reduction``: fraction of triangles removed by decimation (more when the
+    mesh still exceeds ``max_triangles``). ``cancel()`` returning True between stages
+    raises CancelledError.
+    """
+    def check() -> None:
+        if cancel is not None and cancel():
+            raise CancelledError("surface extraction cancelled")
+
+    arr = np.asarray(mask.array) != 0
+    if not arr.any():
+        return vtkPolyData()
+    kk, jj, ii = (np.flatnonzero(arr.any(axis=ax)) for ax in ((1, 2), (0, 2), (0, 1)))
+    lo = np.array([ii[0], jj[0], kk[0]]) - 2
+    hi = np.array([ii[-1], jj[-1], kk[-1]]) + 3
+    size = np.array(mask.size_xyz)
+    lo_c, hi_c = np.clip(lo, 0, size), np.clip(hi, 0, size)
+    sub = np.zeros(tuple((hi - lo)[::-1]), dtype=np.uint8)  # padded: closed surfaces
+    off = lo_c - lo
+    sub[off[2]:off[2] + hi_c[2] - lo_c[2], off[1]:off[1] + hi_c[1] - lo_c[1],
+        off[0]:off[0] + hi_c[0] - lo_c[0]] = arr[lo_c[2]:hi_c[2], lo_c[1]:hi_c[1],
+                                                 lo_c[0]:hi_c[0]]
+    img = vtkImageData()
+    img.SetDimensions(*(int(v) for v in (hi - lo)))
+    img.SetSpacing(*(float(v) for v in mask.spacing_mm))
+    img.SetOrigin(*(float(v) for v in lo * mask.spacing_mm))  # unrotated frame, mm
+    scal = numpy_support.numpy_to_vtk(sub.reshape(-1), deep=True)
+    img.GetPointData().SetScalars(scal)
+    check()
+
+    nets = vtkSurfaceNets3D()
+    nets.SetInputData(img)
+    nets.SetValue(0, 1)
+    nets.SetOutputMeshTypeToTriangles()
+    nets.SmoothingOn()
+    nets.SetNumberOfIterations(12)
+    nets.Update()
+    check()
+    poly = nets.GetOutput()
+    if poly.GetNumberOfPoints() == 0:
+        return vtkPolyData()
+
+    smooth = vtkWindowedSincPolyDataFilter()
+    smooth.SetInputData(poly)
+    smooth.SetNumberOfIterations(smoothing_iterations)
+    smooth.SetPassBand(pass_band)
+    smooth.BoundarySmoothingOff()
+    smooth.FeatureEdgeSmoothingOff()
+    smooth.NonManifoldSmoothingOn()
+    smooth.NormalizeCoordinatesOn()
+    smooth.Update()
+    check()
+    poly = smooth.GetOutput()
+
+    n_tri = poly.GetNumberOfCells()
+    reduction = target_reduction
+    if n_tri * (1 - reduction) > max_triangles:
+        reduction = 1.0 - max_triangles / n_tri
+    if reduction > 0.01 and n_tri > 500:
+        dec = vtkQuadricDecimation()
+        dec.SetInputData(poly)
+        dec.SetTargetReduction(float(min(reduction, 0.98)))
+        dec.VolumePreservationOn()
+        dec.Update()
+        check()
+        poly = dec.GetOutput()
+
+    tf = vtkTransform()
+    tf.SetMatrix(local_to_lps_matrix(mask))
+    tpf = vtkTransformPolyDataFilter()
+    tpf.SetInputData(poly)
+    tpf.SetTransform(tf)
+    tpf.Update()
+
+    normals = vtkPolyDataNormals()
+    normals.SetInputData(tpf.GetOutput())
+    normals.ConsistencyOn()
+    normals.AutoOrientNormalsOn()
+    normals.SplittingOff()
+    normals.ComputeCellNormalsOff()
+    normals.Update()
+    out = vtkPolyData()
+    out.ShallowCopy(normals.GetOutput())
+    out.GetCellData().Initialize()  # drop surface-nets boundary labels
+    return out
+
+
+def polydata_volume_ml(poly: vtkPolyData) -> float:
+    """Enclosed volume of a closed triangle mesh (mL)."""
+    from vtkmodules.vtkFiltersCore import vtkMassProperties
+
+    if poly.GetNumberOfPoints() == 0:
+        return 0.0
+    mp = vtkMassProperties()
+    mp.SetInputData(poly)
+    mp.Update()
+    return float(mp.GetVolume()) / 1000.0

@@ -1,0 +1,331 @@
+"""The four linked views (axial, coronal, sagittal, 3D) in a 2x2 grid.
+
+``ViewSet`` is the one place other modules use to draw into the views:
+
+- ``views.add_overlay_actor(actor, view="axial"|"coronal"|"sagittal"|"3d", on_top=False)``
+  adds a VTK prop (LPS mm) to one view. A VTK actor may live in one render window only:
+  make one actor per view (they can share a vtkPolyData).
+- ``views.add_overlay_polydata(key, poly, color, ...)`` makes those per-view actors for you
+  (lines/tubes/meshes in LPS mm) and ``views.remove_overlay(key)`` removes them.
+- ``views.crosshair_changed(lps)`` / ``views.slice_changed(view, pos_mm)`` tell where the
+  user looks; ``views.set_crosshair(lps)`` moves all views to a point.
+- ``views.mpr("axial")`` etc. give a view; ``views.render()`` redraws all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
+from vtkmodules.vtkCommonDataModel import vtkPolyData
+from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkProp
+
+from irplan.planning.structures import structure_types
+from irplan.planning.volume import Volume
+from irplan.viewers.mpr_view import MprView, StructureStyle
+from irplan.viewers.presets import DEFAULT_WINDOW, VIEW_COLORS, dicom_window, window_preset
+from irplan.viewers.scene3d import Scene3DView
+from irplan.viewers.vtk_convert import volume_to_vtk
+
+MPR_NAMES = ("axial", "coronal", "sagittal")
+VIEW_NAMES = (*MPR_NAMES, "3d")
+
+
+def default_style(key: str) -> StructureStyle:
+    """Style from the standard structure table (resources/structures.json)."""
+    types = structure_types()
+    st = types.get(key) or types["other"]
+    name = st.name if key in types else key
+    return StructureStyle(color=tuple(st.color), opacity_2d=0.4, opacity_3d=st.opacity,
+                          visible=True, name=name)
+
+
+class _Cell(QFrame):
+    """A thin coloured frame around a view; highlights when its view has focus."""
+
+    def __init__(self, view: QWidget, color: tuple[float, float, float]) -> None:
+        super().__init__()
+        r, g, b = (int(c * 255) for c in color)
+        self.setObjectName("viewCell")
+        self.setStyleSheet(f"#viewCell {{ border: 1px solid rgb({r},{g},{b}); "
+                           "background: black; }")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(1, 1, 1, 1)
+        lay.addWidget(view)
+        self.view = view
+
+
+class ViewSet(QObject):
+    """Axial, coronal, sagittal MPR views and the 3D scene, linked by one crosshair."""
+
+    crosshair_changed = Signal(object)        # LPS mm (np.ndarray)
+    slice_changed = Signal(str, float)        # view name, position mm along its axis
+    cursor_moved = Signal(object, float)      # LPS mm under the mouse, HU (NaN outside)
+    window_changed = Signal(float, float)     # width, level HU
+    maximised_changed = Signal(str)           # view name or "" for the 2x2 layout
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.axial = MprView("axial")
+        self.coronal = MprView("coronal")
+        self.sagittal = MprView("sagittal")
+        self.scene3d = Scene3DView()
+        self.volume: Volume | None = None
+        self.ct_image = None
+        self.styles: dict[str, StructureStyle] = {}
+        self._masks: dict[str, Volume] = {}
+        self._surfaces: dict[str, vtkPolyData] = {}
+        self._overlays: dict[str, list[tuple[QWidget, vtkProp]]] = {}
+        self._crosshair = np.zeros(3)
+        self._window = (window_preset(DEFAULT_WINDOW).width_hu,
+                        window_preset(DEFAULT_WINDOW).level_hu)
+        self._window_key = DEFAULT_WINDOW
+        self.maximised = ""
+
+        self.widget = QWidget(parent)
+        grid = QGridLayout(self.widget)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        self._cells: dict[str, _Cell] = {}
+        for (r, c), name in zip(((0, 0), (0, 1), (1, 0), (1, 1)), VIEW_NAMES):
+            cell = _Cell(self.view(name), VIEW_COLORS[name])
+            grid.addWidget(cell, r, c)
+            self._cells[name] = cell
+        grid.setRowStretch(0, 1)
+        grid.setRowStretch(1, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+
+        for v in self.mprs():
+            v.crosshair_requested.connect(self.set_crosshair)
+            v.cursor_moved.connect(self.cursor_moved)
+            v.window_changed.connect(self._on_view_window)
+            v.slice_changed.connect(self._on_slice_changed)
+            v.maximise_requested.connect(lambda n=v.name: self.toggle_maximise(n))
+            v.set_window(*self._window)
+        self.scene3d.maximise_requested.connect(lambda: self.toggle_maximise("3d"))
+
+    # ------------------------------------------------------------------ access
+    def view(self, name: str) -> MprView | Scene3DView:
+        return {"axial": self.axial, "coronal": self.coronal, "sagittal": self.sagittal,
+                "3d": self.scene3d}[name]
+
+    def mpr(self, name: str) -> MprView:
+        return {"axial": self.axial, "coronal": self.coronal, "sagittal": self.sagittal}[name]
+
+    def mprs(self) -> tuple[MprView, MprView, MprView]:
+        return (self.axial, self.coronal, self.sagittal)
+
+    def __iter__(self) -> Iterator[MprView | Scene3DView]:
+        return iter((self.axial, self.coronal, self.sagittal, self.scene3d))
+
+    def render(self) -> None:
+        """Schedule a redraw of every view."""
+        for v in self:
+            v.request_render()
+
+    def render_now(self) -> None:
+        for v in self:
+            v.render_now()
+
+    # ------------------------------------------------------------------ CT
+    def set_volume(self, volume: Volume | None) -> None:
+        """Show a new CT (or clear). Structures and overlays of the old CT are removed."""
+        for key in list(self._masks):
+            self.set_structure(key, None)
+        self.volume = volume
+        self.ct_image = volume_to_vtk(volume) if volume is not None else None
+        for v in self:
+            v.set_volume(volume, self.ct_image)
+        if volume is not None:
+            lo, hi = volume.bounds_lps()
+            self._crosshair = (lo + hi) / 2
+            own = dicom_window(volume.metadata)
+            if self._window_key == "dicom" and own is not None:
+                self._window = own
+            self.set_window(*self._window)
+            self.set_crosshair(self._crosshair)
+
+    def set_window(self, width_hu: float, level_hu: float) -> None:
+        self._window = (float(width_hu), float(level_hu))
+        for v in self.mprs():
+            v.set_window(width_hu, level_hu)
+        self.window_changed.emit(float(width_hu), float(level_hu))
+
+    def apply_window_preset(self, key: str) -> tuple[float, float]:
+        """Apply a preset from viewers.presets (``"dicom"`` = the series' own window)."""
+        self._window_key = key
+        if key == "dicom":
+            own = dicom_window(self.volume.metadata) if self.volume is not None else None
+            wl = own or (window_preset("dicom").width_hu, window_preset("dicom").level_hu)
+        else:
+            p = window_preset(key)
+            wl = (p.width_hu, p.level_hu)
+        self.set_window(*wl)
+        return wl
+
+    @property
+    def window(self) -> tuple[float, float]:
+        return self._window
+
+    def _on_view_window(self, w: float, lvl: float) -> None:
+        self._window = (w, lvl)
+        for v in self.mprs():
+            if v.window != (w, lvl):
+                v.set_window(w, lvl)
+        self.window_changed.emit(w, lvl)
+
+    # ------------------------------------------------------------------ crosshair
+    def set_crosshair(self, p_lps_mm: np.ndarray) -> None:
+        """Move every view to an LPS point (mm)."""
+        self._crosshair = np.asarray(p_lps_mm, dtype=float).copy()
+        for v in self.mprs():
+            v.set_crosshair(self._crosshair)
+        self.scene3d.set_slice_positions(self._crosshair)
+        self.crosshair_changed.emit(self._crosshair.copy())
+
+    @property
+    def crosshair_lps_mm(self) -> np.ndarray:
+        return self._crosshair.copy()
+
+    def _on_slice_changed(self, name: str, pos_mm: float) -> None:
+        ax = self.mpr(name).orientation.axis
+        self._crosshair[ax] = pos_mm
+        for v in self.mprs():
+            if v.name != name:
+                v._crosshair[ax] = pos_mm
+                v._update_crosshair_geometry()
+                v.request_render()
+        self.scene3d.set_slice_positions(self._crosshair)
+        self.slice_changed.emit(name, pos_mm)
+        self.crosshair_changed.emit(self._crosshair.copy())
+
+    def reset_views(self) -> None:
+        for v in self.mprs():
+            v.reset_camera()
+        self.scene3d.reset_camera()
+
+    # ------------------------------------------------------------------ structures
+    def set_structure(self, key: str, mask: Volume | None) -> None:
+        """Show (mask) or remove (None) a structure's 2-D overlay; its 3-D surface comes
+        separately via :meth:`set_surface` (computed off the GUI thread)."""
+        if mask is None:
+            self._masks.pop(key, None)
+            self._surfaces.pop(key, None)
+            for v in self.mprs():
+                v.set_structure(key, None)
+            self.scene3d.set_surface(key, None)
+            return
+        self._masks[key] = mask
+        style = self.styles.setdefault(key, default_style(key))
+        img = volume_to_vtk(mask)
+        for v in self.mprs():
+            v.set_structure(key, mask, style, image=img)
+
+    def set_surface(self, key: str, poly: vtkPolyData | None) -> None:
+        """Surface mesh (LPS mm) of a structure: 3-D view and MPR outlines."""
+        style = self.styles.setdefault(key, default_style(key))
+        if poly is None:
+            self._surfaces.pop(key, None)
+        else:
+            self._surfaces[key] = poly
+        self.scene3d.set_surface(key, poly, style)
+        for v in self.mprs():
+            v.set_structure_surface(key, poly)
+
+    def surface(self, key: str) -> vtkPolyData | None:
+        return self._surfaces.get(key)
+
+    def structure_keys(self) -> list[str]:
+        return list(self._masks)
+
+    def set_structure_style(self, key: str, *, visible: bool | None = None,
+                            color: tuple[float, float, float] | None = None,
+                            opacity_2d: float | None = None,
+                            opacity_3d: float | None = None) -> StructureStyle:
+        """Change how a structure is drawn in every view; returns the new style."""
+        st = self.styles.setdefault(key, default_style(key))
+        if visible is not None:
+            st.visible = visible
+        if color is not None:
+            st.color = tuple(float(c) for c in color)  # type: ignore[assignment]
+        if opacity_2d is not None:
+            st.opacity_2d = float(opacity_2d)
+        if opacity_3d is not None:
+            st.opacity_3d = float(opacity_3d)
+        for v in self.mprs():
+            v.set_structure_style(key, st)
+        self.scene3d.set_structure_style(key, st)
+        return st
+
+    def set_outline_mode(self, outline: bool) -> None:
+        for v in self.mprs():
+            v.set_outline_mode(outline)
+
+    # ------------------------------------------------------------------ overlays
+    def add_overlay_actor(self, prop: vtkProp, view: str = "3d", on_top: bool = False) -> None:
+        """Add a VTK prop (LPS mm) to one view ("axial", "coronal", "sagittal", "3d")."""
+        self.view(view).add_overlay_actor(prop, on_top=on_top)
+
+    def remove_overlay_actor(self, prop: vtkProp, view: str = "3d") -> None:
+        self.view(view).remove_overlay_actor(prop)
+
+    def add_overlay_polydata(self, key: str, poly: vtkPolyData,
+                             color: tuple[float, float, float] = (1.0, 1.0, 0.0),
+                             opacity: float = 1.0, line_width: float = 2.0,
+                             views: Iterable[str] = VIEW_NAMES, on_top_2d: bool = True,
+                             ) -> dict[str, vtkActor]:
+        """Draw one vtkPolyData (LPS mm) in several views under ``key`` (replaces an
+        existing overlay of that key). In MPR views it is drawn on top of the image by
+        default. Returns the actor of each view for further styling."""
+        self.remove_overlay(key)
+        actors: dict[str, vtkActor] = {}
+        entries: list[tuple[QWidget, vtkProp]] = []
+        for name in views:
+            m = vtkPolyDataMapper()
+            m.SetInputData(poly)
+            m.ScalarVisibilityOff()
+            a = vtkActor()
+            a.SetMapper(m)
+            a.GetProperty().SetColor(*color)
+            a.GetProperty().SetOpacity(opacity)
+            a.GetProperty().SetLineWidth(line_width)
+            v = self.view(name)
+            v.add_overlay_actor(a, on_top=(on_top_2d and name != "3d"))
+            actors[name] = a
+            entries.append((v, a))
+        self._overlays[key] = entries
+        return actors
+
+    def remove_overlay(self, key: str) -> None:
+        for v, a in self._overlays.pop(key, []):
+            v.remove_overlay_actor(a)
+
+    def overlay_keys(self) -> list[str]:
+        return list(self._overlays)
+
+    # ------------------------------------------------------------------ layout
+    def toggle_maximise(self, name: str) -> None:
+        """Show one view alone, or back to the 2x2 grid when it already is."""
+        self.set_maximised("" if self.maximised == name else name)
+
+    def set_maximised(self, name: str) -> None:
+        self.maximised = name
+        for n, cell in self._cells.items():
+            cell.setVisible(not name or n == name)
+        if name:
+            self.view(name).setFocus(Qt.FocusReason.OtherFocusReason)
+        self.render()
+        self.maximised_changed.emit(name)
+
+    def focused_view_name(self) -> str:
+        for n in VIEW_NAMES:
+            if self.view(n).hasFocus():
+                return n
+        return "axial"
+
+    def finalize(self) -> None:
+        for v in self:
+            v.finalize()

@@ -1,0 +1,124 @@
+"""The QVTKRenderWindowInteractor base used by every IRPlan view.
+
+VTK's own interactor styles are switched off (vtkInteractorStyleUser); each view handles
+Qt mouse/key events itself, so the behaviour is the same on every platform and testable
+with qtbot. Renders are coalesced: ``request_render()`` may be called many times per
+event-loop turn and draws once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QSizePolicy, QWidget
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+from vtkmodules.util import numpy_support
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser
+from vtkmodules.vtkRenderingCore import vtkRenderer, vtkWindowToImageFilter
+
+# make sure the OpenGL backend and the font/volume factories are registered
+import vtkmodules.vtkRenderingFreeType  # noqa: F401  # isort: skip
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  # isort: skip
+import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  # isort: skip
+import vtkmodules.vtkInteractionStyle  # noqa: F401  # isort: skip
+
+
+class VtkWidget(QVTKRenderWindowInteractor):
+    """A render window with one main renderer (layer 0) and an overlay layer (layer 1)
+    sharing its camera, so crosshairs and tools are never hidden behind the image."""
+
+    double_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None, use_vtk_style: bool = False) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(120, 120)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        rw = self.GetRenderWindow()
+        rw.SetNumberOfLayers(2)
+        self.renderer = vtkRenderer()
+        self.renderer.SetLayer(0)
+        self.overlay_renderer = vtkRenderer()
+        self.overlay_renderer.SetLayer(1)
+        self.overlay_renderer.InteractiveOff()
+        self.overlay_renderer.SetActiveCamera(self.renderer.GetActiveCamera())
+        rw.AddRenderer(self.renderer)
+        rw.AddRenderer(self.overlay_renderer)
+        self._use_vtk_style = use_vtk_style
+        if not use_vtk_style:
+            self.GetRenderWindow().GetInteractor().SetInteractorStyle(vtkInteractorStyleUser())
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(0)
+        self._render_timer.timeout.connect(self.render_now)
+        self.Initialize()
+
+    # ------------------------------------------------------------- rendering
+    def request_render(self) -> None:
+        """Schedule one render at the next event-loop turn (coalesces many requests)."""
+        if not self._render_timer.isActive():
+            self._render_timer.start()
+
+    def render_now(self) -> None:
+        self._render_timer.stop()
+        if not self.isVisible():
+            return
+        self.before_render()
+        self.GetRenderWindow().Render()
+
+    def before_render(self) -> None:
+        """Hook for subclasses: update size-dependent annotations."""
+
+    def pixel_ratio(self) -> float:
+        return float(self.devicePixelRatioF())
+
+    def display_size(self) -> tuple[int, int]:
+        w, h = self.GetRenderWindow().GetSize()
+        return int(w), int(h)
+
+    def qt_to_display(self, x: float, y: float) -> tuple[float, float]:
+        """Qt widget coordinates (logical px, y down) -> VTK display (device px, y up)."""
+        r = self.pixel_ratio()
+        _, h = self.display_size()
+        return x * r, h - 1 - y * r
+
+    def display_to_qt(self, x: float, y: float) -> tuple[float, float]:
+        r = self.pixel_ratio()
+        _, h = self.display_size()
+        return x / r, (h - 1 - y) / r
+
+    def world_to_display(self, p: np.ndarray) -> tuple[float, float]:
+        """LPS mm -> VTK display coordinates (device px, origin bottom-left)."""
+        ren = self.renderer
+        ren.SetWorldPoint(float(p[0]), float(p[1]), float(p[2]), 1.0)
+        ren.WorldToDisplay()
+        x, y, _ = ren.GetDisplayPoint()
+        return x, y
+
+    def capture_rgb(self) -> np.ndarray:
+        """The rendered picture as a uint8 array (rows top to bottom, RGB)."""
+        self.render_now()
+        w2i = vtkWindowToImageFilter()
+        w2i.SetInput(self.GetRenderWindow())
+        w2i.SetInputBufferTypeToRGB()
+        w2i.ReadFrontBufferOff()
+        w2i.ShouldRerenderOn()
+        w2i.Update()
+        img = w2i.GetOutput()
+        nx, ny, _ = img.GetDimensions()
+        a = numpy_support.vtk_to_numpy(img.GetPointData().GetScalars()).reshape(ny, nx, -1)
+        return a[::-1, :, :3].copy()
+
+    # ------------------------------------------------------------- events
+    def mouseDoubleClickEvent(self, ev) -> None:  # noqa: N802 (Qt naming)
+        self.double_clicked.emit()
+        ev.accept()
+
+    def finalize(self) -> None:
+        """Release the OpenGL context before the widget goes away."""
+        self._render_timer.stop()
+        try:
+            self.Finalize()
+        except Exception:  # noqa: BLE001 - best effort at shutdown
+            pass
