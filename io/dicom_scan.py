@@ -13,6 +13,7 @@ whether it can load it.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,7 +327,12 @@ def scan_dicom(path: str | Path, progress: ProgressFn | None = None,
     for i, f in enumerate(files):
         if cancel is not None and cancel():
             raise CancelledError(f"scan of {root} cancelled")
-        ds, reason = _read_header(f)
+        try:
+            with warnings.catch_warnings():  # pydicom's VR warnings: the reason says enough
+                warnings.simplefilter("ignore")
+                ds, reason = _read_header(f)
+        except Exception as exc:  # noqa: BLE001 - one odd file must never stop the scan
+            ds, reason = None, f"unreadable ({type(exc).__name__}: {exc})"
         if ds is None:
             result.skipped.append(SkippedFile(f, reason))
         else:
@@ -377,17 +383,26 @@ def _read_header(path: Path) -> tuple[Dataset | None, str]:
         return None, "unreadable (permission denied)"
     except _READ_ERRORS as exc:
         return None, f"unreadable or truncated DICOM ({type(exc).__name__}: {exc})"
-    sop = str(ds.get("SOPClassUID", ""))
+    sop = str(_get(ds, "SOPClassUID", ""))
     media_sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
     if sop == DICOMDIR_SOP_CLASS or media_sop == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         return None, "DICOMDIR index file (the images it lists are scanned as files)"
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             return None, "float pixel data (parametric map) is not a CT image"
-        kind = str(ds.get("Modality", "")) or "non-image object"
+        sop_uid = _get(ds, "SOPClassUID") or getattr(getattr(ds, "file_meta", None),
+                                                       "MediaStorageSOPClassUID", None)
+        sop_name = getattr(sop_uid, "name", "") or ""
+        if not sop_uid:
+            return None, ("unreadable DICOM: no SOP Class UID and no pixel data (corrupt, "
+                          "or not an image)")
+        if "Image Storage" in sop_name:
+            return None, (f"no pixel data although it is a {sop_name} object: the file is "
+                          f"truncated or incomplete")
+        kind = str(_get(ds, "Modality", "")) or "non-image object"
         return None, f"no pixel data ({kind}, e.g. a report, structure set or presentation state)"
     try:
-        _check_truncated(ds, size)
+        _check_pixel_length(ds, path, size)
     except ValueError as exc:
         return None, str(exc)
     return ds, ""
@@ -403,28 +418,50 @@ def _looks_like_dicom(head: bytes) -> bool:
     return group in (0x0002, 0x0008)
 
 
-def _check_truncated(ds: Dataset, file_size: int) -> None:
-    """Raise ValueError when native pixel data extend past the end of the file."""
+def _check_pixel_length(ds: Dataset, path: Path, file_size: int) -> None:
+    """Raise ValueError when native pixel data do not match Rows x Columns x frames x bits
+    (too short: truncated file; too long: a header that mis-describes the pixels)."""
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if ts is not None and ts.is_compressed:
         return
-    elem = ds["PixelData"]
-    offset = getattr(elem, "file_tell", None)
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         bits = int(ds.BitsAllocated)
-        spp = int(ds.get("SamplesPerPixel", 1))
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (AttributeError, TypeError, ValueError):
-        raise ValueError("image header incomplete (Rows, Columns or Bits Allocated missing)") from None
+        raise ValueError("image header incomplete (Rows, Columns or Bits Allocated "
+                         "missing)") from None
     expected = (rows * cols * spp * frames * bits + 7) // 8
-    if offset is not None and offset + expected > file_size:
+    offset = getattr(ds["PixelData"], "file_tell", None)
+    if offset is None or offset < 4:
+        return
+    if offset + expected > file_size:
         have = max(file_size - offset, 0)
-        raise ValueError(f"truncated file: pixel data needs {expected} bytes, only {have} present")
+        raise ValueError(f"truncated file: pixel data need {expected} bytes "
+                         f"({rows} x {cols} x {frames} frame(s) x {bits} bits), only {have} "
+                         f"present")
+    with open(path, "rb") as fh:  # the 4 bytes before the value are its length
+        fh.seek(offset - 4)
+        raw = fh.read(4)
+    big = ts is not None and not ts.is_little_endian
+    length = int.from_bytes(raw, "big" if big else "little")
+    if length != 0xFFFFFFFF and length > expected + 1:
+        raise ValueError(f"pixel data hold {length} bytes but Rows x Columns x frames x bits "
+                         f"({rows} x {cols} x {frames} x {bits}) need {expected}: header and "
+                         f"pixels disagree")
+
+
+def _get(ds: Dataset, key: str, default: Any = None) -> Any:
+    """ds.get that returns ``default`` for values that do not parse (malformed VR text)."""
+    try:
+        return ds.get(key, default)
+    except _READ_ERRORS:
+        return default
 
 
 def _str(ds: Dataset, key: str) -> str:
-    v = ds.get(key)
+    v = _get(ds, key)
     return "" if v is None else str(v).strip()
 
 
@@ -535,7 +572,12 @@ def _multiframe_images(path: Path, ds: Dataset, rows: int, cols: int, nframes: i
 def _group(headers: list[tuple[Path, Dataset]], skipped: list[SkippedFile]) -> list[SeriesInfo]:
     by_series: dict[tuple[str, str], list[_Img]] = {}
     for path, ds in headers:
-        imgs = _images_of(path, ds)
+        try:
+            imgs = _images_of(path, ds)
+        except _READ_ERRORS as exc:
+            skipped.append(SkippedFile(path, f"malformed image header ({type(exc).__name__}: "
+                                             f"{exc})"))
+            continue
         bad = [i for i in imgs if i.problem or i.ipp is None or i.iop is None
                or i.pixel_spacing is None or i.rows <= 0 or i.cols <= 0]
         if bad:
@@ -602,7 +644,7 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
     first = imgs[0]
     ds = first.ds
     frames = [FrameRef(i.path, i.frame, i.ipp if i.ipp is not None else np.zeros(3), i.slope,
-                       i.intercept, _int(i.ds.get("InstanceNumber"))) for i in imgs]
+                       i.intercept, _int(_get(i.ds, "InstanceNumber"))) for i in imgs]
     geo = analyse_stack(np.array([f.position_lps_mm for f in frames]), first.iop)
     frames = [frames[i] for i in geo.order]
     files: list[Path] = []
@@ -626,8 +668,8 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
     if localizer:
         warnings.append("localizer/scout image (ImageType LOCALIZER): not a CT volume")
     warnings.extend(geometry_warnings(geo, frames))
-    wc = _first_float(ds.get("WindowCenter"))
-    ww = _first_float(ds.get("WindowWidth"))
+    wc = _first_float(_get(ds, "WindowCenter"))
+    ww = _first_float(_get(ds, "WindowWidth"))
     if ww is not None and ww <= 0:
         wc, ww = None, None  # PS3.3 C.11.2.1.2: Window Width shall be >= 1; 0 means unset
     return SeriesInfo(
@@ -643,7 +685,7 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
         files=files,
         size=(first.cols, first.rows, n_unique),
         spacing_mm=(ps[1], ps[0], geo.spacing_mm if geo.spacing_mm > 0 else
-                    float(_first_float(ds.get("SliceThickness")) or 1.0)),
+                    float(_first_float(_get(ds, "SliceThickness")) or 1.0)),
         origin_lps_mm=frames[0].position_lps_mm.copy(),
         direction=geo.direction,
         warnings=warnings,
@@ -653,16 +695,16 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
         columns=first.cols,
         pixel_spacing_mm=ps,
         orientation=tuple(first.iop or ()),
-        series_number=_int(ds.get("SeriesNumber")),
+        series_number=_int(_get(ds, "SeriesNumber")),
         transfer_syntax_uid=str(ts or ""),
         transfer_syntax_name=getattr(ts, "name", "") if ts is not None else "",
         decodable=decodable,
         multiframe=first.frame is not None,
         window_center=wc,
         window_width=ww,
-        bits_stored=int(ds.get("BitsStored", 16) or 16),
-        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
-        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+        bits_stored=int(_get(ds, "BitsStored", 16) or 16),
+        pixel_representation=int(_get(ds, "PixelRepresentation", 0) or 0),
+        samples_per_pixel=int(_get(ds, "SamplesPerPixel", 1) or 1),
         geometry=geo,
     )
 
