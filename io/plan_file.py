@@ -60,6 +60,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from irplan.planning.errors import InputError
 from irplan.planning.plan import (
     MODALITIES,
@@ -69,6 +71,7 @@ from irplan.planning.plan import (
     Plan,
     ThermalParams,
 )
+from irplan.planning.volume import Volume
 
 SCHEMA_VERSION = 1
 PLAN_SUFFIX = ".irplan.json"
@@ -496,40 +499,17 @@ def image_path(plan: Plan) -> Path:
     return resolve_plan_path(plan, plan.image.path)
 
 
-def _series_uid_of(path: Path) -> str | None:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+def find_series_folder(root: Path, series_uid: str) -> Path | None:
+    """The folder under ``root`` holding the DICOM series ``series_uid`` (the deepest
+    folder containing all its files), or None. Uses :func:`irplan.io.dicom_scan.scan_dicom`
+    (headers only)."""
+    from irplan.io.dicom_scan import scan_dicom
 
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True,
-                             specific_tags=["SeriesInstanceUID"])
-    except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError):
-        return None
-    uid = getattr(ds, "SeriesInstanceUID", None)
-    return str(uid) if uid else None
-
-
-def find_series_folder(root: Path, series_uid: str, max_files: int = 20000) -> Path | None:
-    """The folder under ``root`` whose DICOM files carry ``series_uid`` (None if absent).
-
-    Reads one file per folder (headers only) to decide, so it is quick on large trees.
-    """
     if not series_uid or not root.is_dir():
         return None
-    seen = 0
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            if name.endswith((".json", ".nii", ".gz", ".nrrd", ".png", ".pdf", ".txt")):
-                continue
-            seen += 1
-            if seen > max_files:
-                return None
-            uid = _series_uid_of(Path(folder) / name)
-            if uid is not None:
-                if uid == series_uid:
-                    return Path(folder)
-                break  # one DICOM file tells the folder's series (mixed folders: rare)
+    for info in scan_dicom(root).series:
+        if info.series_uid == series_uid and info.files:
+            return Path(os.path.commonpath([str(f.parent) for f in info.files]))
     return None
 
 
@@ -702,3 +682,85 @@ def save_plan(plan: Plan, path: str | Path, *, validate: bool = True) -> Path:
     plan.structures = dict(d["structures"])
     plan.file_dir = str(new_dir)
     return p
+
+
+# ----------------------------------------------------------------------------- data
+def load_plan_image(plan: Plan) -> Volume:
+    """The plan's planning image as a Volume (HU, LPS).
+
+    DICOM folder / DICOMDIR: the series with ``plan.image.series_uid`` (or the CT with
+    most slices when the UID is ""); NIfTI/NRRD/MetaImage files are read directly.
+    InputError when the series is absent or its Frame of Reference UID differs from the
+    plan's.
+    """
+    from irplan.io.dicom_load import load_series, pick_ct
+    from irplan.io.dicom_scan import scan_dicom
+    from irplan.io.masks import is_mask_file, read_volume_file
+
+    path = image_path(plan)
+    if not path.exists():
+        raise InputError(f"image.path: {str(path)!r} not found")
+    if path.is_file() and is_mask_file(path):
+        return read_volume_file(path)
+    scan = scan_dicom(path)
+    uid = plan.image.series_uid
+    if uid:
+        matches = [s for s in scan.series if s.series_uid == uid]
+        if not matches:
+            raise InputError(f"image: series {uid} not found under {str(path)!r} (found "
+                             f"{len(scan.series)} other series)")
+        info = max(matches, key=lambda s: s.slices)
+    else:
+        info = pick_ct(scan)
+    ref = plan.image.frame_of_reference_uid
+    if ref and info.frame_of_reference_uid and info.frame_of_reference_uid != ref:
+        raise InputError(f"image: series {info.series_uid} has Frame of Reference "
+                         f"{info.frame_of_reference_uid}, the plan expects {ref}")
+    return load_series(info)
+
+
+def load_plan_structures(plan: Plan, reference: Volume | None = None
+                         ) -> tuple[dict[str, Volume], list[str]]:
+    """The plan's structure masks (uint8 0/1), resampled onto ``reference``'s grid by
+    physical position (nearest neighbour) when their grid differs. Returns (masks, notes).
+
+    Refused (InputError naming the structure): a mask that does not overlap the reference
+    image at all (another frame of reference), or DICOM SEG masks whose Frame of
+    Reference UID differs from the plan's.
+    """
+    from irplan.io.masks import read_mask
+
+    masks: dict[str, Volume] = {}
+    notes: list[str] = []
+    for key, path in structure_paths(plan).items():
+        if str(path).lower().endswith(".dcm"):
+            mask = _read_seg_mask(path, key, plan.image.frame_of_reference_uid)
+        else:
+            mask = read_mask(path)
+        if reference is not None and not mask.same_geometry(reference, tol_mm=1e-3):
+            lo_m, hi_m = mask.bounds_lps()
+            lo_r, hi_r = reference.bounds_lps()
+            if np.any(hi_m < lo_r) or np.any(hi_r < lo_m):
+                raise InputError(f"structures.{key}: mask {str(path)!r} does not overlap the "
+                                 "planning image (different frame of reference?)")
+            n_before = float(mask.array.sum()) * float(np.prod(mask.spacing_mm))
+            mask = mask.resample_like(reference, "nearest")
+            n_after = float(mask.array.sum()) * float(np.prod(mask.spacing_mm))
+            notes.append(f"structures.{key}: resampled onto the planning grid "
+                         f"({n_before / 1000:.2f} -> {n_after / 1000:.2f} ml)")
+        masks[key] = mask
+    return masks, notes
+
+
+def _read_seg_mask(path: Path, key: str, frame_uid: str) -> Volume:
+    try:
+        from irplan.io.masks import read_seg_mask  # type: ignore[attr-defined]
+    except ImportError:
+        raise InputError(f"structures.{key}: {str(path)!r}: DICOM SEG masks cannot be read "
+                         "by this build; export the mask as NIfTI") from None
+    mask = read_seg_mask(path)
+    seg_frame = str(mask.metadata.get("frame_of_reference_uid", ""))
+    if frame_uid and seg_frame and seg_frame != frame_uid:
+        raise InputError(f"structures.{key}: {str(path)!r} has Frame of Reference {seg_frame}, "
+                         f"the plan's image has {frame_uid}")
+    return mask

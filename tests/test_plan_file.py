@@ -35,7 +35,23 @@ def _write_series(folder: Path, series_uid: str, n: int = 2) -> None:
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
         ds.SeriesInstanceUID = series_uid
         ds.Modality = "CT"
+        ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+        ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.2"
+        ds.PatientID = "P"
         ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.PixelSpacing = [1.0, 1.0]
+        ds.SliceThickness = 1.0
+        ds.Rows = ds.Columns = 4
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        ds.RescaleIntercept = 0
+        ds.RescaleSlope = 1
+        ds.PixelData = np.zeros((4, 4), np.int16).tobytes()
         ds.save_as(folder / f"IM{i:04d}", enforce_file_format=True)
 
 

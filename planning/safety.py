@@ -1,0 +1,606 @@
+"""Live safety checks of a plan: needle paths vs risk structures, skin/air, depth, IRE
+array geometry, thermal heat sink. LPS mm throughout.
+
+Each check returns :class:`Finding` objects (severity "error" | "warning" | "info", a
+code, a plain message naming the structure and the distance in mm, the structure key,
+the distance in mm and the 0-based indices of the needles concerned; messages name
+needles 1-based or by their name).
+
+Speed: a :class:`SafetyChecker` computes one signed distance map per structure (scipy
+``distance_transform_edt`` with the voxel spacing, cropped to the structure's box + a
+pad) the first time it is needed; afterwards a check only samples these maps along the
+paths (trilinear, 0.5 mm steps refined to 0.05 mm around the closest point), so
+re-checking a plan after a drag costs milliseconds (bench/bench_checks.py).
+
+Thresholds (all in :class:`SafetySettings`, user-adjustable). Where no published figure
+exists the value is an IRPlan default and says so:
+
+- path clearance to vessels / bile ducts / other risk organs: 5 mm (IRPlan default; no
+  published minimum distance exists). By vessel calibre: >= 5 mm vessels 5 mm, 3-5 mm
+  vessels 3 mm, < 3 mm vessels 2 mm (IRPlan defaults; the 3 and 5 mm calibre classes
+  are where heat sink starts and becomes constant in pig RFA, AJR 2002 — CLINICAL.md).
+  Heart 10 mm, bone 2 mm (IRPlan defaults). A path *crossing* a risk structure is an
+  error. For IRE, proximity to vessels and bile ducts is "info" only: IRE spares the
+  extracellular matrix of vessels and ducts and is indicated < 1 cm from them
+  (CLINICAL.md); crossing them is still an error.
+- IRE: electrodes parallel within 10 deg, pair spacing 10-25 mm, no two electrodes
+  closer than 5 mm anywhere, tips within 5 mm of one depth (issue 5 defaults; the
+  protocol in CLINICAL.md asks parallel electrodes 1.5-2.0 cm apart), 2-6 electrodes and
+  <= 3000 V (CLINICAL.md: 2-6 electrodes, 1500-3000 V), and voltage per spacing
+  1500-1700 V/cm (Kos et al. 2015, CLINICAL.md) as info.
+- path through air: HU < -500 inside the body over >= 2 mm (IRPlan default; -500 HU
+  separates aerated lung / gas from soft tissue on CT).
+- entry more than 10 mm outside the skin (IRPlan default).
+- thermal heat sink: a vessel >= 3 mm within 10 mm of the predicted zone (pig RFA: 73 %
+  of veins > 3 mm showed heat sink, none < 3 mm, AJR 2002; 10 mm = the 1 cm proximity
+  that makes IRE the indicated technique, CLINICAL.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from irplan.planning.errors import InputError
+from irplan.planning.needle_geometry import (
+    angle_between_deg,
+    exposure_segment,
+    mean_axis,
+    sample_segment,
+    segment_segment_distance_mm,
+)
+from irplan.planning.plan import Needle, Plan
+from irplan.planning.structures import classify_structure_name, structure_types
+from irplan.planning.volume import Volume
+
+SEVERITIES = ("error", "warning", "info")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+VESSEL_KEYS = ("portal_vein", "hepatic_vein", "artery")
+DUCT_KEYS = ("bile_duct",)
+TARGET_TYPES = ("tumor", "liver", "ablation_zone")
+BODY_KEYS = ("body", "skin")
+# Known risk structures beyond the standard types (key -> display name).
+EXTRA_RISK_NAMES = {"gallbladder": "Gallbladder", "bowel": "Bowel", "colon": "Colon",
+                    "stomach": "Stomach", "duodenum": "Duodenum", "heart": "Heart",
+                    "pleura": "Pleura", "ribs": "Ribs", "kidney": "Kidney",
+                    "diaphragm": "Diaphragm", "pericardium": "Pericardium"}
+
+
+@dataclass
+class Finding:
+    """One result of a check. ``distance_mm``: clearance from the needle surface (or the
+    zone) to the structure; negative = inside it. ``needles``: 0-based indices."""
+
+    severity: str
+    code: str
+    message: str
+    structure: str | None = None
+    distance_mm: float | None = None
+    needles: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if d["distance_mm"] is not None:
+            d["distance_mm"] = round(float(d["distance_mm"]), 2)
+        return d
+
+
+@dataclass
+class SafetySettings:
+    """Thresholds (mm, deg, V, HU); see the module doc for their sources."""
+
+    clearance_mm: dict[str, float] = field(default_factory=lambda: {
+        "portal_vein": 5.0, "hepatic_vein": 5.0, "artery": 5.0, "bile_duct": 5.0,
+        "gallbladder": 5.0, "bowel": 5.0, "colon": 5.0, "stomach": 5.0, "duodenum": 5.0,
+        "lung": 5.0, "pleura": 5.0, "heart": 10.0, "pericardium": 10.0, "bone": 2.0,
+        "ribs": 2.0, "kidney": 5.0, "diaphragm": 3.0})
+    default_clearance_mm: float = 5.0
+    # (minimum vessel calibre mm, clearance mm), largest calibre first
+    calibre_clearance_mm: tuple[tuple[float, float], ...] = ((5.0, 5.0), (3.0, 3.0),
+                                                            (0.0, 2.0))
+    entry_outside_skin_mm: float = 10.0
+    air_hu: float = -500.0
+    min_air_run_mm: float = 2.0
+    ire_max_angle_deg: float = 10.0
+    ire_min_spacing_mm: float = 10.0
+    ire_max_spacing_mm: float = 25.0
+    ire_min_distance_mm: float = 5.0
+    ire_tip_depth_tol_mm: float = 5.0
+    ire_max_electrodes: int = 6
+    ire_max_voltage_v: float = 3000.0
+    ire_v_per_cm_range: tuple[float, float] = (1500.0, 1700.0)
+    heat_sink_calibre_mm: float = 3.0
+    heat_sink_distance_mm: float = 10.0
+    step_mm: float = 0.5
+    pad_mm: float = 40.0
+
+
+def structure_display_name(key: str) -> str:
+    types = structure_types()
+    if key in types:
+        return types[key].name
+    if key in EXTRA_RISK_NAMES:
+        return EXTRA_RISK_NAMES[key]
+    return key.replace("_", " ")
+
+
+def structure_role(key: str) -> str:
+    """"target" (tumour/liver/zone, not a risk), "body", "vessel", "duct", "risk"
+    (known risk organ) or "unknown" (free name: treated as a risk structure)."""
+    k = key.lower()
+    if k in BODY_KEYS:
+        return "body"
+    if k in VESSEL_KEYS:
+        return "vessel"
+    if k in DUCT_KEYS:
+        return "duct"
+    if k in ("bone", "lung") or k in EXTRA_RISK_NAMES:
+        return "risk"
+    kind = classify_structure_name(k)
+    if kind in TARGET_TYPES:
+        return "target"
+    if kind in VESSEL_KEYS:
+        return "vessel"
+    if kind in DUCT_KEYS:
+        return "duct"
+    if kind in ("bone", "lung"):
+        return "risk"
+    return "unknown"
+
+
+def needle_label(plan: Plan, i: int) -> str:
+    n = plan.needles[i]
+    return f"needle {i + 1}" + (f" ({n.name})" if n.name else "")
+
+
+# ----------------------------------------------------------------------------- fields
+def estimate_calibre_mm(mask: Volume, max_radius_mm: float = 12.0) -> Volume:
+    """Local vessel diameter (mm) in every mask voxel: twice the largest inscribed-sphere
+    radius found within ``max_radius_mm`` (maximum filter of the inside distance) plus
+    one voxel. 0 outside the mask. An estimate, conservative next to a bigger vessel (the
+window may reach it); a real centreline calibre map wins."""
+    inside = mask.array != 0
+    edt = ndimage.distance_transform_edt(inside, sampling=mask.spacing_mm[::-1])
+    size = np.maximum(3, (2 * np.ceil(max_radius_mm / mask.spacing_mm[::-1]) + 1).astype(int))
+    local = ndimage.maximum_filter(edt, size=tuple(size))
+    diam = np.where(inside, 2 * local + float(np.min(mask.spacing_mm)), 0.0)
+    return mask.with_array(diam.astype(np.float32), calibre_estimated=True)
+
+
+class DistanceField:
+    """Signed distance (mm) to a structure's surface, negative inside, on a crop of its
+    grid (box + pad). Sampling outside the crop returns ``pad_mm`` (a lower bound)."""
+
+    def __init__(self, mask: Volume, pad_mm: float = 40.0,
+                 calibre_mm: Volume | None = None) -> None:
+        inside_full = mask.array != 0
+        self.empty = not inside_full.any()
+        self.pad_mm = float(pad_mm)
+        self.calibre_near: np.ndarray | None = None
+        if self.empty:
+            self.volume = mask
+            self.sd = np.zeros((1, 1, 1), np.float32)
+            return
+        kji = np.argwhere(inside_full)
+        pad_vox = np.ceil(pad_mm / mask.spacing_mm[::-1]).astype(int) + 1
+        lo = np.maximum(kji.min(axis=0) - pad_vox, 0)
+        hi = np.minimum(kji.max(axis=0) + pad_vox + 1, inside_full.shape)
+        crop = mask.crop_index(lo[::-1], hi[::-1])
+        inside = crop.array != 0
+        sampling = crop.spacing_mm[::-1]
+        h = float(np.min(crop.spacing_mm))
+        if calibre_mm is not None:
+            d_out, idx = ndimage.distance_transform_edt(~inside, sampling=sampling,
+                                                        return_indices=True)
+            cal = calibre_mm.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+            self.calibre_near = cal[tuple(idx)].astype(np.float32)
+        else:
+            d_out = ndimage.distance_transform_edt(~inside, sampling=sampling)
+        d_in = ndimage.distance_transform_edt(inside, sampling=sampling)
+        # voxel-centre distances moved to the voxel faces (half a voxel) = surface distance
+        sd = np.where(inside, -(d_in - h / 2), d_out - h / 2)
+        self.sd = sd.astype(np.float32)
+        self.volume = crop
+
+    def _coords(self, pts: np.ndarray) -> np.ndarray:
+        return self.volume.lps_to_index(pts)[:, ::-1].T
+
+    def sample(self, pts_lps_mm: np.ndarray) -> np.ndarray:
+        """Signed distance (mm) at points (N, 3); ``pad_mm`` outside the crop."""
+        pts = np.atleast_2d(pts_lps_mm)
+        if self.empty:
+            return np.full(len(pts), np.inf)
+        vals = ndimage.map_coordinates(self.sd, self._coords(pts), order=1, mode="constant",
+                                       cval=np.nan)
+        return np.where(np.isnan(vals), self.pad_mm, vals)
+
+    def calibre_at(self, p_lps_mm: np.ndarray) -> float | None:
+        """Calibre (mm) of the structure voxel nearest to a point (None without a map)."""
+        if self.calibre_near is None:
+            return None
+        v = ndimage.map_coordinates(self.calibre_near, self._coords(np.atleast_2d(p_lps_mm)),
+                                    order=0, mode="constant", cval=np.nan)[0]
+        return None if np.isnan(v) else float(v)
+
+    def min_along(self, a: np.ndarray, b: np.ndarray,
+                  step_mm: float = 0.5) -> tuple[float, np.ndarray, float]:
+        """Smallest signed distance on segment a-b: (distance, point, position from a)."""
+        pts, s = sample_segment(a, b, step_mm)
+        vals = self.sample(pts)
+        k = int(np.argmin(vals))
+        length = float(s[-1])
+        lo = max(0.0, s[k] - step_mm)
+        hi = min(length, s[k] + step_mm)
+        if hi > lo and length > 0:
+            u = (b - a) / length
+            ss = np.linspace(lo, hi, 21)
+            fine = self.sample(a + ss[:, None] * u)
+            kk = int(np.argmin(fine))
+            if fine[kk] < vals[k]:
+                return float(fine[kk]), a + ss[kk] * u, float(ss[kk])
+        return float(vals[k]), pts[k], float(s[k])
+
+
+# ----------------------------------------------------------------------------- checker
+class SafetyChecker:
+    """Runs every check of a plan against fixed structures (and optionally the CT).
+
+    ``structures``: key -> uint8 mask Volume (any grid; LPS). ``ct``: HU Volume for the
+    air check. ``calibre_mm``: key -> vessel diameter map (mm) on the mask's grid; for
+    vessel structures without one, :func:`estimate_calibre_mm` is used.
+    Distance maps are built lazily, once per structure; :meth:`prepare` builds all.
+    """
+
+    def __init__(self, structures: dict[str, Volume], ct: Volume | None = None,
+                 calibre_mm: dict[str, Volume] | None = None,
+                 settings: SafetySettings | None = None) -> None:
+        self.structures = dict(structures)
+        self.ct = ct
+        self.calibre_mm = dict(calibre_mm or {})
+        self.settings = settings or SafetySettings()
+        self._fields: dict[str, DistanceField] = {}
+        self._tumour_pts: np.ndarray | None = None
+
+    # -- caches
+    def field(self, key: str) -> DistanceField:
+        f = self._fields.get(key)
+        if f is None:
+            mask = self.structures[key]
+            cal = self.calibre_mm.get(key)
+            if cal is None and structure_role(key) == "vessel" and (mask.array != 0).any():
+                cal = estimate_calibre_mm(mask)
+                self.calibre_mm[key] = cal
+            f = DistanceField(mask, self.settings.pad_mm, cal)
+            self._fields[key] = f
+        return f
+
+    def prepare(self) -> None:
+        for key in self.structures:
+            if structure_role(key) != "target":
+                self.field(key)
+        self.tumour_points()
+
+    def tumour_points(self) -> np.ndarray | None:
+        """LPS mm of all tumour voxel centres (every key classified as tumour)."""
+        if self._tumour_pts is None:
+            pts = []
+            for key, m in self.structures.items():
+                if classify_structure_name(key) == "tumor":
+                    kji = np.argwhere(m.array != 0)
+                    if len(kji):
+                        pts.append(m.index_to_lps(kji[:, ::-1].astype(np.float64)))
+            self._tumour_pts = np.concatenate(pts) if pts else np.zeros((0, 3))
+        return self._tumour_pts if len(self._tumour_pts) else None
+
+    # -- main entry
+    def check(self, plan: Plan, zone: Volume | None = None) -> list[Finding]:
+        """Every finding for ``plan`` (errors first). ``zone``: predicted ablation zone
+        mask for the thermal heat-sink check."""
+        out: list[Finding] = []
+        for key in self.structures:
+            role = structure_role(key)
+            if role == "unknown":
+                out.append(Finding("info", "unknown_structure",
+                                   f"structure '{key}' is not a standard type; it is treated "
+                                   f"as a risk structure ({self.settings.default_clearance_mm:g}"
+                                   " mm clearance)", key))
+            elif role not in ("target",) and not (self.structures[key].array != 0).any():
+                out.append(Finding("info", "empty_structure",
+                                   f"{structure_display_name(key)} mask is empty: not checked",
+                                   key))
+        for i in range(len(plan.needles)):
+            out.extend(self.check_needle(plan, i))
+        if plan.is_ire:
+            out.extend(self.check_ire(plan))
+        elif zone is not None:
+            out.extend(self.check_heat_sink(zone))
+        out.sort(key=lambda f: (_RANK[f.severity], f.needles[:1] or [-1], f.code))
+        return out
+
+    # -- per needle
+    def check_needle(self, plan: Plan, i: int) -> list[Finding]:
+        from irplan.planning.devices import catalogue
+
+        n = plan.needles[i]
+        label = needle_label(plan, i)
+        out: list[Finding] = []
+        dev = catalogue().get(n.device)
+        if dev is None:
+            out.append(Finding("error", "device_unknown",
+                               f"{label}: unknown device '{n.device}': radius, length and "
+                               "exposure cannot be checked", None, None, [i]))
+            radius = 0.0
+        else:
+            radius = dev.radius_mm
+            if dev.modality != plan.modality:
+                out.append(Finding("error", "device_modality",
+                                   f"{label}: {dev.name} is a {dev.modality} device in a "
+                                   f"{plan.modality} plan", None, None, [i]))
+            if n.length_mm > dev.max_length_mm:
+                out.append(Finding("error", "depth_exceeds_device",
+                                   f"{label}: insertion depth {n.length_mm:.1f} mm exceeds the "
+                                   f"{dev.max_length_mm:.0f} mm usable length of {dev.name}",
+                                   None, n.length_mm - dev.max_length_mm, [i]))
+            if plan.is_ire and dev.exposure_range_mm and n.exposure_mm is not None:
+                lo, hi = dev.exposure_range_mm
+                if not lo <= n.exposure_mm <= hi:
+                    out.append(Finding("error", "exposure_range",
+                                       f"{label}: exposure {n.exposure_mm:g} mm is outside "
+                                       f"the device's {lo:g}-{hi:g} mm range", None, None, [i]))
+        if plan.is_ire and n.exposure_mm is not None and n.exposure_mm > n.length_mm:
+            out.append(Finding("error", "exposure_beyond_depth",
+                               f"{label}: exposure {n.exposure_mm:g} mm is longer than the "
+                               f"insertion depth {n.length_mm:.1f} mm (active part outside "
+                               "the body)", None, None, [i]))
+        for key in self.structures:
+            role = structure_role(key)
+            if role in ("target", "body"):
+                continue
+            f = self.field(key)
+            if f.empty:
+                continue
+            out.extend(self._path_vs_structure(plan, i, key, role, f, radius))
+        out.extend(self._skin_and_air(plan, i))
+        return out
+
+    def clearance_threshold_mm(self, key: str, calibre: float | None) -> float:
+        s = self.settings
+        if structure_role(key) == "vessel" and calibre is not None:
+            for min_cal, clr in s.calibre_clearance_mm:
+                if calibre >= min_cal:
+                    return clr
+        base = classify_structure_name(key)
+        return s.clearance_mm.get(key, s.clearance_mm.get(base, s.default_clearance_mm))
+
+    def path_clearance_mm(self, needle: Needle, key: str, radius_mm: float = 0.0
+                          ) -> tuple[float, np.ndarray, float]:
+        """(clearance from the needle surface to structure ``key`` in mm, closest point on
+        the axis, its depth from the entry in mm). Negative clearance = crossing."""
+        f = self.field(key)
+        d, p, s = f.min_along(needle.entry_lps_mm, needle.tip_lps_mm, self.settings.step_mm)
+        return d - radius_mm, p, s
+
+    def _path_vs_structure(self, plan: Plan, i: int, key: str, role: str, f: DistanceField,
+                           radius: float) -> list[Finding]:
+        n = plan.needles[i]
+        label = needle_label(plan, i)
+        name = structure_display_name(key)
+        d, p, s = f.min_along(n.entry_lps_mm, n.tip_lps_mm, self.settings.step_mm)
+        clearance = d - radius
+        if clearance >= f.pad_mm - 1e-6:
+            return []
+        calibre = f.calibre_at(p) if role == "vessel" else None
+        thr = self.clearance_threshold_mm(key, calibre)
+        cal_txt = f" (calibre {calibre:.1f} mm)" if calibre is not None else ""
+        if clearance < 0:
+            return [Finding("error", "path_crosses",
+                            f"{label} path crosses {name}{cal_txt} at {s:.0f} mm depth "
+                            f"({-clearance:.1f} mm into it)", key, clearance, [i])]
+        if clearance < thr:
+            sev = "info" if plan.is_ire and role in ("vessel", "duct") else "warning"
+            extra = " (IRE spares vessel and duct walls)" if sev == "info" else ""
+            return [Finding(sev, "path_near",
+                            f"{label} path passes {clearance:.1f} mm from {name}{cal_txt}; "
+                            f"clearance threshold {thr:g} mm{extra}", key, clearance, [i])]
+        return []
+
+    def _skin_and_air(self, plan: Plan, i: int) -> list[Finding]:
+        n = plan.needles[i]
+        label = needle_label(plan, i)
+        s = self.settings
+        out: list[Finding] = []
+        body_key = next((k for k in BODY_KEYS if k in self.structures), None)
+        inside_mask: np.ndarray | None = None
+        pts, depth = sample_segment(n.entry_lps_mm, n.tip_lps_mm, s.step_mm)
+        if body_key is not None and not self.field(body_key).empty:
+            bf = self.field(body_key)
+            d_entry = float(bf.sample(n.entry_lps_mm[None])[0])
+            if d_entry > s.entry_outside_skin_mm:
+                out.append(Finding("warning", "entry_outside_skin",
+                                   f"{label}: entry point lies {d_entry:.1f} mm outside the "
+                                   "skin", body_key, d_entry, [i]))
+            d_tip = float(bf.sample(n.tip_lps_mm[None])[0])
+            if d_tip > 0:
+                out.append(Finding("error", "tip_outside_body",
+                                   f"{label}: tip lies {d_tip:.1f} mm outside the body",
+                                   body_key, d_tip, [i]))
+            inside_mask = bf.sample(pts) < 0
+        if self.ct is not None:
+            hu = np.asarray(self.ct.value_at_lps(pts, order=1, outside=np.nan), float)
+            if inside_mask is None:  # no body mask: count from the first soft-tissue sample
+                tissue = np.nonzero(hu > s.air_hu)[0]
+                inside_mask = np.zeros(len(pts), bool)
+                if len(tissue):
+                    inside_mask[tissue[0]:] = True
+            air = inside_mask & (hu < s.air_hu)
+            run = _longest_run(air)
+            if run is not None:
+                a, b = run
+                length = float(depth[b] - depth[a]) + s.step_mm
+                if length >= s.min_air_run_mm:
+                    out.append(Finding("error", "path_through_air",
+                                       f"{label} path crosses air (HU < {s.air_hu:g}, lung or "
+                                       f"gas) over {length:.1f} mm at {depth[a]:.0f}-"
+                                       f"{depth[b]:.0f} mm depth", "air", length, [i]))
+        return out
+
+    # -- IRE array
+    def check_ire(self, plan: Plan) -> list[Finding]:
+        from irplan.planning.ire_array import electrode_pairs
+
+        s = self.settings
+        ns = plan.needles
+        out: list[Finding] = []
+        if len(ns) < 2:
+            out.append(Finding("error", "ire_count",
+                               f"IRE needs at least 2 electrodes; the plan has {len(ns)}",
+                               None, None, list(range(len(ns)))))
+            return out
+        if len(ns) > s.ire_max_electrodes:
+            out.append(Finding("warning", "ire_count",
+                               f"{len(ns)} electrodes: the protocol uses 2-"
+                               f"{s.ire_max_electrodes}", None, None, list(range(len(ns)))))
+        for i in range(len(ns)):
+            for j in range(i + 1, len(ns)):
+                ang = angle_between_deg(ns[i].direction, ns[j].direction)
+                if ang > s.ire_max_angle_deg:
+                    out.append(Finding("warning", "ire_not_parallel",
+                                       f"{needle_label(plan, i)} and {needle_label(plan, j)} are "
+                                       f"{ang:.1f} deg from parallel (limit "
+                                       f"{s.ire_max_angle_deg:g} deg)", None, None, [i, j]))
+                dmin = segment_segment_distance_mm(ns[i].entry_lps_mm, ns[i].tip_lps_mm,
+                                                   ns[j].entry_lps_mm, ns[j].tip_lps_mm)
+                if dmin < s.ire_min_distance_mm:
+                    out.append(Finding("error", "ire_too_close",
+                                       f"{needle_label(plan, i)} and {needle_label(plan, j)} come "
+                                       f"{dmin:.1f} mm close (minimum {s.ire_min_distance_mm:g}"
+                                       " mm)", None, dmin, [i, j]))
+        for pair in electrode_pairs(ns):
+            if not s.ire_min_spacing_mm <= pair.spacing_mm <= s.ire_max_spacing_mm:
+                out.append(Finding("warning", "ire_spacing",
+                                   f"{needle_label(plan, pair.i)} - {needle_label(plan, pair.j)} "
+                                   f"spacing {pair.spacing_mm:.1f} mm is outside "
+                                   f"{s.ire_min_spacing_mm:g}-{s.ire_max_spacing_mm:g} mm",
+                                   None, pair.spacing_mm, [pair.i, pair.j]))
+            v = plan.ire.voltage_v
+            if v is not None and pair.spacing_mm > 0:
+                vpcm = v / (pair.spacing_mm / 10.0)
+                lo, hi = s.ire_v_per_cm_range
+                if not lo <= vpcm <= hi:
+                    out.append(Finding("info", "ire_voltage_per_cm",
+                                       f"{needle_label(plan, pair.i)} - "
+                                       f"{needle_label(plan, pair.j)}: {v:g} V over "
+                                       f"{pair.spacing_mm:.1f} mm = {vpcm:.0f} V/cm (liver rule "
+                                       f"{lo:g}-{hi:g} V/cm, Kos et al. 2015)", None,
+                                       pair.spacing_mm, [pair.i, pair.j]))
+        if plan.ire.voltage_v is not None and plan.ire.voltage_v > s.ire_max_voltage_v:
+            out.append(Finding("error", "ire_voltage",
+                               f"voltage {plan.ire.voltage_v:g} V exceeds "
+                               f"{s.ire_max_voltage_v:g} V", None, None, []))
+        axis = mean_axis(ns)
+        tips = np.array([n.tip_lps_mm @ axis for n in ns])
+        spread = float(tips.max() - tips.min())
+        if spread > s.ire_tip_depth_tol_mm:
+            deep, shallow = int(np.argmax(tips)), int(np.argmin(tips))
+            out.append(Finding("warning", "ire_tip_depth",
+                               f"electrode tips differ by {spread:.1f} mm in depth "
+                               f"({needle_label(plan, shallow)} shallowest, "
+                               f"{needle_label(plan, deep)} deepest; limit "
+                               f"{s.ire_tip_depth_tol_mm:g} mm)", None, spread, [shallow, deep]))
+        out.extend(self._exposure_coverage(plan, axis))
+        return out
+
+    def _exposure_coverage(self, plan: Plan, axis: np.ndarray) -> list[Finding]:
+        pts = self.tumour_points()
+        if pts is None:
+            return []
+        voxel = min(float(np.min(m.spacing_mm)) for m in self.structures.values())
+        t = pts @ axis
+        lo, hi = float(t.min()) - voxel / 2, float(t.max()) + voxel / 2
+        out = []
+        for i, n in enumerate(plan.needles):
+            if n.exposure_mm is None:
+                continue
+            a, b = exposure_segment(n)
+            ea, eb = sorted((float(a @ axis), float(b @ axis)))
+            deep_gap = hi - eb
+            shallow_gap = ea - lo
+            gap = max(deep_gap, shallow_gap)
+            if gap > 0.5:
+                where = []
+                if deep_gap > 0.5:
+                    where.append(f"{deep_gap:.1f} mm at the deep edge")
+                if shallow_gap > 0.5:
+                    where.append(f"{shallow_gap:.1f} mm at the shallow edge")
+                out.append(Finding("warning", "ire_exposure_coverage",
+                                   f"{needle_label(plan, i)}: exposure {n.exposure_mm:g} mm does "
+                                   f"not cover the tumour's {hi - lo:.1f} mm extent along the "
+                                   f"needle axis (short by {' and '.join(where)})", "tumor",
+                                   gap, [i]))
+        return out
+
+    # -- thermal
+    def check_heat_sink(self, zone: Volume) -> list[Finding]:
+        """Vessels of calibre >= 3 mm within 10 mm of the predicted zone (warning)."""
+        return heat_sink_findings(zone, {k: v for k, v in self.structures.items()
+                                         if structure_role(k) == "vessel"},
+                                  self.calibre_mm, self.settings)
+
+
+def heat_sink_findings(zone: Volume, vessels: dict[str, Volume],
+                       calibre_mm: dict[str, Volume] | None = None,
+                       settings: SafetySettings | None = None) -> list[Finding]:
+    """Heat-sink warnings: for each vessel structure, the closest distance (mm) between
+    the predicted ablation ``zone`` mask and vessel voxels of calibre >= 3 mm, reported
+    when <= 10 mm (see module doc for sources). Masks may lie on different grids."""
+    s = settings or SafetySettings()
+    calibre_mm = calibre_mm if calibre_mm is not None else {}
+    if not (zone.array != 0).any():
+        raise InputError("heat-sink check: the predicted zone mask is empty")
+    zf = DistanceField(zone, pad_mm=s.heat_sink_distance_mm + 5.0)
+    out = []
+    for key, mask in vessels.items():
+        kji = np.argwhere(mask.array != 0)
+        if len(kji) == 0:
+            continue
+        cal = calibre_mm.get(key)
+        if cal is None:
+            cal = estimate_calibre_mm(mask)
+            calibre_mm[key] = cal
+        cals = cal.array[tuple(kji.T)]
+        big = cals >= s.heat_sink_calibre_mm
+        if not big.any():
+            continue
+        pts = mask.index_to_lps(kji[big][:, ::-1].astype(np.float64))
+        d = zf.sample(pts) - float(np.min(mask.spacing_mm)) / 2  # to the vessel wall
+        k = int(np.argmin(d))
+        if d[k] <= s.heat_sink_distance_mm:
+            name = structure_display_name(key)
+            out.append(Finding("warning", "heat_sink",
+                               f"{name} (calibre {cals[big][k]:.1f} mm) lies "
+                               f"{max(d[k], 0.0):.1f} mm from the predicted zone: heat sink "
+                               "may leave viable tumour next to it", key, float(d[k]), []))
+    return out
+
+
+def _longest_run(flags: np.ndarray) -> tuple[int, int] | None:
+    """(first, last) index of the longest run of True, or None."""
+    if not flags.any():
+        return None
+    idx = np.nonzero(flags)[0]
+    breaks = np.nonzero(np.diff(idx) > 1)[0]
+    starts = np.concatenate([[idx[0]], idx[breaks + 1]])
+    ends = np.concatenate([idx[breaks], [idx[-1]]])
+    k = int(np.argmax(ends - starts))
+    return int(starts[k]), int(ends[k])
+
+
+def check_plan(plan: Plan, structures: dict[str, Volume], ct: Volume | None = None,
+               zone: Volume | None = None, calibre_mm: dict[str, Volume] | None = None,
+               settings: SafetySettings | None = None) -> list[Finding]:
+    """One-shot convenience: all findings for ``plan`` (see :class:`SafetyChecker`)."""
+    return SafetyChecker(structures, ct, calibre_mm, settings).check(plan, zone)
