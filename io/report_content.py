@@ -1,0 +1,572 @@
+"""The figures of an IRPlan report, gathered into plain data (no Qt, no VTK, no PDF).
+
+:func:`gather_report_content` turns a plan (and whatever has been computed: CT, masks,
+predicted zone, margin result, safety findings, follow-up evaluation) into a
+:class:`ReportContent` that :mod:`irplan.io.report_pdf` lays out. It is tolerant: a
+section whose input is absent, or whose computation failed, carries a status text such
+as "not computed: no tumour structure in the plan" instead of raising.
+:func:`build_report_content` does the whole job from a plan file (loads the CT and masks,
+runs the zone prediction, margin analysis and safety checks of this build).
+
+Units and frames: positions LPS mm (DICOM patient frame); volumes ml; margins mm;
+angles degrees as defined in :mod:`irplan.planning.needle_geometry`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irplan.planning.errors import IrplanError
+from irplan.planning.plan import Plan
+from irplan.planning.volume import Volume
+
+NOTICE = ("IRPlan \u2014 research software, not a certified medical device; "
+          "not for clinical use")
+NOT_COMPUTED = "not computed"
+
+MODALITY_LABELS = {"IRE": "Irreversible electroporation (IRE)",
+                   "MWA": "Microwave ablation (MWA)", "RFA": "Radiofrequency ablation (RFA)",
+                   "cryo": "Cryoablation"}
+
+
+@dataclass
+class CaseInfo:
+    """Who and what. ``anonymised``: patient identity replaced by a hash of PatientID."""
+
+    anonymised: bool = True
+    patient_label: str = "anonymised"
+    patient_hash: str = ""
+    patient_name: str = ""
+    patient_id: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    accession: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    frame_of_reference_uid: str = ""
+    ct_summary: str = ""
+    plan_file: str = ""
+
+
+@dataclass
+class NeedleRow:
+    """One needle: LPS mm positions, depth (mm), angulation (deg), exposure (mm)."""
+
+    name: str
+    device: str
+    device_name: str
+    tip_lps_mm: tuple[float, float, float]
+    entry_lps_mm: tuple[float, float, float]
+    depth_mm: float
+    cc_angle_deg: float
+    lr_angle_deg: float
+    plane_kind: str
+    exposure_mm: float | None
+
+
+@dataclass
+class PairRow:
+    """One pulsed IRE electrode pair: spacing (mm, perpendicular) and pair voltage (V)."""
+
+    a: str
+    b: str
+    spacing_mm: float
+    voltage_v: float | None
+    voltage_note: str = ""
+
+
+@dataclass
+class ZoneSummary:
+    """Predicted zone volume (ml), tumour coverage (%), minimal margin (mm)."""
+
+    volume_ml: float | None = None
+    coverage_percent: float | None = None
+    minimal_margin_mm: float | None = None
+    required_margin_mm: float | None = None
+    shell_coverage_percent: float | None = None
+    method: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Finding:
+    severity: str
+    message: str
+    check: str = ""
+
+
+@dataclass
+class EvaluationSummary:
+    """Follow-up evaluation: minimal ablative margin (mm), coverage (%), verdict."""
+
+    mam_mm: float | None = None
+    coverage_percent: float | None = None
+    residual_ml: float | None = None
+    required_margin_mm: float | None = None
+    verdict: str = ""
+    surface_percent_ok: float | None = None
+    surface_percent_at_risk: float | None = None
+    surface_percent_uncovered: float | None = None
+    followup_date: str = ""
+    registration: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Picture:
+    title: str
+    path: str
+    caption: str = ""
+
+
+@dataclass
+class ReportContent:
+    """Everything the PDF shows. ``*_status`` is "" when the section has data, else the
+    reason it is missing (e.g. "not computed: ...")."""
+
+    title: str = "Ablation planning report"
+    notice: str = NOTICE
+    created_utc: str = ""
+    software_version: str = ""
+    case: CaseInfo = field(default_factory=CaseInfo)
+    modality: str = ""
+    modality_label: str = ""
+    parameters: list[tuple[str, str]] = field(default_factory=list)
+    devices: list[tuple[str, str]] = field(default_factory=list)   # (name, source)
+    needles: list[NeedleRow] = field(default_factory=list)
+    pairs: list[PairRow] = field(default_factory=list)
+    pairs_status: str = ""
+    zone: ZoneSummary | None = None
+    zone_status: str = NOT_COMPUTED
+    findings: list[Finding] = field(default_factory=list)
+    findings_status: str = NOT_COMPUTED
+    pictures: list[Picture] = field(default_factory=list)
+    pictures_status: str = ""
+    evaluation: EvaluationSummary | None = None
+    evaluation_status: str = "no follow-up evaluation in this plan"
+    margin_map: Picture | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- helpers
+def patient_hash(patient_id: str) -> str:
+    """A short, stable pseudonym of a PatientID (first 10 hex digits of SHA-256)."""
+    return hashlib.sha256(patient_id.encode("utf-8")).hexdigest()[:10] if patient_id else ""
+
+
+def _fmt(v: float | None, digits: int = 1, unit: str = "") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "\u2014"
+    s = f"{v:.{digits}f}"
+    return f"{s} {unit}".strip()
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("irplan")
+    except Exception:  # noqa: BLE001 - source tree without metadata
+        return "0"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, IrplanError):
+        return f"{NOT_COMPUTED}: {exc}"
+    return f"{NOT_COMPUTED}: internal error ({type(exc).__name__}: {exc})"
+
+
+def _device(device_id: str) -> Any | None:
+    try:
+        from irplan.planning.devices import get_device
+
+        return get_device(device_id)
+    except Exception:  # noqa: BLE001 - unknown device: shown by id only
+        return None
+
+
+def _case_info(plan: Plan, plan_path: str | Path | None, header: Any | None,
+               ct: Volume | None, include_patient_data: bool) -> CaseInfo:
+    info = CaseInfo(anonymised=not include_patient_data)
+    info.series_uid = plan.image.series_uid
+    info.frame_of_reference_uid = plan.image.frame_of_reference_uid
+    info.plan_file = Path(plan_path).name if plan_path else ""
+
+    def get(key: str) -> str:
+        if header is None:
+            return ""
+        v = header.get(key, "") if isinstance(header, Mapping) else getattr(header, key, "")
+        return "" if v is None else str(v)
+
+    pid = get("PatientID")
+    info.patient_hash = patient_hash(pid)
+    info.study_date = get("StudyDate")
+    info.study_description = get("StudyDescription")
+    info.study_uid = get("StudyInstanceUID")
+    info.series_uid = info.series_uid or get("SeriesInstanceUID")
+    info.frame_of_reference_uid = info.frame_of_reference_uid or get("FrameOfReferenceUID")
+    if include_patient_data:
+        info.patient_name = get("PatientName").replace("^", " ").strip()
+        info.patient_id = pid
+        info.birth_date = get("PatientBirthDate")
+        info.sex = get("PatientSex")
+        info.accession = get("AccessionNumber")
+        info.patient_label = info.patient_name or pid or "unknown patient"
+    else:
+        info.patient_label = "anonymised"
+    if ct is not None:
+        sx, sy, sz = ct.size_xyz
+        sp = ct.spacing_mm
+        info.ct_summary = (f"{sx} \u00d7 {sy} \u00d7 {sz} voxels, "
+                           f"{sp[0]:.2f} \u00d7 {sp[1]:.2f} \u00d7 {sp[2]:.2f} mm")
+    return info
+
+
+def needle_rows(plan: Plan) -> list[NeedleRow]:
+    """The needle table (angles from :func:`irplan.planning.needle_geometry.needle_angles`)."""
+    from irplan.planning.needle_geometry import needle_angles
+
+    rows = []
+    for n, nd in enumerate(plan.needles, start=1):
+        ang = needle_angles(nd)
+        dev = _device(nd.device)
+        rows.append(NeedleRow(
+            name=nd.name or f"N{n}", device=nd.device,
+            device_name=getattr(dev, "name", "") or nd.device,
+            tip_lps_mm=tuple(float(v) for v in nd.tip_lps_mm),
+            entry_lps_mm=tuple(float(v) for v in nd.entry_lps_mm),
+            depth_mm=ang.depth_mm, cc_angle_deg=ang.cc_angle_deg,
+            lr_angle_deg=ang.lr_angle_deg, plane_kind=ang.plane_kind,
+            exposure_mm=None if nd.exposure_mm is None else float(nd.exposure_mm)))
+    return rows
+
+
+def pair_rows(plan: Plan, ire_pairs: Sequence[Any] | None = None) -> tuple[list[PairRow], str]:
+    """IRE pairs with spacing and voltage. ``ire_pairs``: solver results (objects with
+    ``electrodes``, ``spacing_mm``, ``voltage_v``) when the field was computed; else the
+    pair list of :func:`irplan.planning.ire_array.electrode_pairs` with the plan's voltage
+    or the voltage-to-distance rule (1500 V/cm, Kos et al. 2015; capped at 3000 V,
+    CLINICAL.md)."""
+    if plan.modality != "IRE":
+        return [], ""
+    names = [nd.name or f"N{i}" for i, nd in enumerate(plan.needles, start=1)]
+    if len(plan.needles) < 2:
+        return [], "fewer than two electrodes: no pairs"
+    out: list[PairRow] = []
+    if ire_pairs:
+        for p in ire_pairs:
+            a, b = (int(v) for v in p.electrodes)
+            out.append(PairRow(names[a], names[b], float(p.spacing_mm), float(p.voltage_v),
+                               "field model"))
+        return out, ""
+    from irplan.planning.ire_array import electrode_pairs
+    from irplan.planning.ire_field import default_voltage_v
+
+    for p in electrode_pairs(plan.needles):
+        if plan.ire.voltage_v is not None:
+            v, note = float(plan.ire.voltage_v), "plan"
+        else:
+            v, capped = default_voltage_v(p.spacing_mm)
+            note = "1500 V/cm rule (Kos 2015)" + ("; capped at 3000 V" if capped else "")
+        out.append(PairRow(names[p.i], names[p.j], p.spacing_mm, v, note))
+    return out, ""
+
+
+def parameter_rows(plan: Plan) -> list[tuple[str, str]]:
+    rows = [("Required margin", _fmt(plan.margin_mm, 1, "mm"))]
+    if plan.modality == "IRE":
+        rows += [("Pair voltage", _fmt(plan.ire.voltage_v, 0, "V") if plan.ire.voltage_v
+                  else "per pair from spacing (1500 V/cm, Kos et al. 2015)"),
+                 ("Pulses per pair", str(plan.ire.pulses)),
+                 ("Pulse width", _fmt(plan.ire.pulse_width_us, 0, "\u00b5s"))]
+    else:
+        rows += [("Generator power", _fmt(plan.thermal.power_w, 0, "W")),
+                 ("Ablation time", _fmt(plan.thermal.time_s, 0, "s"))]
+    return rows
+
+
+def _finding(obj: Any) -> Finding:
+    if isinstance(obj, Mapping):
+        get = obj.get
+    else:
+        def get(k: str, d: Any = "") -> Any:
+            return getattr(obj, k, d)
+    sev = get("severity", "") or get("level", "") or "info"
+    sev = getattr(sev, "value", sev)
+    msg = get("message", "") or get("text", "") or str(obj)
+    check = get("check", "") or get("code", "") or get("name", "")
+    return Finding(str(sev), str(msg), str(check))
+
+
+def zone_summary(zone: Volume | None, margin: Any | None, required_margin_mm: float,
+                 method: str = "") -> ZoneSummary:
+    """Zone figures from the zone mask (volume) and a MarginResult (coverage, MAM)."""
+    s = ZoneSummary(required_margin_mm=required_margin_mm, method=method)
+    if zone is not None:
+        s.volume_ml = float(np.count_nonzero(zone.array)) * zone.voxel_volume_ml
+    if margin is not None:
+        s.coverage_percent = float(margin.tumor_coverage_percent)
+        s.minimal_margin_mm = float(margin.minimal_margin_mm)
+        s.shell_coverage_percent = float(getattr(margin, "shell_coverage_percent", math.nan))
+        if s.volume_ml is None:
+            s.volume_ml = float(margin.zone_volume_ml)
+        s.notes = list(getattr(margin, "notes", []) or [])
+    return s
+
+
+def verdict_text(mam_mm: float | None, coverage_percent: float | None,
+                 required_margin_mm: float) -> str:
+    """Standard wording (Ahmed et al. 2014 terminology): complete ablation needs full
+    tumour coverage; a minimal ablative margin below the goal is reported as such."""
+    if mam_mm is None or coverage_percent is None:
+        return NOT_COMPUTED
+    if coverage_percent < 99.95 or mam_mm < 0:
+        return ("Incomplete ablation: residual tumour outside the ablation zone "
+                f"(coverage {coverage_percent:.1f} %)")
+    if mam_mm < required_margin_mm:
+        return (f"Complete ablation with insufficient margin: MAM {mam_mm:.1f} mm "
+                f"< {required_margin_mm:.0f} mm goal")
+    return f"Complete ablation with adequate margin (MAM {mam_mm:.1f} mm)"
+
+
+def evaluation_summary(ev: Any, required_margin_mm: float) -> EvaluationSummary:
+    """From a MarginResult, its ``to_dict()``, or a plan's ``evaluations`` entry."""
+    d = ev.to_dict() if hasattr(ev, "to_dict") else dict(ev)
+    inner = d.get("margin") if isinstance(d.get("margin"), Mapping) else d
+
+    def num(*keys: str) -> float | None:
+        for src in (inner, d):
+            for k in keys:
+                v = src.get(k)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    return float(v)
+        return None
+
+    req = num("required_margin_mm") or required_margin_mm
+    s = EvaluationSummary(
+        mam_mm=num("minimal_margin_mm", "mam_mm"),
+        coverage_percent=num("tumor_coverage_percent", "coverage_percent"),
+        residual_ml=num("residual_tumor_ml", "residual_ml"), required_margin_mm=req,
+        surface_percent_ok=num("surface_percent_ok"),
+        surface_percent_at_risk=num("surface_percent_at_risk"),
+        surface_percent_uncovered=num("surface_percent_uncovered"),
+        followup_date=str(d.get("followup_date", "") or d.get("date", "") or ""),
+        registration=str(d.get("registration", "") or d.get("method", "") or ""),
+        notes=[str(n) for n in (inner.get("notes") or d.get("notes") or [])])
+    s.verdict = str(d.get("verdict") or "") or verdict_text(s.mam_mm, s.coverage_percent, req)
+    return s
+
+
+# --------------------------------------------------------------------------- gathering
+def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
+                          header: Any | None = None, ct: Volume | None = None,
+                          zone: Volume | None = None, zone_status: str | None = None,
+                          zone_method: str = "", margin: Any | None = None,
+                          ire_pairs: Sequence[Any] | None = None,
+                          findings: Sequence[Any] | None = None,
+                          findings_status: str | None = None,
+                          evaluation: Any | None = None, evaluation_status: str | None = None,
+                          pictures: Sequence[Picture] = (), pictures_status: str = "",
+                          margin_map: Picture | None = None,
+                          include_patient_data: bool = False,
+                          notes: Sequence[str] = ()) -> ReportContent:
+    """Assemble the report from what is at hand; absent parts get a status text.
+
+    ``header``: a pydicom Dataset (or mapping) of the planning CT for patient/study data;
+    patient identity appears only with ``include_patient_data`` (anonymised by default:
+    "anonymised" and a hash of PatientID). ``findings``: safety findings (objects or
+    dicts with ``severity`` and ``message``); ``None`` = checks not run.
+    """
+    rc = ReportContent(created_utc=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                       software_version=_version())
+    rc.case = _case_info(plan, plan_path, header, ct, include_patient_data)
+    rc.modality = plan.modality
+    rc.modality_label = MODALITY_LABELS.get(plan.modality, plan.modality)
+    rc.parameters = parameter_rows(plan)
+    seen: set[str] = set()
+    for nd in plan.needles:
+        if nd.device in seen:
+            continue
+        seen.add(nd.device)
+        dev = _device(nd.device)
+        rc.devices.append((getattr(dev, "name", nd.device) or nd.device,
+                           getattr(dev, "source", "") or "device not in the catalogue"))
+    try:
+        rc.needles = needle_rows(plan)
+    except Exception as exc:  # noqa: BLE001 - a report must still be written
+        rc.notes.append(f"needle table {_why(exc)}")
+    try:
+        rc.pairs, rc.pairs_status = pair_rows(plan, ire_pairs)
+    except Exception as exc:  # noqa: BLE001
+        rc.pairs, rc.pairs_status = [], _why(exc)
+    if zone is not None or margin is not None:
+        rc.zone = zone_summary(zone, margin, plan.margin_mm, zone_method)
+        rc.zone_status = "" if margin is not None else (
+            zone_status or "coverage and margin not computed (no tumour mask)")
+    else:
+        rc.zone_status = zone_status or NOT_COMPUTED
+    if findings is not None:
+        rc.findings = [_finding(f) for f in findings]
+        rc.findings_status = "" if rc.findings else "no findings: every check passed"
+    elif findings_status:
+        rc.findings_status = findings_status
+    if evaluation is not None:
+        try:
+            rc.evaluation = evaluation_summary(evaluation, plan.margin_mm)
+            rc.evaluation_status = ""
+        except Exception as exc:  # noqa: BLE001
+            rc.evaluation_status = _why(exc)
+    elif evaluation_status:
+        rc.evaluation_status = evaluation_status
+    rc.pictures = list(pictures)
+    rc.pictures_status = pictures_status or ("" if rc.pictures else NOT_COMPUTED)
+    rc.margin_map = margin_map
+    rc.notes.extend(notes)
+    return rc
+
+
+# --------------------------------------------------------------------------- whole job
+@dataclass
+class ComputedCase:
+    """Inputs loaded and results computed for a report (also used by the pictures)."""
+
+    plan: Plan
+    plan_path: Path | None = None
+    header: Any | None = None
+    ct: Volume | None = None
+    structures: dict[str, Volume] = field(default_factory=dict)
+    zone: Volume | None = None
+    zone_method: str = ""
+    ire_pairs: list[Any] | None = None
+    margin: Any | None = None
+    findings: list[Any] | None = None
+    evaluation: Any | None = None
+    status: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _try(status: dict[str, str], key: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except ModuleNotFoundError as exc:
+        status[key] = f"{NOT_COMPUTED}: {exc.name} is not part of this build"
+    except Exception as exc:  # noqa: BLE001 - each section degrades on its own
+        status[key] = _why(exc)
+    return None
+
+
+def _first_header(folder: Path) -> Any | None:
+    from pydicom import dcmread
+
+    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+    for p in files[:200]:
+        try:
+            ds = dcmread(p, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - skip non-DICOM files
+            continue
+        if "PatientID" in ds or "StudyInstanceUID" in ds:
+            return ds
+    return None
+
+
+def _predict_zone(case: ComputedCase) -> None:
+    mod = importlib.import_module("irplan.planning.zone")
+    fn = mod.predict_zone
+    res = fn(case.plan, case.ct, case.structures) if case.ct is not None else fn(case.plan)
+    zone = res
+    for attr in ("zone", "mask"):
+        if hasattr(res, attr) and isinstance(getattr(res, attr), Volume):
+            zone = getattr(res, attr)
+            break
+    if not isinstance(zone, Volume):
+        raise IrplanError("zone model returned no mask")
+    case.zone = zone
+    case.zone_method = str(getattr(res, "method", "") or getattr(res, "model", "") or "")
+    pairs = getattr(res, "pairs", None)
+    if pairs:
+        case.ire_pairs = list(pairs)
+    for w in getattr(res, "warnings", []) or []:
+        case.notes.append(f"zone: {w}")
+
+
+def _run_safety(case: ComputedCase) -> list[Any]:
+    from irplan.planning.safety import check_plan
+
+    return list(check_plan(case.plan, case.structures, ct=case.ct, zone=case.zone))
+
+
+def load_case(plan_path: str | Path, *, compute: bool = True) -> ComputedCase:
+    """Load a plan file, its CT and masks, and (``compute``) predict the zone, analyse
+    the margin and run the safety checks. Plan-file problems raise InputError; missing or
+    failing computations are recorded in ``status`` (section -> reason)."""
+    from irplan.io.plan_file import image_path, load_plan_with_notes, structure_paths
+
+    plan, notes = load_plan_with_notes(plan_path)
+    case = ComputedCase(plan=plan, plan_path=Path(plan_path), notes=list(notes))
+    img = image_path(plan)
+    case.header = _try(case.status, "header", lambda: _first_header(img))
+
+    def _load_ct() -> Volume:
+        from irplan.io.dicom_load import load_ct
+
+        return load_ct(img)
+
+    case.ct = _try(case.status, "ct", _load_ct)
+    from irplan.io.masks import read_mask
+
+    for key, p in structure_paths(plan).items():
+        if str(p).lower().endswith(".dcm"):
+            case.status[f"structure:{key}"] = f"{key}: DICOM SEG masks are not read here"
+            continue
+        m = _try(case.status, f"structure:{key}", lambda p=p: read_mask(p))
+        if m is not None:
+            if case.ct is not None and not m.same_geometry(case.ct, tol_mm=1e-3):
+                m = m.resample_like(case.ct, "nearest")
+            case.structures[key] = m
+    if compute:
+        _try(case.status, "zone", lambda: _predict_zone(case))
+        if case.zone is not None and "tumor" in case.structures:
+            from irplan.planning.margin import compute_margin
+
+            case.margin = _try(case.status, "margin", lambda: compute_margin(
+                case.structures["tumor"], case.zone, plan.margin_mm))
+        elif case.zone is not None:
+            case.status["margin"] = f"{NOT_COMPUTED}: no tumour structure in the plan"
+        case.findings = _try(case.status, "safety", lambda: _run_safety(case))
+    evs = plan.extra.get("evaluations") if isinstance(plan.extra, dict) else None
+    if isinstance(evs, list) and evs:
+        case.evaluation = evs[-1]
+    elif isinstance(evs, dict) and evs:
+        case.evaluation = evs
+    return case
+
+
+def build_report_content(case: ComputedCase, *, include_patient_data: bool = False,
+                         pictures: Sequence[Picture] = (), pictures_status: str = "",
+                         margin_map: Picture | None = None) -> ReportContent:
+    """:func:`gather_report_content` from a :class:`ComputedCase`."""
+    st = case.status
+    zone_status = st.get("zone") or (None if case.zone is not None else NOT_COMPUTED)
+    if case.zone is not None and case.margin is None:
+        zone_status = st.get("margin", "coverage and margin not computed")
+    notes = list(case.notes) + [v for k, v in st.items() if k.startswith("structure:")]
+    if "ct" in st:
+        notes.append(f"planning CT {st['ct']}")
+    return gather_report_content(
+        case.plan, plan_path=case.plan_path, header=case.header, ct=case.ct, zone=case.zone,
+        zone_status=zone_status, zone_method=case.zone_method, margin=case.margin,
+        ire_pairs=case.ire_pairs, findings=case.findings,
+        findings_status=st.get("safety"), evaluation=case.evaluation,
+        pictures=pictures, pictures_status=pictures_status, margin_map=margin_map,
+        include_patient_data=include_patient_data, notes=notes)
