@@ -665,6 +665,8 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
     modality = _str(ds, "Modality").upper() or "OT"
     localizer = any(i.localizer for i in imgs)
     n_unique = len(frames) - sum(len(g) - 1 for g in geo.duplicates)
+    if geo.spacing_mm > 0 and (geo.gaps or geo.nonuniform):  # the uniform grid load builds
+        n_unique = int(round((geo.distances_mm[-1] - geo.distances_mm[0]) / geo.spacing_mm)) + 1
     if localizer:
         warnings.append("localizer/scout image (ImageType LOCALIZER): not a CT volume")
     warnings.extend(geometry_warnings(geo, frames))

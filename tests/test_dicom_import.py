@@ -143,7 +143,7 @@ def test_gap_refused_then_interpolated(tmp_path):
         load_series(info)
     assert "allow_gaps" in str(e.value)
     vol = load_series(info, allow_gaps=True)
-    assert vol.size_xyz[2] == 8  # the grid spans the gap
+    assert vol.size_xyz[2] == 8 == info.size[2]  # the grid spans the gap; scan said so
     assert np.allclose(vol.spacing_mm[2], 2.0)
     # measured slices unchanged, the missing one is the mean of its neighbours (linear)
     np.testing.assert_array_equal(vol.array[3], w.hu_sorted[3])
