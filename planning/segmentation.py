@@ -363,6 +363,32 @@ def vesselness(image: sitk.Image, sigmas_mm: Sequence[float] = (1.0, 2.0, 3.0)) 
     return out
 
 
+def _half_max_rim(sm: np.ndarray, core: np.ndarray, upper: float, darker_than: float,
+                  allowed: np.ndarray | None, passes: int = 2) -> np.ndarray:
+    """Grow a bright object by its local half-maximum edge.
+
+    A global threshold set against the liver cuts too deep where a vessel borders fat or
+    a darker lesion (its blurred edge falls below the threshold there). Where the local
+    background (minimum over 5x5x5) is below ``darker_than``, each pass adds the voxels
+    next to the object that reach half way between the local maximum (3x3x3, the lumen)
+    and that background: the FWHM edge. Against parenchyma nothing changes."""
+    from scipy.ndimage import binary_dilation, maximum_filter, minimum_filter
+
+    out = core.copy()
+    hi = maximum_filter(sm, size=3)
+    lo = minimum_filter(sm, size=5)
+    level = 0.5 * (hi + lo)
+    for _ in range(passes):
+        shell = binary_dilation(out) & ~out
+        add = shell & (lo < darker_than) & (sm >= level) & (sm <= upper)
+        if allowed is not None:
+            add &= allowed
+        if not add.any():
+            break
+        out |= add
+    return out
+
+
 def segment_vessels(ct: Volume, seeds_lps_mm: Sequence[float] | Sequence[Sequence[float]],
                     liver: Volume | None = None, use_vesselness: bool = False,
                     lower_hu: float | None = None, liver_margin_mm: float = 10.0,
@@ -441,6 +467,9 @@ def segment_vessels(ct: Volume, seeds_lps_mm: Sequence[float] | Sequence[Sequenc
                              f"an enhanced vessel (threshold {lower:.0f} HU)")
         starts.append(st)
     comp = _components_touching(region, starts)
+    # inside a known liver the parenchyma threshold is right; the rim is for the rest
+    rim_ok = allowed & (lsub.array == 0) if lsub is not None and allowed is not None else None
+    comp = _half_max_rim(sm, comp, upper, mu_p - 60.0, rim_ok)
     from scipy.ndimage import binary_fill_holes
 
     comp = binary_fill_holes(comp)
