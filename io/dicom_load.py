@@ -111,7 +111,8 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
                    dtype=np.int16 if integral else np.float32)
     total = len(frames)
     dup_raw: dict[int, np.ndarray] = {}
-    for done, (k, raw) in enumerate(_iter_sorted_pixels(info, frames, cancel), start=1):
+    reader = _iter_native if _native_ok(info, frames) else _iter_sorted_pixels
+    for done, (k, raw) in enumerate(reader(info, frames, cancel), start=1):
         _check_shape(info, frames[k], raw)
         if k in dup_member:
             dup_raw[k] = raw.copy()
@@ -268,25 +269,56 @@ def _check_shape(info: SeriesInfo, f: FrameRef, raw: np.ndarray) -> None:
                          f"Rows x Columns {info.rows} x {info.columns}")
 
 
+def _native_ok(info: SeriesInfo, frames: list[FrameRef]) -> bool:
+    """True when the pixels can be read straight from the file (uncompressed little-endian
+    8/16-bit grey, no sign extension needed); pydicom decodes everything else."""
+    return (info.samples_per_pixel == 1 and info.bits_allocated in (8, 16)
+            and (info.bits_stored == info.bits_allocated or info.pixel_representation == 0)
+            and all(f.pixel_offset is not None for f in frames))
+
+
+def _iter_native(info: SeriesInfo, frames: list[FrameRef],
+                 cancel: CancelFn | None) -> Iterator[tuple[int, np.ndarray]]:
+    """(sorted index, stored pixels) read with one readinto per image into one reused
+    buffer (the caller copies what it keeps)."""
+    kind = "i" if info.pixel_representation == 1 else "u"
+    dtype = np.dtype(f"<{kind}{info.bits_allocated // 8}")
+    buf = np.empty((info.rows, info.columns), dtype=dtype)
+    view = memoryview(buf).cast("B")
+    mask = (1 << info.bits_stored) - 1 if info.bits_stored < info.bits_allocated else None
+    for k, f in enumerate(frames):
+        if cancel is not None and cancel():
+            raise CancelledError(f"loading {info.label} cancelled")
+        try:
+            with open(f.path, "rb", buffering=0) as fh:
+                fh.seek(int(f.pixel_offset or 0))
+                got = fh.readinto(view)
+        except OSError as exc:
+            raise InputError(f"{f.path}: cannot read pixel data ({exc.strerror or exc})") from None
+        if got != buf.nbytes:
+            raise InputError(f"{f.path}: truncated file (pixel data {got} of {buf.nbytes} bytes)")
+        if mask is not None:
+            buf &= mask
+        yield k, buf
+
+
 def _store(out: np.ndarray, k: int, raw: np.ndarray, f: FrameRef) -> np.ndarray:
-    """Write slice k = raw * slope + intercept; upgrades int16 -> float32 on overflow."""
+    """Write slice k = raw * slope + intercept without whole-volume temporaries;
+    upgrades the volume int16 -> float32 if a slice does not fit int16."""
     slope, icpt = float(f.slope), float(f.intercept)
     if out.dtype == np.int16:
         if slope == 1.0 and icpt == 0.0 and raw.dtype == np.int16:
             out[k] = raw
             return out
-        tmp = raw.astype(np.int32)
-        if slope != 1.0:
-            tmp *= int(slope)
-        if icpt != 0.0:
-            tmp += int(icpt)
-        lo, hi = int(tmp.min()), int(tmp.max())
-        if lo >= -32768 and hi <= 32767:
-            out[k] = tmp
+        lo, hi = int(raw.min()), int(raw.max())
+        ends = (lo * slope + icpt, hi * slope + icpt)
+        if min(ends) >= -32768 and max(ends) <= 32767:
+            if slope == 1.0:
+                np.add(raw, np.int32(icpt), out=out[k], casting="unsafe")
+            else:
+                out[k] = raw.astype(np.int32) * int(slope) + int(icpt)
             return out
         out = out.astype(np.float32)  # rare: values beyond int16 after rescale
-        out[k] = tmp
-        return out
     np.multiply(raw, slope, out=out[k], casting="unsafe")
     out[k] += icpt
     return out

@@ -16,11 +16,13 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -72,6 +74,7 @@ class FrameRef:
     slope: float = 1.0
     intercept: float = 0.0
     instance_number: int | None = None
+    pixel_offset: int | None = None  # byte offset of this frame's native pixels in the file
 
 
 @dataclass
@@ -111,6 +114,7 @@ class SeriesInfo:
     window_center: float | None = None
     window_width: float | None = None
     bits_stored: int = 16
+    bits_allocated: int = 16
     pixel_representation: int = 0
     samples_per_pixel: int = 1
     sub_stack: int | None = None   # index when a mixed series was split, else None
@@ -200,7 +204,17 @@ def orientation_vectors(iop: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Raises ValueError for cosines that are not unit length or not perpendicular.
     """
-    v = np.asarray([float(x) for x in iop], dtype=np.float64)
+    try:
+        key = tuple(float(x) for x in iop)
+    except (TypeError, ValueError):
+        raise ValueError(f"ImageOrientationPatient must be 6 numbers, got {iop!r}") from None
+    r, c, n = _orientation_cached(key)
+    return np.array(r), np.array(c), np.array(n)
+
+
+@lru_cache(maxsize=256)
+def _orientation_cached(iop: tuple[float, ...]) -> tuple[tuple[float, ...], ...]:
+    v = np.asarray(iop, dtype=np.float64)
     if v.shape != (6,) or not np.all(np.isfinite(v)):
         raise ValueError(f"ImageOrientationPatient must be 6 numbers, got {list(iop)}")
     row, col = v[:3], v[3:]
@@ -216,7 +230,7 @@ def orientation_vectors(iop: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     col = col - (col @ row) * row
     col /= np.linalg.norm(col)
     n = np.cross(row, col)
-    return row, col, n
+    return tuple(row), tuple(col), tuple(n)
 
 
 def analyse_stack(positions_lps_mm: np.ndarray, iop: Any) -> StackGeometry:
@@ -402,7 +416,7 @@ def _read_header(path: Path) -> tuple[Dataset | None, str]:
         kind = str(_get(ds, "Modality", "")) or "non-image object"
         return None, f"no pixel data ({kind}, e.g. a report, structure set or presentation state)"
     try:
-        _check_pixel_length(ds, path, size)
+        _check_pixel_length(ds, size)
     except ValueError as exc:
         return None, str(exc)
     return ds, ""
@@ -418,7 +432,21 @@ def _looks_like_dicom(head: bytes) -> bool:
     return group in (0x0002, 0x0008)
 
 
-def _check_pixel_length(ds: Dataset, path: Path, file_size: int) -> None:
+def _pixel_element(ds: Dataset) -> tuple[int | None, int | None]:
+    """(file offset of the Pixel Data value, its length in bytes or None if undefined),
+    without reading a deferred value."""
+    e = ds.get_item("PixelData", keep_deferred=True)
+    if isinstance(e, RawDataElement):
+        length = None if e.length == 0xFFFFFFFF else int(e.length)
+        return (int(e.value_tell) if e.value_tell is not None else None), length
+    value = getattr(e, "value", None)
+    length = len(value) if isinstance(value, (bytes, bytearray)) else None
+    if getattr(e, "is_undefined_length", False):
+        length = None
+    return getattr(e, "file_tell", None), length
+
+
+def _check_pixel_length(ds: Dataset, file_size: int) -> None:
     """Raise ValueError when native pixel data do not match Rows x Columns x frames x bits
     (too short: truncated file; too long: a header that mis-describes the pixels)."""
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -433,23 +461,19 @@ def _check_pixel_length(ds: Dataset, path: Path, file_size: int) -> None:
         raise ValueError("image header incomplete (Rows, Columns or Bits Allocated "
                          "missing)") from None
     expected = (rows * cols * spp * frames * bits + 7) // 8
-    offset = getattr(ds["PixelData"], "file_tell", None)
-    if offset is None or offset < 4:
-        return
-    if offset + expected > file_size:
+    offset, length = _pixel_element(ds)
+    if offset is not None and offset + expected > file_size:
         have = max(file_size - offset, 0)
         raise ValueError(f"truncated file: pixel data need {expected} bytes "
                          f"({rows} x {cols} x {frames} frame(s) x {bits} bits), only {have} "
                          f"present")
-    with open(path, "rb") as fh:  # the 4 bytes before the value are its length
-        fh.seek(offset - 4)
-        raw = fh.read(4)
-    big = ts is not None and not ts.is_little_endian
-    length = int.from_bytes(raw, "big" if big else "little")
-    if length != 0xFFFFFFFF and length > expected + 1:
+    if length is not None and length > expected + 1:
         raise ValueError(f"pixel data hold {length} bytes but Rows x Columns x frames x bits "
                          f"({rows} x {cols} x {frames} x {bits}) need {expected}: header and "
                          f"pixels disagree")
+    if length is not None and length < expected:
+        raise ValueError(f"truncated pixel data: {length} bytes, Rows x Columns x frames x "
+                         f"bits ({rows} x {cols} x {frames} x {bits}) need {expected}")
 
 
 def _get(ds: Dataset, key: str, default: Any = None) -> Any:
@@ -503,10 +527,31 @@ class _Img:
     intercept: float
     localizer: bool
     problem: str = ""
+    pixel_offset: int | None = None
+
+
+def _native_pixel_offset(ds: Dataset) -> int | None:
+    """File offset of native (uncompressed, little-endian) pixel data, else None."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts is None or ts.is_compressed or not ts.is_little_endian or ts.is_deflated:
+        return None
+    off, _length = _pixel_element(ds)
+    return int(off) if off else None
 
 
 def _images_of(path: Path, ds: Dataset) -> list[_Img]:
     """One _Img per frame (enhanced multi-frame: from the functional groups)."""
+    imgs = _images_of_frames(path, ds)
+    off = _native_pixel_offset(ds)
+    if off is not None:
+        frame_bytes = (imgs[0].rows * imgs[0].cols * int(_get(ds, "SamplesPerPixel", 1) or 1)
+                       * int(_get(ds, "BitsAllocated", 16) or 16) + 7) // 8
+        for im in imgs:
+            im.pixel_offset = off + (im.frame or 0) * frame_bytes
+    return imgs
+
+
+def _images_of_frames(path: Path, ds: Dataset) -> list[_Img]:
     rows = int(ds.get("Rows", 0) or 0)
     cols = int(ds.get("Columns", 0) or 0)
     image_type = [str(x).upper() for x in (ds.get("ImageType") or [])]
@@ -644,7 +689,8 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
     first = imgs[0]
     ds = first.ds
     frames = [FrameRef(i.path, i.frame, i.ipp if i.ipp is not None else np.zeros(3), i.slope,
-                       i.intercept, _int(_get(i.ds, "InstanceNumber"))) for i in imgs]
+                       i.intercept, _int(_get(i.ds, "InstanceNumber")), i.pixel_offset)
+              for i in imgs]
     geo = analyse_stack(np.array([f.position_lps_mm for f in frames]), first.iop)
     frames = [frames[i] for i in geo.order]
     files: list[Path] = []
@@ -705,6 +751,7 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
         window_center=wc,
         window_width=ww,
         bits_stored=int(_get(ds, "BitsStored", 16) or 16),
+        bits_allocated=int(_get(ds, "BitsAllocated", 16) or 16),
         pixel_representation=int(_get(ds, "PixelRepresentation", 0) or 0),
         samples_per_pixel=int(_get(ds, "SamplesPerPixel", 1) or 1),
         geometry=geo,
