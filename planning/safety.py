@@ -173,7 +173,8 @@ window may reach it); a real centreline calibre map wins."""
 
 class DistanceField:
     """Signed distance (mm) to a structure's surface, negative inside, on a crop of its
-    grid (box + pad). Sampling outside the crop returns ``pad_mm`` (a lower bound)."""
+    grid (box + pad). Sampling inside the mask's grid but outside the crop returns
+    ``pad_mm`` (a lower bound); outside the mask's grid NaN (unknown)."""
 
     def __init__(self, mask: Volume, pad_mm: float = 40.0,
                  calibre_mm: Volume | None = None) -> None:
@@ -181,6 +182,7 @@ class DistanceField:
         self.empty = not inside_full.any()
         self.pad_mm = float(pad_mm)
         self.calibre_near: np.ndarray | None = None
+        self.grid = mask
         if self.empty:
             self.volume = mask
             self.sd = np.zeros((1, 1, 1), np.float32)
@@ -216,7 +218,11 @@ class DistanceField:
             return np.full(len(pts), np.inf)
         vals = ndimage.map_coordinates(self.sd, self._coords(pts), order=1, mode="constant",
                                        cval=np.nan)
-        return np.where(np.isnan(vals), self.pad_mm, vals)
+        out = np.isnan(vals)
+        if out.any():
+            in_grid = np.asarray(self.grid.contains_lps(pts[out]))
+            vals[out] = np.where(in_grid, self.pad_mm, np.nan)
+        return vals
 
     def calibre_at(self, p_lps_mm: np.ndarray) -> float | None:
         """Calibre (mm) of the structure voxel nearest to a point (None without a map)."""
@@ -231,6 +237,9 @@ class DistanceField:
         """Smallest signed distance on segment a-b: (distance, point, position from a)."""
         pts, s = sample_segment(a, b, step_mm)
         vals = self.sample(pts)
+        if np.all(np.isnan(vals)):
+            return np.nan, pts[0], 0.0
+        vals = np.where(np.isnan(vals), np.inf, vals)
         k = int(np.argmin(vals))
         length = float(s[-1])
         lo = max(0.0, s[k] - step_mm)
@@ -239,6 +248,7 @@ class DistanceField:
             u = (b - a) / length
             ss = np.linspace(lo, hi, 21)
             fine = self.sample(a + ss[:, None] * u)
+            fine = np.where(np.isnan(fine), np.inf, fine)
             kk = int(np.argmin(fine))
             if fine[kk] < vals[k]:
                 return float(fine[kk]), a + ss[kk] * u, float(ss[kk])
@@ -365,6 +375,16 @@ class SafetyChecker:
                 continue
             out.extend(self._path_vs_structure(plan, i, key, role, f, radius))
         out.extend(self._skin_and_air(plan, i))
+        ref = self.ct if self.ct is not None else next(iter(self.structures.values()), None)
+        if ref is not None:
+            pts, depth = sample_segment(n.entry_lps_mm, n.tip_lps_mm, 0.5)
+            outside = ~np.asarray(ref.contains_lps(pts), bool)
+            length = float(outside.sum()) * float(depth[1] - depth[0])
+            if length > 1.0:
+                where = "at the tip" if outside[-1] else "on the entry side"
+                out.append(Finding("info", "path_outside_image",
+                                   f"{label}: {length:.0f} mm of the path ({where}) lie outside "
+                                   "the image and are not checked", None, length, [i]))
         return out
 
     def clearance_threshold_mm(self, key: str, calibre: float | None) -> float:
@@ -391,7 +411,7 @@ class SafetyChecker:
         name = structure_display_name(key)
         d, p, s = f.min_along(n.entry_lps_mm, n.tip_lps_mm, self.settings.step_mm)
         clearance = d - radius
-        if clearance >= f.pad_mm - 1e-6:
+        if not np.isfinite(clearance) or clearance >= f.pad_mm - 1e-6:
             return []
         calibre = f.calibre_at(p) if role == "vessel" else None
         thr = self.clearance_threshold_mm(key, calibre)
@@ -419,16 +439,21 @@ class SafetyChecker:
         if body_key is not None and not self.field(body_key).empty:
             bf = self.field(body_key)
             d_entry = float(bf.sample(n.entry_lps_mm[None])[0])
-            if d_entry > s.entry_outside_skin_mm:
+            if np.isnan(d_entry):
+                out.append(Finding("info", "entry_outside_image",
+                                   f"{label}: entry point lies outside the body mask's image; "
+                                   "skin distance not checked", body_key, None, [i]))
+            elif d_entry > s.entry_outside_skin_mm:
                 out.append(Finding("warning", "entry_outside_skin",
                                    f"{label}: entry point lies {d_entry:.1f} mm outside the "
                                    "skin", body_key, d_entry, [i]))
             d_tip = float(bf.sample(n.tip_lps_mm[None])[0])
-            if d_tip > 0:
+            if np.isfinite(d_tip) and d_tip > 0:
                 out.append(Finding("error", "tip_outside_body",
                                    f"{label}: tip lies {d_tip:.1f} mm outside the body",
                                    body_key, d_tip, [i]))
-            inside_mask = bf.sample(pts) < 0
+            with np.errstate(invalid="ignore"):
+                inside_mask = bf.sample(pts) < 0
         if self.ct is not None:
             hu = np.asarray(self.ct.value_at_lps(pts, order=1, outside=np.nan), float)
             if inside_mask is None:  # no body mask: count from the first soft-tissue sample

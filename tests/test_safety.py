@@ -311,3 +311,53 @@ def test_moving_away_never_makes_the_finding_worse(tip, direction, step) -> None
     assert d1 >= d0 - 0.05
     if d0 < 30 and d1 < 30:  # both inside the distance map's pad
         assert d1 == pytest.approx(d0 + step, abs=0.6)
+
+
+# ------------------------------------------------------------------ modality advice
+def test_advice_recommends_ire_near_a_major_vessel() -> None:
+    from irplan.planning.advice import modality_advice
+
+    tumour = sphere((15.0, 20.0, 20.0), 5.0)
+    for gap, rec in ((4.0, "IRE"), (14.0, "either")):
+        pv = tube_z((15.0 + 5.0 + gap + 3.0, 20.0), 3.0)          # 6 mm portal vein
+        thin = tube_z((15.0 - 5.0 - 2.0 - 0.8, 20.0), 0.8)         # 1.6 mm: not major
+        a = modality_advice(tumour, {"portal_vein": pv, "artery": thin})
+        assert a.recommended == rec
+        assert a.nearest_vessel is not None and a.nearest_vessel.key == "portal_vein"
+        assert a.nearest_vessel.distance_mm == pytest.approx(gap, abs=0.5)
+        assert "Portal vein" in a.message and "no bile duct segmented" in a.message
+        if rec == "IRE":
+            assert "IRE is the indicated technique" in a.message and "heat sink" in a.message
+    duct = tube_z((15.0, 20.0 + 5.0 + 2.5 + 1.5), 1.5)
+    a = modality_advice(tumour, {"bile_duct": duct})
+    assert a.recommended == "IRE" and a.nearest_duct is not None
+    assert a.nearest_duct.distance_mm == pytest.approx(2.5, abs=0.5)
+
+
+# ------------------------------------------------------------------ irplan check CLI
+def test_irplan_check_cli_on_a_constructed_case(tmp_path, capsys) -> None:
+    import json
+
+    from irplan.app.cli import main as cli_main
+    from irplan.io.masks import write_mask, write_volume_file
+    from irplan.io.plan_file import save_plan
+    from irplan.planning.plan import ImageRef
+
+    pv = tube_z((20.2, 19.9), 3.0)
+    ct = pv.with_array(np.where(pv.array > 0, 180, 60).astype(np.int16))
+    write_volume_file(ct, tmp_path / "ct.nii.gz")
+    write_mask(pv, tmp_path / "masks" / "portal_vein.nii.gz")
+    x = 20.2 + 3.0 + R14 + 2.0
+    plan = Plan(modality="MWA", image=ImageRef("ct.nii.gz", ""),
+                needles=[Needle("mwa-14g", [x, 19.9, 20.0], [x, 39.0, 20.0])],
+                structures={"portal_vein": "masks/portal_vein.nii.gz"})
+    plan.file_dir = str(tmp_path)
+    save_plan(plan, tmp_path / "p.irplan.json")
+    assert cli_main(["check", str(tmp_path / "p.irplan.json"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(f["severity"], f["code"], f["structure"], f["needles"]) for f in out] == \
+        [("warning", "path_near", "portal_vein", [0])]
+    assert out[0]["distance_mm"] == pytest.approx(2.0, abs=0.5)
+    assert cli_main(["check", str(tmp_path / "p.irplan.json")]) == 0
+    text = capsys.readouterr().out
+    assert "WARNING" in text and "Portal vein" in text and "1 warning(s)" in text
