@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         exp = (f", exposure {d.exposure_range_mm[0]:g}-{d.exposure_range_mm[1]:g} mm"
                if d.exposure_range_mm else "")
         flag = "  [figures partly user-supplied]" if d.unverified else ""
-        print(f"{d.id:16s}{d.modality:6s}{d.name}: {d.gauge} G, "
+        print(f"{d.id:20s}{d.modality:6s}{d.name}: {d.gauge} G, "
               f"{d.shaft_diameter_mm:g} mm, {lengths} cm{exp}{flag}")
         print(f"{'':22s}source: {d.source}")
     return 0

@@ -6,7 +6,7 @@ Schema 1 (stable; coordinates LPS mm, DICOM patient frame)::
      "modality": "IRE" | "MWA" | "RFA" | "cryo",
      "image": {"path": "planning", "series_uid": "1.2...", "frame_of_reference_uid": "..."},
      "margin_mm": 5,
-     "needles": [{"device": "nanoknife-19g", "tip_lps_mm": [x, y, z],
+     "needles": [{"device": "ire-19g-monopolar", "tip_lps_mm": [x, y, z],
                   "entry_lps_mm": [x, y, z], "exposure_mm": 20, "name": "E1"}],
      "ire": {"voltage_v": 2250, "pulses": 90, "pulse_width_us": 90},
      "thermal": {"power_w": null, "time_s": null},

@@ -110,7 +110,7 @@ def tumour_extent_along(points_lps: np.ndarray, axis: np.ndarray,
 def make_array(template: str, centre_lps_mm: np.ndarray, direction: np.ndarray,
                spacing_mm: float, tip_offset_mm: float, exposure_mm: float,
                entry_distance_mm: float = DEFAULT_ENTRY_DISTANCE_MM,
-               device: str = "nanoknife-19g", rotation_deg: float = 0.0) -> list[Needle]:
+               device: str = "ire-19g-monopolar", rotation_deg: float = 0.0) -> list[Needle]:
     """Parallel electrodes around ``centre_lps_mm``.
 
     ``direction``: entry -> tip. Tips lie in the plane through ``centre + tip_offset_mm *
@@ -148,7 +148,7 @@ def skin_distance_mm(body: Volume, tip_lps_mm: np.ndarray, direction: np.ndarray
 
 def plan_ire_array(tumour: Volume, template: str, direction: np.ndarray,
                    spacing_mm: float | None = None, margin_mm: float = 5.0,
-                   device: str = "nanoknife-19g", body: Volume | None = None,
+                   device: str = "ire-19g-monopolar", body: Volume | None = None,
                    entry_distance_mm: float | None = None,
                    rotation_deg: float = 0.0) -> list[Needle]:
     """An IRE array for a tumour mask: centred on its centroid, parallel to ``direction``

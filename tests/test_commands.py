@@ -29,8 +29,8 @@ from irplan.planning.plan import ImageRef, Needle, Plan
 
 def _plan() -> Plan:
     return Plan(modality="IRE", image=ImageRef("ct", "1.2"),
-                needles=[Needle("nanoknife-19g", [0.1, 0.2, 0.3], [0.1, 50.2, 80.3], 20.0, "E1"),
-                         Needle("nanoknife-19g", [15.0, 0.0, 0.0], [15.0, 50.0, 80.0], 20.0, "E2")],
+                needles=[Needle("ire-19g-monopolar", [0.1, 0.2, 0.3], [0.1, 50.2, 80.3], 20.0, "E1"),
+                         Needle("ire-19g-monopolar", [15.0, 0.0, 0.0], [15.0, 50.0, 80.0], 20.0, "E2")],
                 structures={"tumor": "t.nii.gz"}, extra={"notes": "x"})
 
 
@@ -38,7 +38,7 @@ def _edits(plan: Plan) -> list:
     """A list of functions, each making one command for the current plan."""
     arr = make_array("square", np.zeros(3), [0, 0, -1], 15.0, 5.0, 25.0)
     return [
-        lambda p: AddNeedle(Needle("nanoknife-19g", [30, 1, 2], [30, 1, 90], 15.0, "E3")),
+        lambda p: AddNeedle(Needle("ire-19g-monopolar", [30, 1, 2], [30, 1, 90], 15.0, "E3")),
         lambda p: move_needle(p, 0, tip_lps_mm=[1.0 / 3, 2.0 / 7, -5.5]),
         lambda p: move_needle(p, 1, entry_lps_mm=[14, 60, 70]),
         lambda p: translate_needles(p, [0, 1], [0.25, -0.125, 3.0]),

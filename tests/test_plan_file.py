@@ -71,8 +71,8 @@ def _plan(uid: str) -> Plan:
         modality="IRE",
         image=ImageRef("planning", uid, "1.2.3.4"),
         margin_mm=5.0,
-        needles=[Needle("nanoknife-19g", [10.25, -3.5, 100.125], [60.0, -3.5, 180.0], 20.0, "E1"),
-                 Needle("nanoknife-19g", [28.1, -3.5, 100.0], [78.1, -3.5, 180.0], 15.5)],
+        needles=[Needle("ire-19g-monopolar", [10.25, -3.5, 100.125], [60.0, -3.5, 180.0], 20.0, "E1"),
+                 Needle("ire-19g-monopolar", [28.1, -3.5, 100.0], [78.1, -3.5, 180.0], 15.5)],
         ire=IreParams(2250.0, 90, 90.0),
         thermal=ThermalParams(None, None),
         structures={"tumor": "masks/tumor.nii.gz", "portal_vein": "masks/portal_vein.nii.gz"},
@@ -160,7 +160,7 @@ def test_missing_image_without_match_names_the_field(case_dir: tuple[Path, str])
 def test_schema0_prototype_is_migrated(case_dir: tuple[Path, str]) -> None:
     root, uid = case_dir
     old = {"version": 0, "modality": "IRE", "ct": "planning", "series_uid": uid, "margin": 6,
-           "needles": [{"device": "nanoknife-19g", "tip": [1, 2, 3], "entry": [1, 2, 93],
+           "needles": [{"device": "ire-19g-monopolar", "tip": [1, 2, 3], "entry": [1, 2, 93],
                         "exposure": 25}],
            "voltage": 1800, "pulses": 70, "pulse_width": 100,
            "masks": {"tumor": "masks/tumor.nii.gz"}, "notes": "old"}

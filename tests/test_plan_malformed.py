@@ -21,9 +21,9 @@ VALID: dict[str, Any] = {
     "image": {"path": "ct", "series_uid": "1.2.3"},
     "margin_mm": 5,
     "needles": [
-        {"device": "nanoknife-19g", "tip_lps_mm": [0, 0, 0], "entry_lps_mm": [0, 0, 100],
+        {"device": "ire-19g-monopolar", "tip_lps_mm": [0, 0, 0], "entry_lps_mm": [0, 0, 100],
          "exposure_mm": 20},
-        {"device": "nanoknife-19g", "tip_lps_mm": [15, 0, 0], "entry_lps_mm": [15, 0, 100],
+        {"device": "ire-19g-monopolar", "tip_lps_mm": [15, 0, 0], "entry_lps_mm": [15, 0, 100],
          "exposure_mm": 20}],
     "ire": {"voltage_v": 2250, "pulses": 90, "pulse_width_us": 90},
     "thermal": {"power_w": None, "time_s": None},
@@ -77,10 +77,10 @@ CASES: list[tuple[str, Any, str]] = [
      'needles[1].tip_lps_mm: expected 3 numbers [L, P, S] in mm, got "abc"'),
     ("tip-two-numbers", _mod("needles.0.tip_lps_mm", [1, 2]), "needles[0].tip_lps_mm: expected 3"),
     ("entry-nan", '{"schema": 1, "modality": "IRE", "image": {"path": "ct", "series_uid": ""},'
-     ' "needles": [{"device": "nanoknife-19g", "tip_lps_mm": [0, 0, 0], "entry_lps_mm": '
+     ' "needles": [{"device": "ire-19g-monopolar", "tip_lps_mm": [0, 0, 0], "entry_lps_mm": '
      '[0, NaN, 100], "exposure_mm": 20}]}', "needles[0].entry_lps_mm: coordinates must be finite"),
     ("tip-infinity", '{"schema": 1, "modality": "IRE", "image": {"path": "ct", "series_uid": ""},'
-     ' "needles": [{"device": "nanoknife-19g", "tip_lps_mm": [Infinity, 0, 0], "entry_lps_mm":'
+     ' "needles": [{"device": "ire-19g-monopolar", "tip_lps_mm": [Infinity, 0, 0], "entry_lps_mm":'
      ' [0, 0, 100], "exposure_mm": 20}]}', "needles[0].tip_lps_mm: coordinates must be finite"),
     ("tip-equals-entry", _mod("needles.0.entry_lps_mm", [0, 0, 0.1]),
      "needles[0]: tip_lps_mm and entry_lps_mm are the same point"),

@@ -20,7 +20,7 @@ from irplan.planning.volume import Volume
 
 SP = 0.5
 R14 = get_device("mwa-14g").radius_mm     # 1.055 mm
-R19 = get_device("nanoknife-19g").radius_mm
+R19 = get_device("ire-19g-monopolar").radius_mm
 
 
 def grid(size_mm: float = 40.0, sp: float = SP, origin=(0.0, 0.0, 0.0)) -> Volume:
@@ -102,8 +102,8 @@ def test_ire_proximity_to_vessel_is_info_but_crossing_is_error(pv_checker: Safet
     for clearance, sev in ((2.0, "info"), (-1.0, "error")):
         x = 20.2 + 3.0 + R19 + clearance
         plan = Plan(modality="IRE", needles=[
-            Needle("nanoknife-19g", [x, 19.9, 20], [x, 39.5, 20], 10.0),
-            Needle("nanoknife-19g", [x + 15, 19.9, 20], [x + 15, 39.5, 20], 10.0)])
+            Needle("ire-19g-monopolar", [x, 19.9, 20], [x, 39.5, 20], 10.0),
+            Needle("ire-19g-monopolar", [x + 15, 19.9, 20], [x + 15, 39.5, 20], 10.0)])
         f = [f for f in pv_checker.check(plan) if f.structure == "portal_vein"]
         assert [g.severity for g in f] == [sev]
 
@@ -179,7 +179,7 @@ def ire(needles, voltage=None) -> Plan:
 
 
 def E(tip, entry, exp=20.0) -> Needle:
-    return Needle("nanoknife-19g", tip, entry, exp)
+    return Needle("ire-19g-monopolar", tip, entry, exp)
 
 
 def test_clean_ire_array_has_no_geometry_findings() -> None:
