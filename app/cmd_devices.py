@@ -33,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
         flag = "  [figures partly user-supplied]" if d.unverified else ""
         print(f"{d.id:20s}{d.modality:6s}{d.name}: {d.gauge} G, "
               f"{d.shaft_diameter_mm:g} mm, {lengths} cm{exp}{flag}")
-        print(f"{'':22s}source: {d.source}")
+        print(f"{'':26s}source: {d.source}")
     return 0
