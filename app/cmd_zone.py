@@ -1,0 +1,92 @@
+"""``irplan zone PLAN.irplan.json``: predict the ablation zone, coverage and margin.
+
+Prints a summary (or JSON with ``--json``): zone volume (ml), tumour coverage (%), minimal
+margin (mm), per IRE pair the voltage, spacing and predicted current, warnings, timings.
+``--out`` writes the zone mask (NIfTI/NRRD), ``--field-out`` the IRE |E| map (V/cm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from irplan.planning.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("plan", help="plan file (.irplan.json)")
+    parser.add_argument("--grid-mm", type=float, default=1.0,
+                        help="zone/solver grid spacing in mm (default 1.0; 2.0 = fast preview)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--out", metavar="zone.nii.gz", help="write the zone mask")
+    parser.add_argument("--field-out", metavar="field.nii.gz",
+                        help="IRE: write the max |E| over pairs (V/cm)")
+    parser.add_argument("--threshold-v-per-cm", type=float, default=None,
+                        help="IRE lethal field threshold (default 637 V/cm, Miklavcic 2000)")
+    parser.add_argument("--ratio-v-per-cm", type=float, default=None,
+                        help="IRE default voltage = ratio x spacing (default 1500 V/cm)")
+    parser.add_argument("--dynamic-ratio", type=float, default=None,
+                        help="IRE: electroporation-dependent conductivity, sigma x RATIO above "
+                             "the irreversible threshold (nonlinear, slower)")
+    parser.add_argument("--heat-sink", action="store_true",
+                        help="thermal: cut the cooled shell around vessels >= 3 mm")
+    parser.add_argument("--heat-sink-shell-mm", type=float, default=None,
+                        help="thermal: cooled shell thickness (default 2 mm, model parameter)")
+    parser.add_argument("--isotherm-c", type=float, default=None,
+                        help="cryo: isotherm used as the zone (default the table's lethal one)")
+    parser.add_argument("--tables", default=None,
+                        help="extra thermal zone tables (JSON, format of thermal_tables.json)")
+    parser.add_argument("--margin-grid-mm", type=float, default=0.5,
+                        help="margin analysis spacing in mm (0 = the tumour's own grid)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from irplan.io.masks import write_mask, write_volume_file
+    from irplan.io.plan_file import load_plan, load_plan_structures
+    from irplan.planning.zone import ZoneOptions, predict_zone
+
+    if args.margin_grid_mm is not None and args.margin_grid_mm < 0:
+        raise InputError(f"--margin-grid-mm must be >= 0, got {args.margin_grid_mm}")
+    plan = load_plan(args.plan)
+    structures, notes = load_plan_structures(plan)
+    opts = ZoneOptions(threshold_v_per_cm=args.threshold_v_per_cm,
+                       ratio_v_per_cm=args.ratio_v_per_cm, dynamic_ratio=args.dynamic_ratio,
+                       heat_sink=args.heat_sink, heat_sink_shell_mm=args.heat_sink_shell_mm,
+                       isotherm_c=args.isotherm_c, tables_path=args.tables,
+                       margin_fine_mm=args.margin_grid_mm or None)
+    res = predict_zone(plan, None, structures, grid_mm=args.grid_mm, options=opts)
+    res.warnings[:0] = notes
+    if args.out:
+        write_mask(res.zone, args.out)
+    if args.field_out:
+        if res.field_v_per_cm is None:
+            raise InputError("--field-out: only IRE plans have a field map")
+        write_volume_file(res.field_v_per_cm, args.field_out)
+    d = res.to_dict()
+    if args.json:
+        json.dump(d, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    out = sys.stdout
+    out.write(f"{plan.modality} zone: {d['zone_volume_ml']:.2f} ml (grid {args.grid_mm:g} mm)\n")
+    if d["tumor_coverage_percent"] is not None:
+        out.write(f"tumour coverage: {d['tumor_coverage_percent']:.1f} %   minimal margin: "
+                  f"{d['minimal_margin_mm']:.1f} mm (required {plan.margin_mm:g} mm)   "
+                  f"tumour + margin shell covered: {d['shell_coverage_percent']:.1f} %\n")
+    if plan.modality == "IRE":
+        out.write(f"threshold {d['threshold_v_per_cm']:g} V/cm\n")
+        for p in d["pairs"]:
+            i, j = p["electrodes"]
+            out.write(f"  pair {i + 1}-{j + 1}: {p['voltage_v']:.0f} V, spacing "
+                      f"{p['spacing_mm']:.1f} mm, current {p['current_a']:.1f} A\n")
+    else:
+        for t in d["tables"]:
+            out.write(f"  table {t['id']}: {t['source']}\n")
+    for r in d["risk_structures"]:
+        out.write(f"  {r['key']}: {r['volume_ml']:.2f} ml in zone ({r['note']})\n")
+    for w in d["warnings"]:
+        out.write(f"warning: {w}\n")
+    out.write(f"time {d['timings_s'].get('total_s', 0):.2f} s. IRPlan is research software, "
+              "not a certified medical device.\n")
+    return 0

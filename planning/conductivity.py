@@ -1,0 +1,118 @@
+"""Tissue electric conductivities (S/m, low frequency) for the IRE field model, with sources.
+
+The field *shape* depends only on conductivity ratios between tissues; the absolute value
+scales the predicted current. Values are baselines before electroporation (the optional
+dynamic model in :mod:`irplan.planning.ire_field` raises them where |E| is high).
+Users may pass their own table (``dict[str, float]``) to :func:`conductivity_map`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from irplan.planning.errors import InputError
+from irplan.planning.volume import Volume
+
+
+@dataclass(frozen=True)
+class TissueConductivity:
+    key: str
+    sigma_s_per_m: float
+    source: str
+
+
+CONDUCTIVITIES: dict[str, TissueConductivity] = {
+    t.key: t for t in (
+        TissueConductivity(
+            "liver", 0.12,
+            "Porcine liver baseline 0.12 S/m (Beitel-White et al. 2021, IEEE TBME 68:771, "
+            "PMC8048145; CLINICAL.md). Human liver in vivo 0.13 +/- 0.06 S/m at 3 kHz "
+            "(Sarreshtehdari et al. 2024, Biosensors 14:382) agrees."),
+        TissueConductivity(
+            "tumor", 0.41,
+            "Human liver tumours in vivo 0.41 +/- 0.10 S/m at 3 kHz vs normal liver 0.13 "
+            "(Sarreshtehdari et al. 2024, Biosensors 14:382; ex vivo 0.27 +/- 0.09)."),
+        TissueConductivity(
+            "blood", 0.67,
+            "Blood 0.67 S/m, low frequency (Geddes and Baker 1967, as tabulated in "
+            "PMC5361410 Table 1)."),
+        TissueConductivity(
+            "bile", 0.67,
+            "No cited bile value found here: bile ducts take the blood value (user-supplied "
+            "assumption; replace when a measured value is at hand)."),
+        TissueConductivity(
+            "fat", 0.025,
+            "Fat 0.025 S/m, low frequency (Gabriel et al. 1996, as tabulated in PMC5361410)."),
+        TissueConductivity(
+            "muscle", 0.16,
+            "Muscle 0.16 S/m, low frequency (Geddes and Baker 1967, PMC5361410 Table 1); "
+            "used for non-liver soft tissue inside the body."),
+        TissueConductivity(
+            "bone", 0.0214,
+            "Cancellous bone 0.0214 S/m (Akhtari et al. 2002, PMC5361410 Table 1)."),
+        TissueConductivity(
+            "lung", 0.025,
+            "No lung value found here: air-filled lung taken as poorly conducting, equal to "
+            "fat (user-supplied assumption)."),
+    )
+}
+
+# Structure key -> tissue; later entries are painted over earlier ones.
+STRUCTURE_TISSUE: tuple[tuple[str, str], ...] = (
+    ("lung", "lung"),
+    ("bone", "bone"),
+    ("liver", "liver"),
+    ("bile_duct", "bile"),
+    ("tumor", "tumor"),
+    ("portal_vein", "blood"),
+    ("hepatic_vein", "blood"),
+    ("artery", "blood"),
+)
+
+
+def default_table() -> dict[str, float]:
+    """Tissue key -> S/m of the cited defaults."""
+    return {k: t.sigma_s_per_m for k, t in CONDUCTIVITIES.items()}
+
+
+def conductivity_map(grid: Volume, structures: dict[str, Volume],
+                     table: dict[str, float] | None = None,
+                     background: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """Conductivity (S/m) per node of ``grid`` from structure masks (any grid, resampled by
+    LPS position, nearest neighbour). Returns (array [k, j, i], notes).
+
+    Background: ``background`` tissue if given; else liver when there is no liver mask
+    (homogeneous liver assumed, said in the notes), else muscle ("soft tissue") outside
+    the liver; outside a ``body`` mask 0 (air). Vessels are painted last (blood wins over
+    tumour where they overlap).
+    """
+    tab = default_table()
+    if table:
+        for k, v in table.items():
+            if not (np.isfinite(v) and v > 0):
+                raise InputError(f"conductivity of {k!r} must be > 0 S/m, got {v}")
+            tab[k] = float(v)
+    notes: list[str] = []
+    if background is None:
+        background = "muscle" if "liver" in structures else "liver"
+        if "liver" not in structures:
+            notes.append("no liver mask: tissue around the electrodes taken as homogeneous "
+                         f"liver ({tab['liver']:g} S/m)")
+    if background not in tab:
+        raise InputError(f"unknown background tissue {background!r} (known: {', '.join(tab)})")
+    sigma = np.full(grid.array.shape, tab[background], dtype=np.float64)
+    body = structures.get("body")
+    if body is not None:
+        on = body if body.same_geometry(grid) else body.resample_like(grid, "nearest")
+        sigma[on.array == 0] = 0.0  # air outside the body does not conduct
+    for key, tissue in STRUCTURE_TISSUE:
+        if key == "body":
+            continue
+        mask = structures.get(key)
+        if mask is None:
+            continue
+        on = mask if mask.same_geometry(grid) else mask.resample_like(grid, "nearest")
+        sigma[on.array != 0] = tab[tissue]
+    return sigma, notes
