@@ -382,6 +382,12 @@ class MainWindow(QMainWindow):
         if self.isVisible() and not getattr(self, "headless", False):
             QMessageBox.warning(self, APP_TITLE, msg)
 
+    def show_case(self, ct: Volume, masks: dict[str, Volume] | None = None,
+                  plan: Any = None, title: str = "") -> None:
+        """Show an already loaded CT (+ structure masks on its grid, + plan) at once."""
+        self._on_loaded({"ct": ct, "masks": masks or {}, "plan": plan, "title": title,
+                         "path": None})
+
     def _on_loaded(self, res: dict) -> None:
         self._loading = False
         vol: Volume = res["ct"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from pathlib import Path
 
@@ -47,3 +48,35 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch) ->
     monkeypatch.setenv("IRPLAN_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg"))
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+
+
+
+# --- clean exit after GUI tests ------------------------------------------------------
+# pytest-xvfb stops Xvfb in an atexit handler; once VTK has rendered, libGL/VTK still hold
+# an X connection that is torn down by C++ destructors *after* atexit, and Xlib then
+# kills the process with exit code 1 ("XIO: fatal IO error") although every test passed.
+# So, when VTK rendering was used: stop Xvfb ourselves and leave with pytest's status
+# before those destructors run. (Registered after pytest-xvfb's handler -> runs first.)
+_SESSION_STATUS: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _SESSION_STATUS["status"] = int(exitstatus)
+
+
+def _exit_before_x_teardown() -> None:
+    import sys
+
+    status = _SESSION_STATUS.get("status")
+    if status is None or "vtkmodules.vtkRenderingOpenGL2" not in sys.modules:
+        return
+    xvfb_mod = sys.modules.get("pytest_xvfb")
+    if xvfb_mod is None or getattr(xvfb_mod, "xvfb_instance", None) is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    xvfb_mod.shutdown_xvfb()
+    os._exit(status)
+
+
+atexit.register(_exit_before_x_teardown)

@@ -29,6 +29,8 @@ from irplan.planning.volume import Volume
 
 # Context structures of the 3D scene, drawn in this order (opaque first).
 SCENE_KEYS = ("portal_vein", "hepatic_vein", "artery", "bile_duct", "tumor", "bone", "liver")
+CONTEXT_KEYS = ("liver", "bone")
+CONTEXT_SPACING_MM = 2.5
 CONTOUR_KEYS = ("liver", "portal_vein", "hepatic_vein", "artery", "bile_duct", "tumor")
 ZONE_RGB = (1.0, 0.45, 0.0)
 NEEDLE_RGB = (0.80, 0.85, 0.90)
@@ -250,6 +252,9 @@ def render_scene(structures: Mapping[str, Volume], needles: Sequence[Needle],
                 m = m.crop_lps_box(roi[0], roi[1])
             except Exception:  # noqa: BLE001 - structure outside the ROI: not drawn
                 continue
+        if key in CONTEXT_KEYS and float(m.spacing_mm.min()) < CONTEXT_SPACING_MM:
+            # context organs: a coarser grid is plenty at this scale and 5-10x faster
+            m = m.resample_spacing(CONTEXT_SPACING_MM, "nearest")
         st = types.get(key) or types["other"]
         opacity = {"liver": 0.18, "bone": 0.55}.get(key, st.opacity)
         act = _surface_actor(rc, m, structure_color(key), opacity)
@@ -314,12 +319,13 @@ def _draw_segment(img: np.ndarray, p0: np.ndarray, p1: np.ndarray, rgb: np.ndarr
     if dash_px:
         keep = (np.floor(t * np.linalg.norm(p1 - p0) / dash_px) % 2) == 0
         pts = pts[keep]
-    mask = np.zeros(img.shape[:2], bool)
-    ij = np.rint(pts).astype(int)
+    r = width_px // 2
+    offs = np.array([(dx, dy) for dx in range(-r, r + 1) for dy in range(-r, r + 1)
+                     if dx * dx + dy * dy <= r * r + r])
+    ij = (np.rint(pts).astype(int)[:, None, :] + offs[None]).reshape(-1, 2)
     ok = (ij[:, 0] >= 0) & (ij[:, 0] < img.shape[1]) & (ij[:, 1] >= 0) & (ij[:, 1] < img.shape[0])
+    mask = np.zeros(img.shape[:2], bool)
     mask[ij[ok, 1], ij[ok, 0]] = True
-    if width_px > 1:
-        mask = ndimage.binary_dilation(mask, iterations=width_px // 2)
     img[mask] = (1 - alpha) * img[mask] + alpha * rgb
 
 
@@ -337,6 +343,17 @@ def mpr_image(ct: Volume | None, structures: Mapping[str, Volume], needles: Sequ
     uu, vv = np.meshgrid(u, -u)           # row 0 = top (+up)
     pts = c + uu[..., None] * right + vv[..., None] * up
     flat = pts.reshape(-1, 3)
+    # sample from sub-volumes around the slice only (fast, same positions)
+    lo = flat.min(axis=0) - slab_mm - 3.0
+    hi = flat.max(axis=0) + slab_mm + 3.0
+
+    def crop(v: Volume) -> Volume | None:
+        try:
+            return v.crop_lps_box(lo, hi)
+        except Exception:  # noqa: BLE001 - the volume does not reach the slice
+            return None
+
+    ct = crop(ct) if ct is not None else None
     if ct is not None:
         hu = np.asarray(ct.value_at_lps(flat, order=1, outside=-1000.0)).reshape(uu.shape)
         w, lev = window_hu
@@ -349,6 +366,9 @@ def mpr_image(ct: Volume | None, structures: Mapping[str, Volume], needles: Sequ
     if zone is not None:
         items.append(("zone", zone, np.array(ZONE_RGB), 3))
     for key, m, rgb, width in items:
+        m = crop(m)
+        if m is None:
+            continue
         inside = np.asarray(m.value_at_lps(flat, order=0, outside=0.0)).reshape(uu.shape) > 0.5
         if not inside.any():
             continue

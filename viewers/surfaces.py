@@ -1,7 +1,7 @@
 """Binary mask -> smooth, decimated surface mesh in LPS mm (VTK filters, thread-safe).
 
 Pipeline: crop to the mask's bounding box (+2 voxels) -> vtkSurfaceNets3D (Frisken's
-surface nets, made for label maps; smooths while it extracts) -> vtkWindowedSincPolyData
+surface nets, made for label maps) -> vtkWindowedSincPolyData
 Filter (non-shrinking smoothing) -> vtkQuadricDecimation -> transform from the volume's
 unrotated frame to LPS (direction matrix + origin) -> vtkPolyDataNormals (consistent,
 outward normals even for flipped/left-handed grids).
@@ -24,7 +24,7 @@ from vtkmodules.vtkFiltersCore import (
     vtkSurfaceNets3D,
     vtkWindowedSincPolyDataFilter,
 )
-from vtkmodules.vtkFiltersGeneral import vtkTransformPolyDataFilter
+from vtkmodules.vtkFiltersGeneral import vtkTransformFilter
 
 from irplan.planning.errors import CancelledError
 from irplan.planning.volume import Volume
@@ -69,8 +69,9 @@ def mask_to_polydata(mask: Volume, smoothing_iterations: int = 20, pass_band: fl
     nets.SetInputData(img)
     nets.SetValue(0, 1)
     nets.SetOutputMeshTypeToTriangles()
-    nets.SmoothingOn()
-    nets.SetNumberOfIterations(12)
+    # surface nets' own constrained smoothing shrinks small objects (-5 % volume for a
+    # 24 mm ball at 8 iterations, measured); windowed-sinc smoothing keeps the volume
+    nets.SmoothingOff()
     nets.Update()
     check()
     poly = nets.GetOutput()
@@ -104,7 +105,7 @@ def mask_to_polydata(mask: Volume, smoothing_iterations: int = 20, pass_band: fl
 
     tf = vtkTransform()
     tf.SetMatrix(local_to_lps_matrix(mask))
-    tpf = vtkTransformPolyDataFilter()
+    tpf = vtkTransformFilter()
     tpf.SetInputData(poly)
     tpf.SetTransform(tf)
     tpf.Update()

@@ -135,6 +135,7 @@ class ViewSet(QObject):
         """Show a new CT (or clear). Structures and overlays of the old CT are removed."""
         for key in list(self._masks):
             self.set_structure(key, None)
+        self.styles.clear()
         self.volume = volume
         self.ct_image = volume_to_vtk(volume) if volume is not None else None
         for v in self:

@@ -62,7 +62,7 @@ class VtkWidget(QVTKRenderWindowInteractor):
 
     def render_now(self) -> None:
         self._render_timer.stop()
-        if not self.isVisible():
+        if not self.isVisible() or getattr(self, "_finalized", False):
             return
         self.before_render()
         self.GetRenderWindow().Render()
@@ -116,9 +116,25 @@ class VtkWidget(QVTKRenderWindowInteractor):
         ev.accept()
 
     def finalize(self) -> None:
-        """Release the OpenGL context before the widget goes away."""
+        """Release the OpenGL context and the X display connection now, while the
+        display still exists (a render window left to the interpreter's exit talks to
+        a possibly gone X server, and Xlib then kills the process)."""
         self._render_timer.stop()
+        rw = self._RenderWindow
+        if rw is None:
+            return
         try:
-            self.Finalize()
+            rw.Finalize()
         except Exception:  # noqa: BLE001 - best effort at shutdown
             pass
+        self._finalized = True
+
+    def paintEvent(self, ev) -> None:  # noqa: N802
+        if getattr(self, "_finalized", False):
+            return
+        super().paintEvent(ev)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        if getattr(self, "_finalized", False):
+            return
+        super().resizeEvent(ev)
