@@ -117,6 +117,38 @@ def load_sitk(folder: str) -> _SitkArray:
 LOADERS: dict = {"irplan": load_irplan, "sitk": load_sitk}
 
 
+def _timed_stages(name: str, folder: str) -> list[tuple[str, float, float]]:
+    """Run one loader; (stage, wall s, CPU s) for its file-finding and pixel-reading parts."""
+    out = []
+
+    def clock() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    if name == "irplan":
+        from irplan.io.dicom_load import load_series
+        from irplan.io.dicom_scan import scan_dicom
+
+        w0, c0 = clock()
+        info = scan_dicom(folder).ct_candidates()[0]
+        w1, c1 = clock()
+        arr = load_series(info).array
+        w2, c2 = clock()
+        out = [("irplan scan", w1 - w0, c1 - c0), ("irplan load", w2 - w1, c2 - c1)]
+    else:
+        import SimpleITK as sitk
+
+        w0, c0 = clock()
+        reader = sitk.ImageSeriesReader()
+        names = reader.GetGDCMSeriesFileNames(folder)
+        w1, c1 = clock()
+        reader.SetFileNames(names)
+        arr = reader.Execute()
+        w2, c2 = clock()
+        out = [("sitk names", w1 - w0, c1 - c0), ("sitk read", w2 - w1, c2 - c1)]
+    del arr
+    return out
+
+
 def _status_kb(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -165,20 +197,29 @@ def main() -> None:
         same = a.shape == b.array.shape and np.array_equal(a, b.array)
         print(f"arrays identical: {same} (IRPlan {a.dtype}, SimpleITK {b.array.dtype})")
         del a, b
-        times: dict[str, list[float]] = {"irplan": [], "sitk": []}
+        # wall and CPU time per stage; the machine may be shared, so CPU time is the
+        # steadier figure and the minimum the least disturbed run
+        stages = ["irplan scan", "irplan load", "sitk names", "sitk read"]
+        wall: dict[str, list[float]] = {k: [] for k in stages}
+        cpu: dict[str, list[float]] = {k: [] for k in stages}
         for r in range(args.repeat):
             order = ["irplan", "sitk"] if r % 2 == 0 else ["sitk", "irplan"]
             for name in order:
-                t = time.perf_counter()
-                arr = LOADERS[name](str(folder))
-                times[name].append(time.perf_counter() - t)
-                del arr
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"IRPlan scan+load_series : median {med['irplan']:.3f} s  "
-              f"({', '.join(f'{x:.3f}' for x in times['irplan'])})")
-        print(f"SimpleITK GDCM names+read: median {med['sitk']:.3f} s  "
-              f"({', '.join(f'{x:.3f}' for x in times['sitk'])})")
-        print(f"ratio IRPlan / SimpleITK: {med['irplan'] / med['sitk']:.2f}  (target <= 1.30)")
+                for stage, seconds, cpu_s in _timed_stages(name, str(folder)):
+                    wall[stage].append(seconds)
+                    cpu[stage].append(cpu_s)
+        print(f"{'stage':14s} {'wall median':>12s} {'wall min':>9s} {'cpu median':>11s}")
+        for st in stages:
+            print(f"{st:14s} {statistics.median(wall[st]):11.3f}s {min(wall[st]):8.3f}s "
+                  f"{statistics.median(cpu[st]):10.3f}s")
+        for label, d in (("wall", wall), ("cpu", cpu)):
+            tot_i = [a + b for a, b in zip(d["irplan scan"], d["irplan load"])]
+            tot_s = [a + b for a, b in zip(d["sitk names"], d["sitk read"])]
+            mi, ms = statistics.median(tot_i), statistics.median(tot_s)
+            li, ls = statistics.median(d["irplan load"]), statistics.median(d["sitk read"])
+            print(f"{label:4s} median: IRPlan scan+load {mi:.3f} s vs SimpleITK names+read "
+                  f"{ms:.3f} s -> ratio {mi / ms:.2f} (target <= 1.30); pixel load only "
+                  f"{li:.3f} vs {ls:.3f} s -> {li / ls:.2f}")
         for name in ("irplan", "sitk"):
             res = subprocess.run([sys.executable, __file__, "--child", name, str(folder)],
                                  capture_output=True, text=True, check=True)

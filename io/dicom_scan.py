@@ -16,15 +16,17 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 
 from irplan.io.dicomdir import DICOMDIR_SOP_CLASS, dicomdir_files, is_dicomdir
 from irplan.planning.errors import CancelledError, InputError
@@ -397,7 +399,7 @@ def _read_header(path: Path) -> tuple[Dataset | None, str]:
         return None, "unreadable (permission denied)"
     except _READ_ERRORS as exc:
         return None, f"unreadable or truncated DICOM ({type(exc).__name__}: {exc})"
-    sop = str(_get(ds, "SOPClassUID", ""))
+    sop = _text(ds, "SOPClassUID") or ""
     media_sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
     if sop == DICOMDIR_SOP_CLASS or media_sop == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         return None, "DICOMDIR index file (the images it lists are scanned as files)"
@@ -453,10 +455,12 @@ def _check_pixel_length(ds: Dataset, file_size: int) -> None:
     if ts is not None and ts.is_compressed:
         return
     try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        bits = int(ds.BitsAllocated)
-        spp = int(ds.get("SamplesPerPixel", 1) or 1)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        rows, cols = _ushort(ds, "Rows", 0), _ushort(ds, "Columns", 0)
+        bits = _ushort(ds, "BitsAllocated", 0)
+        spp = _ushort(ds, "SamplesPerPixel", 1) or 1
+        frames = int((_floats(ds, "NumberOfFrames") or [1])[0] or 1)
+        if not (rows and cols and bits):
+            raise ValueError
     except (AttributeError, TypeError, ValueError):
         raise ValueError("image header incomplete (Rows, Columns or Bits Allocated "
                          "missing)") from None
@@ -474,6 +478,62 @@ def _check_pixel_length(ds: Dataset, file_size: int) -> None:
     if length is not None and length < expected:
         raise ValueError(f"truncated pixel data: {length} bytes, Rows x Columns x frames x "
                          f"bits ({rows} x {cols} x {frames} x {bits}) need {expected}")
+
+
+# -- fast header access: raw element bytes, no pydicom value conversion (hot per-file path)
+@cache
+def _tag(keyword: str) -> int:
+    t = tag_for_keyword(keyword)
+    if t is None:
+        raise KeyError(keyword)
+    return t
+
+
+def _raw_elem(ds: Dataset, keyword: str) -> Any:
+    try:
+        return ds.get_item(_tag(keyword), keep_deferred=True)
+    except _READ_ERRORS:
+        return None
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    """A text-VR value (UI, CS, DS, IS, LO ...) as one str (multi-values joined by '\\')."""
+    e = _raw_elem(ds, keyword)
+    if e is None:
+        return None
+    if isinstance(e, RawDataElement):
+        if e.value is None:
+            return None
+        return bytes(e.value).decode("latin-1").strip("\x00 ")
+    v = e.value
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple, MultiValue)):
+        return "\\".join(str(x).strip() for x in v)
+    return str(v).strip()
+
+
+def _floats(ds: Dataset, keyword: str) -> list[float] | None:
+    """DS/IS values as floats; None when absent or empty; ValueError when malformed."""
+    t = _text(ds, keyword)
+    if not t:
+        return None
+    return [float(x) for x in t.split("\\")]
+
+
+def _ushort(ds: Dataset, keyword: str, default: int) -> int:
+    """A US value (Rows, Columns, Bits ...), ``default`` when absent."""
+    e = _raw_elem(ds, keyword)
+    if e is None:
+        return default
+    if isinstance(e, RawDataElement):
+        if not e.value or len(e.value) < 2:
+            return default
+        return int.from_bytes(bytes(e.value[:2]), "little" if e.is_little_endian else "big")
+    try:
+        return int(e.value) if e.value is not None else default
+    except (TypeError, ValueError):
+        return default
 
 
 def _get(ds: Dataset, key: str, default: Any = None) -> Any:
@@ -528,6 +588,7 @@ class _Img:
     localizer: bool
     problem: str = ""
     pixel_offset: int | None = None
+    instance_number: int | None = None
 
 
 def _native_pixel_offset(ds: Dataset) -> int | None:
@@ -552,27 +613,34 @@ def _images_of(path: Path, ds: Dataset) -> list[_Img]:
 
 
 def _images_of_frames(path: Path, ds: Dataset) -> list[_Img]:
-    rows = int(ds.get("Rows", 0) or 0)
-    cols = int(ds.get("Columns", 0) or 0)
-    image_type = [str(x).upper() for x in (ds.get("ImageType") or [])]
+    rows = _ushort(ds, "Rows", 0)
+    cols = _ushort(ds, "Columns", 0)
+    image_type = (_text(ds, "ImageType") or "").upper().split("\\")
     localizer = "LOCALIZER" in image_type or "SCOUT" in image_type or "TOPOGRAM" in image_type
-    nframes = int(ds.get("NumberOfFrames", 1) or 1)
+    nframes = int((_floats(ds, "NumberOfFrames") or [1])[0] or 1)
     if "PerFrameFunctionalGroupsSequence" in ds or nframes > 1:
         return _multiframe_images(path, ds, rows, cols, nframes, localizer)
-    ipp = ds.get("ImagePositionPatient")
-    iop = ds.get("ImageOrientationPatient")
-    ps = ds.get("PixelSpacing")
-    slope = _first_float(ds.get("RescaleSlope"))
-    intercept = _first_float(ds.get("RescaleIntercept"))
-    img = _Img(path, None, ds, None, None, None, rows, cols,
-               1.0 if slope is None else slope, 0.0 if intercept is None else intercept,
-               localizer)
+    img = _Img(path, None, ds, None, None, None, rows, cols, 1.0, 0.0, localizer)
     try:
-        img.iop = tuple(float(x) for x in iop) if iop is not None else None
-        img.ipp = np.array([float(x) for x in ipp]) if ipp is not None else None
-        img.pixel_spacing = (float(ps[0]), float(ps[1])) if ps is not None else None
+        slope = _floats(ds, "RescaleSlope")
+        intercept = _floats(ds, "RescaleIntercept")
+        img.slope = slope[0] if slope else 1.0
+        img.intercept = intercept[0] if intercept else 0.0
+        iop = _floats(ds, "ImageOrientationPatient")
+        ipp = _floats(ds, "ImagePositionPatient")
+        ps = _floats(ds, "PixelSpacing")
+        if iop is not None and len(iop) != 6:
+            raise ValueError(f"Image Orientation (Patient) has {len(iop)} values, needs 6")
+        if ipp is not None and len(ipp) != 3:
+            raise ValueError(f"Image Position (Patient) has {len(ipp)} values, needs 3")
+        if ps is not None and len(ps) != 2:
+            raise ValueError(f"Pixel Spacing has {len(ps)} values, needs 2")
+        img.iop = tuple(iop) if iop is not None else None
+        img.ipp = np.array(ipp) if ipp is not None else None
+        img.pixel_spacing = (ps[0], ps[1]) if ps is not None else None
     except (TypeError, ValueError, IndexError) as exc:
         img.problem = f"malformed geometry tag ({exc})"
+    img.instance_number = _int_text(_text(ds, "InstanceNumber"))
     return [img]
 
 
@@ -647,7 +715,7 @@ def _group(headers: list[tuple[Path, Dataset]], skipped: list[SkippedFile]) -> l
         except ValueError as exc:
             skipped.append(SkippedFile(path, str(exc)))
             continue
-        key = (_str(ds, "StudyInstanceUID"), _str(ds, "SeriesInstanceUID"))
+        key = (_text(ds, "StudyInstanceUID") or "", _text(ds, "SeriesInstanceUID") or "")
         by_series.setdefault(key, []).extend(imgs)
 
     out: list[SeriesInfo] = []
@@ -689,7 +757,7 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
     first = imgs[0]
     ds = first.ds
     frames = [FrameRef(i.path, i.frame, i.ipp if i.ipp is not None else np.zeros(3), i.slope,
-                       i.intercept, _int(_get(i.ds, "InstanceNumber")), i.pixel_offset)
+                       i.intercept, i.instance_number, i.pixel_offset)
               for i in imgs]
     geo = analyse_stack(np.array([f.position_lps_mm for f in frames]), first.iop)
     frames = [frames[i] for i in geo.order]
@@ -756,6 +824,13 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
         samples_per_pixel=int(_get(ds, "SamplesPerPixel", 1) or 1),
         geometry=geo,
     )
+
+
+def _int_text(t: str | None) -> int | None:
+    try:
+        return int(float(t.split("\\")[0])) if t else None
+    except ValueError:
+        return None
 
 
 def _int(v: Any) -> int | None:
