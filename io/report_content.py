@@ -143,7 +143,7 @@ class ReportContent:
     modality: str = ""
     modality_label: str = ""
     parameters: list[tuple[str, str]] = field(default_factory=list)
-    devices: list[tuple[str, str]] = field(default_factory=list)   # (name, source)
+    devices: list[tuple[str, str, str]] = field(default_factory=list)  # (id, name, source)
     needles: list[NeedleRow] = field(default_factory=list)
     pairs: list[PairRow] = field(default_factory=list)
     pairs_status: str = ""
@@ -400,7 +400,7 @@ def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
             continue
         seen.add(nd.device)
         dev = _device(nd.device)
-        rc.devices.append((getattr(dev, "name", nd.device) or nd.device,
+        rc.devices.append((nd.device, getattr(dev, "name", "") or nd.device,
                            getattr(dev, "source", "") or "device not in the catalogue"))
     try:
         rc.needles = needle_rows(plan)
