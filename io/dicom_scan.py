@@ -727,14 +727,24 @@ def _group(headers: list[tuple[Path, Dataset]], skipped: list[SkippedFile]) -> l
                  tuple(round(v, 4) for v in im.pixel_spacing or ()),
                  im.path if im.frame is not None else None, im.localizer)
             stacks.setdefault(k, []).append(im)
-        groups = sorted(stacks.values(), key=lambda g: -len(g))
+        geometry_split = len(stacks) > 1
+        groups: list[list[_Img]] = []
+        acq_notes: list[str] = []
+        for g in stacks.values():
+            parts, note = _split_acquisitions(g)
+            groups.extend(parts)
+            if note:
+                acq_notes.append(note)
+        groups.sort(key=lambda g: -len(g))
         main = groups[0]
         split_warning = ""
-        if len(groups) > 1:
+        if geometry_split:
             desc = "; ".join(f"{len(g)} image(s) {g[0].cols}x{g[0].rows} "
                              f"{orientation_name(_dir(g[0].iop))}" for g in groups)
-            split_warning = (f"series mixes {len(groups)} orientations/image sizes, split into "
+            split_warning = (f"series mixes {len(stacks)} orientations/image sizes, split into "
                              f"separate stacks: {desc}")
+        if acq_notes:
+            split_warning = "; ".join(([split_warning] if split_warning else []) + acq_notes)
         main_dir = _dir(main[0].iop)
         for idx, g in enumerate(groups):
             info = _series_info(g)
@@ -746,6 +756,29 @@ def _group(headers: list[tuple[Path, Dataset]], skipped: list[SkippedFile]) -> l
                     info.is_localizer = True
             out.append(info)
     return out
+
+
+def _split_acquisitions(imgs: list[_Img]) -> tuple[list[list[_Img]], str]:
+    """Split a stack that repeats slice positions into one stack per acquisition
+    (TemporalPositionIdentifier, AcquisitionNumber or EchoNumbers) when that separates the
+    repeats cleanly, e.g. several contrast phases stored under one SeriesInstanceUID."""
+    if len(imgs) < 4 or imgs[0].frame is not None:
+        return [imgs], ""
+    pos = {tuple(np.round(i.ipp, 2)) for i in imgs if i.ipp is not None}
+    if len(pos) == len(imgs):
+        return [imgs], ""
+    for kw in ("TemporalPositionIdentifier", "AcquisitionNumber", "EchoNumbers"):
+        by: dict[str, list[_Img]] = {}
+        for im in imgs:
+            by.setdefault(_text(im.ds, kw) or "", []).append(im)
+        if len(by) < 2:
+            continue
+        clean = all(len({tuple(np.round(i.ipp, 2)) for i in g}) == len(g) for g in by.values())
+        if clean:
+            parts = [by[k] for k in sorted(by, key=lambda v: (_int_text(v) or 0, v))]
+            return parts, (f"series repeats slice positions in {len(parts)} acquisitions "
+                           f"({kw} {', '.join(sorted(by))}): split into separate stacks")
+    return [imgs], ""
 
 
 def _dir(iop: Any) -> np.ndarray:

@@ -51,7 +51,12 @@ class Written:
 
 def stored_values(rows: int, cols: int, k: int, base: int = 0) -> np.ndarray:
     j, i = np.mgrid[0:rows, 0:cols]
-    return (base + 100 * k + 3 * j + i).astype(np.int16)
+    return (base + 100 * k + 3 * j + i).astype(np.int64)
+
+
+# pixel formats: (BitsAllocated, BitsStored, PixelRepresentation)
+PIXEL_FORMATS = {"s16": (16, 16, 1), "u16": (16, 16, 0), "u12": (16, 12, 0),
+                 "s12": (16, 12, 1), "u8": (8, 8, 0)}
 
 
 def base_dataset(path: Path, *, modality: str = "CT", sop_class: str = CT_IMAGE,
@@ -104,6 +109,9 @@ def write_series(
     contrast_agent: str | None = None,
     window: tuple[float, float] | None = (40.0, 400.0),
     base_value: int = 1000,
+    pixel_format: str = "s16",
+    high_bit_noise: bool = False,
+    extra_tags: dict | None = None,
 ) -> Written:
     """Write a single-frame series.
 
@@ -114,7 +122,10 @@ def write_series(
     drop: slice indices (along the normal) not written (gaps).
     duplicate: (k, identical) pairs: write a second file at slice k's position, with
         identical pixel data or different data.
-    compress: None, 'rle', 'jpeg2000', 'jpegls' (pydicom encoders).
+    compress: None, 'rle', 'jpeg2000', 'jpegls' (pydicom encoders), 'jpeg_lossless' (GDCM).
+    pixel_format: one of PIXEL_FORMATS; stored values wrap into its range (u8: modulo 256).
+    high_bit_noise: set random bits above BitsStored (must be ignored by a reader).
+    extra_tags: keyword -> value set on every file.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -141,6 +152,8 @@ def write_series(
     positions: list[np.ndarray] = []
     stored_sorted = np.stack([stored_values(rows, cols, rank, base_value)
                               for rank in range(len(keep))])
+    if pixel_format == "u8":
+        stored_sorted = stored_sorted % 256
     rank_of = {k: rank for rank, k in enumerate(keep)}
     entries: list[tuple[int, np.ndarray]] = [(k, stored_sorted[rank_of[k]]) for k in order]
     for k, identical in duplicate:
@@ -166,7 +179,9 @@ def write_series(
         ds.ImageOrientationPatient = [_ds(v) for v in (*r, *c)]
         ds.PixelSpacing = [_ds(pixel_spacing[0]), _ds(pixel_spacing[1])]
         ds.SliceThickness = _ds(slice_spacing_mm)
-        _set_pixels(ds, data, slope, intercept, window)
+        for key, value in (extra_tags or {}).items():
+            setattr(ds, key, value)
+        _set_pixels(ds, data, slope, intercept, window, pixel_format, high_bit_noise)
         _save(ds, path, transfer_syntax, compress)
         files.append(path)
         positions.append(all_pos[k])
@@ -186,21 +201,30 @@ def _ds(v: float) -> str:
 
 
 def _set_pixels(ds: Dataset, data: np.ndarray, slope: float, intercept: float,
-                window: tuple[float, float] | None) -> None:
+                window: tuple[float, float] | None, pixel_format: str = "s16",
+                high_bit_noise: bool = False) -> None:
+    allocated, stored, rep = PIXEL_FORMATS[pixel_format]
+    lo = -(1 << (stored - 1)) if rep else 0
+    hi = (1 << (stored - 1)) - 1 if rep else (1 << stored) - 1
+    assert data.min() >= lo and data.max() <= hi, f"values do not fit {pixel_format}"
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = data.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
+    ds.BitsAllocated = allocated
+    ds.BitsStored = stored
+    ds.HighBit = stored - 1
+    ds.PixelRepresentation = rep
     ds.RescaleSlope = _ds(slope)
     ds.RescaleIntercept = _ds(intercept)
     ds.RescaleType = "HU"
     if window is not None:
         ds.WindowCenter = _ds(window[0])
         ds.WindowWidth = _ds(window[1])
-    ds.PixelData = np.ascontiguousarray(data.astype("<i2")).tobytes()
+    raw = data.astype(np.int64) & ((1 << stored) - 1)  # two's complement in `stored` bits
+    if high_bit_noise and stored < allocated:
+        rng = np.random.default_rng(11)
+        raw |= rng.integers(0, 1 << (allocated - stored), raw.shape) << stored
+    ds.PixelData = np.ascontiguousarray(raw.astype("<u1" if allocated == 8 else "<u2")).tobytes()
 
 
 def _save(ds: FileDataset, path: Path, transfer_syntax: str, compress: str | None) -> None:
@@ -221,7 +245,8 @@ def _encode_jpeg_lossless(ds: FileDataset, path: Path) -> None:
     import SimpleITK as sitk
     from pydicom.uid import JPEGLosslessSV1
 
-    arr = np.frombuffer(ds.PixelData, dtype="<i2").reshape(int(ds.Rows), int(ds.Columns))
+    arr = np.frombuffer(ds.PixelData, dtype="<i2" if ds.PixelRepresentation else "<u2")
+    arr = arr.reshape(int(ds.Rows), int(ds.Columns))
     tmp = path.with_name(path.stem + "_gdcm_tmp.dcm")
     writer = sitk.ImageFileWriter()
     writer.SetFileName(str(tmp))

@@ -345,3 +345,63 @@ def test_ircadb17_real_ct(ircadb17):
     assert abs(mean_hu - 99) < 1.0, mean_hu  # SOURCE.md: mean CT value inside the liver 99 HU
     liver_ml = liver.sum() * vol.voxel_volume_ml
     assert abs(liver_ml - 1860.6) < 1.0  # SOURCE.md: liver 1860.6 mL
+
+
+# --------------------------------------------------------------------------- pixel formats
+@pytest.mark.parametrize("fmt,base,noise", [
+    ("u16", 1000, False),
+    ("u12", 1000, True),     # bits above BitsStored are noise and must be masked
+    ("s12", -1500, False),   # 12-bit two's complement: needs sign extension
+    ("u8", 0, False),
+])
+@pytest.mark.parametrize("syntax", ["explicit", "implicit"])
+def test_pixel_formats(tmp_path, fmt, base, noise, syntax):
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ts = ExplicitVRLittleEndian if syntax == "explicit" else ImplicitVRLittleEndian
+    w = write_series(tmp_path, n_slices=4, pixel_format=fmt, base_value=base,
+                     high_bit_noise=noise, transfer_syntax=ts, file_order="reversed")
+    vol = load_series(_only(tmp_path))
+    assert vol.array.dtype == np.int16
+    _assert_voxel_exact(vol, w)
+
+
+def test_values_beyond_int16_become_float32(tmp_path):
+    """Unsigned 16-bit data near 60000 with intercept 0 do not fit int16: float32, exact."""
+    w = write_series(tmp_path, n_slices=3, pixel_format="u16", base_value=60000, intercept=0.0)
+    vol = load_series(_only(tmp_path))
+    assert vol.array.dtype == np.float32
+    np.testing.assert_array_equal(vol.array, w.hu_sorted)
+
+
+def test_compressed_multiframe(tmp_path):
+    w = write_enhanced_ct(tmp_path / "mf.dcm", rows=32, cols=32, frame_order="reversed")
+    ds = pydicom.dcmread(tmp_path / "mf.dcm")
+    ds.compress(pydicom.uid.RLELossless)
+    ds.save_as(tmp_path / "mf.dcm")
+    vol = load_series(_only(tmp_path))
+    _assert_voxel_exact(vol, w)
+
+
+def test_phases_in_one_series_split_by_acquisition(tmp_path):
+    """Two acquisitions over the same positions under one SeriesInstanceUID."""
+    a = write_series(tmp_path, n_slices=5, prefix="a", extra_tags={"AcquisitionNumber": 1})
+    b = write_series(tmp_path, n_slices=5, prefix="b", series_uid=a.series_uid,
+                     study_uid=a.study_uid, base_value=3000, extra_tags={"AcquisitionNumber": 2})
+    scan = scan_dicom(tmp_path)
+    assert len(scan.series) == 2
+    assert all(any("AcquisitionNumber" in m for m in s.warnings) for s in scan.series)
+    arrays = sorted((load_series(s).array for s in scan.series), key=lambda x: x.mean())
+    np.testing.assert_array_equal(arrays[0], a.hu_sorted)
+    np.testing.assert_array_equal(arrays[1], b.hu_sorted)
+
+
+def test_dicomdir_with_missing_file(tmp_path):
+    write_series(tmp_path / "src", n_slices=4)
+    dicomdir = write_dicomdir(tmp_path / "src")
+    victim = sorted(p for p in dicomdir.parent.rglob("*") if p.is_file() and p != dicomdir)[-1]
+    victim.unlink()
+    scan = scan_dicom(dicomdir)
+    assert [s.reason for s in scan.skipped] == ["listed in the DICOMDIR but missing on disk"]
+    assert scan.skipped[0].path == victim
+    assert scan.series[0].slices == 3
