@@ -1,0 +1,213 @@
+"""IRE field solver against the analytic two-rod solution, and physics checks.
+
+Two-rod geometry trick: the outer box is insulated (Neumann), so electrodes that run
+through the whole thickness of a thin slab are mirror-imaged at both faces: exactly
+infinitely long parallel rods (a 2-D problem). The analytic field and current per unit
+length (CLINICAL.md "IRE physics") then apply without end effects, at any grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from irplan.planning.conductivity import CONDUCTIVITIES
+from irplan.planning.errors import InputError
+from irplan.planning.ire_field import (
+    DEFAULT_RADIUS_MM,
+    Electrode,
+    FieldSolver,
+    solve_ire,
+    solver_grid,
+)
+from irplan.planning.volume import Volume
+
+SIGMA_LIVER = CONDUCTIVITIES["liver"].sigma_s_per_m
+D_MM, A_MM, V = 15.0, DEFAULT_RADIUS_MM, 2250.0
+
+
+def _two_rod_slab(h_mm: float, half_width_mm: float = 60.0, subvoxel: bool = True,
+                  offset_mm: float = 0.0):
+    n_xy = int(round(2 * half_width_mm / h_mm)) + 1
+    nz = 3
+    grid = Volume(np.zeros((nz, n_xy, n_xy), np.uint8),
+                  [-half_width_mm + offset_mm, -half_width_mm + 0.7 * offset_mm, 0.0],
+                  np.full(3, h_mm))
+    lz = (nz - 1) * h_mm
+    els = [Electrode([x, 0.0, lz + h_mm], [0, 0, 1], lz + 2 * h_mm, A_MM)
+           for x in (-D_MM / 2, D_MM / 2)]
+    solver = FieldSolver(grid, els, np.full(grid.array.shape, SIGMA_LIVER), subvoxel=subvoxel)
+    u = solver.pair_potentials(0, 1, V)
+    field = grid.with_array(solver.field_magnitude_v_per_cm(u))
+    current_per_m = solver.current_a(u, 0) / (nz * h_mm * 1e-3)
+    return field, current_per_m, lz / 2, solver
+
+
+def _analytic_v_per_cm(x_mm: np.ndarray) -> np.ndarray:
+    ln = np.log((D_MM - A_MM) / A_MM)
+    return V / (2 * ln) * (1 / (D_MM / 2 - x_mm) + 1 / (D_MM / 2 + x_mm)) * 10.0
+
+
+def _rel_err(field: Volume, xs: np.ndarray, z: float) -> np.ndarray:
+    pts = np.stack([xs, np.zeros_like(xs), np.full_like(xs, z)], axis=1)
+    return np.abs(field.value_at_lps(pts) / _analytic_v_per_cm(xs) - 1.0)
+
+
+def test_two_rod_field_within_5_percent_and_converges():
+    # points on the line between the rods, >= 3.5 mm (2 voxels at 2 mm) from both axes
+    far = np.array([-2.0, 0.0, 2.0])
+    near = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+    errs = {}
+    for h in (2.0, 1.0, 0.5):
+        field, _, z, _ = _two_rod_slab(h)
+        errs[h] = _rel_err(field, far, z).max()
+        if h <= 1.0:
+            assert _rel_err(field, near, z).max() < 0.05, f"h={h}: > 5 % from analytic"
+    print("max relative error at x = -2, 0, 2 mm:", {h: f"{100 * e:.2f} %" for h, e in errs.items()})
+    assert errs[2.0] < 0.05
+    assert errs[0.5] < errs[1.0] < errs[2.0]
+    # midpoint example of CLINICAL.md (a = 0.5 mm gives ~890 V/cm; here a = 0.535 mm)
+    field, _, z, _ = _two_rod_slab(1.0)
+    assert field.value_at_lps([0.0, 0.0, z]) == pytest.approx(
+        2 * V / (D_MM / 10 * np.log((D_MM - A_MM) / A_MM)), rel=0.02)
+
+
+def test_subvoxel_electrode_model_is_what_makes_1mm_accurate():
+    f_sub, i_sub, z, _ = _two_rod_slab(1.0, subvoxel=True)
+    f_stair, i_stair, _, _ = _two_rod_slab(2.0, subvoxel=False)
+    x0 = np.array([0.0])
+    assert _rel_err(f_sub, x0, z)[0] < 0.01
+    assert _rel_err(f_stair, x0, z)[0] > 0.2   # staircase rods at 2 mm: far too thin
+    # axis between grid nodes: still accurate (log-radial face conductances)
+    f_off, i_off, _, _ = _two_rod_slab(1.0, offset_mm=0.37)
+    assert _rel_err(f_off, np.array([-2.0, 0.0, 2.0]), z).max() < 0.01
+    assert i_off == pytest.approx(i_sub, rel=0.01)
+
+
+def test_pair_current_per_unit_length_matches_analytic():
+    _, current_per_m, _, solver = _two_rod_slab(1.0)
+    analytic = np.pi * SIGMA_LIVER * V / np.log((D_MM - A_MM) / A_MM)
+    print(f"I/L = {current_per_m:.1f} A/m, analytic {analytic:.1f} A/m")
+    assert current_per_m == pytest.approx(analytic, rel=0.10)
+    # charge conservation: every row of the conductance matrix sums to zero
+    c = solver.conductance_s
+    assert np.abs(c.sum(axis=1)).max() < 1e-6 * np.abs(c).max()
+
+
+def _ben_david(h: float, padding_mm: float, sigma=SIGMA_LIVER):
+    els = [Electrode([x, 0.0, 0.0], [0, 0, -1], 20.0, A_MM, shaft_mm=100.0)
+           for x in (-D_MM / 2, D_MM / 2)]
+    grid = solver_grid(els, h, padding_mm)
+    return solve_ire(grid, els, np.full(grid.array.shape, sigma))
+
+
+def _extent_mm(zone: Volume) -> np.ndarray:
+    """Zone size along L, P, S (mm): voxel count across the occupied range."""
+    kji = np.argwhere(zone.array)
+    return ((kji.max(axis=0) - kji.min(axis=0) + 1) * zone.spacing_mm[::-1])[::-1]
+
+
+def test_ben_david_two_electrode_zone_is_plausible():
+    """2 electrodes 15 mm apart, 20 mm exposure, default voltage 1500 V/cm x 1.5 cm =
+    2250 V, liver conductivity: compare with porcine in vivo 3.0 x 1.7 x 3.0 cm."""
+    res = _ben_david(1.0, 20.0)
+    pair = res.pairs[0]
+    assert pair.voltage_v == pytest.approx(2250.0)
+    assert pair.spacing_mm == pytest.approx(15.0)
+    length, width, depth = _extent_mm(res.zone)
+    print(f"zone length {length:.0f} (in vivo 30 +/- 4) x width {width:.0f} (17 +/- 4) x "
+          f"depth {depth:.0f} (30 +/- 6) mm; current {pair.current_a:.1f} A")
+    for got, ref in ((length, 30.0), (width, 17.0), (depth, 30.0)):
+        assert 0.5 * ref <= got <= 1.5 * ref
+    assert length > width and depth > width        # elongated along pair axis and shaft
+    # static conductivity: current far below the clinical 20-50 A window, and flagged
+    assert 2.0 < pair.current_a < 20.0
+    assert any("outside the 20-50 A" in w for w in res.warnings)
+
+
+def test_doubling_padding_moves_the_zone_less_than_one_voxel():
+    h = 2.0
+    ra, rb = _ben_david(h, 20.0), _ben_david(h, 40.0)
+    a = ra.zone
+    b = rb.zone.resample_like(a, "nearest")          # same node lattice (offset 10 voxels)
+    hd = sitk.HausdorffDistanceImageFilter()
+    hd.Execute(a.to_sitk(), b.to_sitk())
+    # sub-voxel shift of the threshold surface: |E_b - E_a| / |grad E_a| on a's boundary
+    ea = ra.field_v_per_cm.array.astype(np.float64)
+    eb = rb.field_v_per_cm.resample_like(ra.field_v_per_cm, "linear").array
+    grad = np.linalg.norm(np.stack(np.gradient(ea, h)), axis=0)
+    zone = a.array.astype(bool)
+    edge = zone & ~ndimage.binary_erosion(zone)
+    shift_mm = np.abs(eb - ea)[edge] / np.maximum(grad[edge], 1e-9)
+    print(f"padding 20 -> 40 mm: Hausdorff {hd.GetHausdorffDistance():.2f} mm (voxel {h} mm), "
+          f"threshold surface shift max {shift_mm.max():.3f} mm, "
+          f"volume {ra.zone_volume_ml:.3f} -> {rb.zone_volume_ml:.3f} ml")
+    assert hd.GetHausdorffDistance() <= h
+    assert shift_mm.max() < 0.5 * h
+
+
+def test_vessel_raises_current_and_lowers_field_inside_it():
+    els = [Electrode([x, 0.0, 0.0], [0, 0, -1], 20.0, A_MM, shaft_mm=60.0)
+           for x in (-D_MM / 2, D_MM / 2)]
+    grid = solver_grid(els, 1.0, 12.0)
+    homog = np.full(grid.array.shape, SIGMA_LIVER)
+    c = grid.voxel_centres_lps()
+    inside = (c[..., 0] ** 2 + (c[..., 1] - 5.0) ** 2) <= 3.0 ** 2   # 6 mm vessel along S
+    with_vessel = np.where(inside, CONDUCTIVITIES["blood"].sigma_s_per_m, homog)
+    r0 = solve_ire(grid, els, homog, voltages_v=2250.0)
+    r1 = solve_ire(grid, els, with_vessel, voltages_v=2250.0)
+    p = [0.0, 5.0, -10.0]                                            # vessel centre
+    e0, e1 = r0.field_v_per_cm.value_at_lps(p), r1.field_v_per_cm.value_at_lps(p)
+    i0, i1 = r0.pairs[0].current_a, r1.pairs[0].current_a
+    print(f"current {i0:.2f} -> {i1:.2f} A; |E| in vessel {e0:.0f} -> {e1:.0f} V/cm")
+    assert i1 > 1.02 * i0
+    assert e1 < 0.7 * e0
+
+
+def test_oblique_electrodes_give_the_same_physics():
+    """The same pair rotated away from the grid axes, solved in the same box: current and
+    zone volume agree (the sub-voxel model is orientation-independent)."""
+    ang = np.deg2rad(35.0)
+    rx = np.array([[1, 0, 0], [0, np.cos(ang), -np.sin(ang)], [0, np.sin(ang), np.cos(ang)]])
+    rz = np.array([[np.cos(ang), -np.sin(ang), 0], [np.sin(ang), np.cos(ang), 0], [0, 0, 1]])
+
+    def electrodes(rot: np.ndarray) -> list[Electrode]:
+        return [Electrode(rot @ np.array([x, 0.0, 0.0]), rot @ np.array([0, 0, -1.0]), 20.0,
+                          A_MM, shaft_mm=60.0) for x in (-D_MM / 2, D_MM / 2)]
+
+    straight, oblique = electrodes(np.eye(3)), electrodes(rz @ rx)
+    extra = np.array([p for e in oblique for p in (e.tip_lps_mm, e.active_end_lps_mm)])
+    grid = solver_grid(straight, 1.0, 14.0, include_lps_mm=extra)
+    sigma = np.full(grid.array.shape, SIGMA_LIVER)
+    r_s = solve_ire(grid, straight, sigma, voltages_v=2250.0)
+    r_o = solve_ire(grid, oblique, sigma, voltages_v=2250.0)
+    print(f"current {r_s.pairs[0].current_a:.2f} vs {r_o.pairs[0].current_a:.2f} A, "
+          f"zone {r_s.zone_volume_ml:.2f} vs {r_o.zone_volume_ml:.2f} ml")
+    assert r_o.pairs[0].current_a == pytest.approx(r_s.pairs[0].current_a, rel=0.03)
+    assert r_o.zone_volume_ml == pytest.approx(r_s.zone_volume_ml, rel=0.08)
+
+
+def test_floating_electrode_and_voltage_cap():
+    """Three electrodes in a row 15 mm apart: the outer pair is 30 mm apart, its default
+    voltage (4500 V) is capped at 3000 V and said; the middle electrode floats at ~V/2."""
+    els = [Electrode([x, 0.0, 0.0], [0, 0, -1], 15.0, A_MM, shaft_mm=40.0)
+           for x in (-15.0, 0.0, 15.0)]
+    grid = solver_grid(els, 2.0, 15.0)
+    res = solve_ire(grid, els, np.full(grid.array.shape, SIGMA_LIVER), pairs=[(0, 2)])
+    pair = res.pairs[0]
+    assert pair.voltage_v == pytest.approx(3000.0)
+    assert any("capped at 3000 V" in w for w in res.warnings)
+    assert pair.electrode_potentials_v[1] == pytest.approx(1500.0, rel=0.02)
+    with pytest.raises(InputError, match="does not name two"):
+        solve_ire(grid, els, np.full(grid.array.shape, SIGMA_LIVER), pairs=[(0, 0)])
+    with pytest.raises(InputError, match="generator maximum"):
+        solve_ire(grid, els, np.full(grid.array.shape, SIGMA_LIVER), voltages_v=3500.0)
+
+
+def test_touching_electrodes_are_refused():
+    els = [Electrode([x, 0.0, 0.0], [0, 0, -1], 15.0, A_MM) for x in (0.0, 0.8)]
+    with pytest.raises(InputError, match="touch"):
+        FieldSolver(solver_grid(els, 1.0, 5.0), els,
+                    np.full(solver_grid(els, 1.0, 5.0).array.shape, SIGMA_LIVER))
