@@ -144,12 +144,13 @@ def table_for_device(device_id: str, modality: str, tables: dict[str, ZoneTable]
 
 
 # --------------------------------------------------------------------------- interpolation
-def _interp_1d(x: float, xs: np.ndarray, ys: np.ndarray, what: str, table_id: str) -> np.ndarray:
+def _interp_1d(x: float, xs: np.ndarray, ys: np.ndarray, what: str, unit: str,
+               table_id: str, context: str = "") -> np.ndarray:
     order = np.argsort(xs)
     xs, ys = xs[order], ys[order]
     if x < xs[0] - 1e-9 or x > xs[-1] + 1e-9:
-        raise InputError(f"zone table {table_id!r}: {what} {x:g} is outside the table "
-                         f"({xs[0]:g}-{xs[-1]:g}); no extrapolation")
+        raise InputError(f"zone table {table_id!r}: {what} {x:g} {unit} is outside the table "
+                         f"({xs[0]:g}-{xs[-1]:g} {unit}{context}); no extrapolation")
     return np.array([np.interp(x, xs, ys[:, c]) for c in range(ys.shape[1])])
 
 
@@ -170,7 +171,7 @@ def interpolate(table: ZoneTable, power_w: float | None, time_s: float | None,
         rows = [r for r in table.rows if key[0] in r["isotherms"]]
         xs = np.array([float(r["time_s"]) for r in rows])
         ys = np.array([[*r["isotherms"][key[0]], r["tip_offset_mm"]] for r in rows], float)
-        lw = _interp_1d(float(time_s), xs, ys, "time_s", table.id)
+        lw = _interp_1d(float(time_s), xs, ys, "thermal.time_s", "s", table.id)
         return float(lw[0]), float(lw[1]), float(lw[2])
     if power_w is None:
         raise InputError(f"thermal.power_w is not set (table {table.id!r} needs a power)")
@@ -183,11 +184,14 @@ def interpolate(table: ZoneTable, power_w: float | None, time_s: float | None,
         per_power.append((pw, xs, ys))
     p = float(power_w)
     if p < powers[0] - 1e-9 or p > powers[-1] + 1e-9:
-        raise InputError(f"zone table {table.id!r}: power_w {p:g} is outside the table "
-                         f"({powers[0]:g}-{powers[-1]:g} W); no extrapolation")
-    vals = np.array([_interp_1d(float(time_s), xs, ys, f"time_s at {pw:g} W", table.id)
-                     for pw, xs, ys in per_power])
-    out = _interp_1d(p, np.array(powers), vals, "power_w", table.id)
+        raise InputError(f"zone table {table.id!r}: thermal.power_w {p:g} W is outside the "
+                         f"table ({powers[0]:g}-{powers[-1]:g} W); no extrapolation")
+    below = max(pw for pw in powers if pw <= p + 1e-9)
+    above = min(pw for pw in powers if pw >= p - 1e-9)
+    use = [(pw, xs, ys) for pw, xs, ys in per_power if pw in (below, above)]
+    vals = np.array([_interp_1d(float(time_s), xs, ys, "thermal.time_s", "s", table.id,
+                                f" at {pw:g} W") for pw, xs, ys in use])
+    out = _interp_1d(p, np.array([u[0] for u in use]), vals, "thermal.power_w", "W", table.id)
     return float(out[0]), float(out[1]), float(out[2])
 
 
@@ -276,11 +280,12 @@ def large_vessel_mask(vessels: np.ndarray, spacing_mm: np.ndarray,
     # distance from each vessel voxel centre to the nearest outside voxel centre is at most
     # half a voxel more than to the wall: compare with r + half the smallest spacing
     depth = ndimage.distance_transform_edt(v, sampling=sampling)
-    core = depth >= r + 0.5 * float(sampling.min())
+    thr = r + 0.5 * float(sampling.min())
+    core = depth >= thr
     if not core.any():
         return np.zeros_like(v)
     dist_core = ndimage.distance_transform_edt(~core, sampling=sampling)
-    return v & (dist_core <= r)
+    return v & (dist_core <= thr)
 
 
 @dataclass
