@@ -1,7 +1,7 @@
 """Measurements and brush edits on binary structure masks (uint8 0/1 Volumes, LPS mm).
 
 * :func:`volume_ml` - volume of the voxelised structure in millilitres.
-* :func:`max_diameter_mm` - largest edge-to-edge distance (3-D Feret diameter) in mm.
+* :func:`max_diameter_mm` - largest distance across the structure (3-D Feret) in mm.
 * :func:`brush_stroke` - paint or erase a stroke of a round brush (radius in mm) given by
   LPS points, either as a 3-D sphere or as a disc in one view plane; returns a
   :class:`MaskEdit` that can undo/redo itself.
@@ -32,31 +32,22 @@ def _boundary(arr: np.ndarray) -> np.ndarray:
 
 
 def max_diameter_mm(mask: Volume) -> float:
-    """Largest distance (mm) between two points of the voxelised structure.
+    """Largest distance (mm) between two voxel centres of the structure (3-D Feret diameter).
 
-    Measured edge to edge, i.e. over the corners of the voxels (a 10 mm wide block of
-    1 mm voxels measures 10 mm along an axis, not 9). 0.0 for an empty mask.
+    Voxels are taken as samples of the object at their centres, so a voxelised sphere of
+    diameter D measures D within 0.2 mm at 0.7-1.5 mm spacing (checked in tests);
+    0.0 for an empty mask, 0.0 for a single voxel.
     """
     arr = mask.array != 0
     if not arr.any():
         return 0.0
     kji = np.argwhere(_boundary(arr)).astype(np.float64)
-    ijk = kji[:, ::-1]
-    # Candidates: hull of the boundary voxel centres, then every corner of those voxels.
-    if len(ijk) > 4:
+    pts = mask.index_to_lps(kji[:, ::-1])
+    if len(pts) > 4:
         try:
-            hull = ConvexHull(ijk * mask.spacing_mm)
-            ijk = ijk[hull.vertices]
-        except QhullError:  # flat or degenerate object: keep all points
+            pts = pts[ConvexHull(pts).vertices]
+        except QhullError:  # flat or collinear object: keep all points
             pass
-    offsets = np.array([[a, b, c] for a in (-0.5, 0.5) for b in (-0.5, 0.5)
-                        for c in (-0.5, 0.5)])
-    corners = (ijk[:, None, :] + offsets[None, :, :]).reshape(-1, 3)
-    pts = mask.index_to_lps(corners)
-    try:
-        pts = pts[ConvexHull(pts).vertices]
-    except QhullError:
-        pass
     if len(pts) > 6000:  # pdist memory guard; the hull of a real organ is far smaller
         pts = pts[np.random.default_rng(0).choice(len(pts), 6000, replace=False)]
     return float(pdist(pts).max()) if len(pts) > 1 else 0.0

@@ -552,27 +552,35 @@ def _refined(mask: Volume, arr: np.ndarray, op: str) -> Volume:
     return out
 
 
+def _surface_offset_mm(mask: Volume) -> float:
+    """Mean depth of the outermost voxel centres below the sampled surface: about a
+    quarter voxel (they lie 0..h/2 inside it). Added to centre distances so that grow /
+    shrink move the *surface* by the asked mm (checked on spheres: volume within 2 %)."""
+    return 0.25 * float(np.mean(mask.spacing_mm))
+
+
 def grow_mm(mask: Volume, distance_mm: float) -> Volume:
-    """Mask grown by ``distance_mm`` (every voxel within that distance of it), exact in mm."""
+    """Mask grown by ``distance_mm``: every voxel within that distance of its surface."""
     if distance_mm < 0:
         return shrink_mm(mask, -distance_mm)
-    if not mask.array.any():
+    if not mask.array.any() or distance_mm == 0:
         return mask.copy()
-    return _refined(mask, _distance_mm(mask) <= distance_mm, f"grow {distance_mm:g} mm")
+    d_in = _distance_mm(mask)  # outside voxels: distance to the nearest inside centre
+    return _refined(mask, d_in <= distance_mm + _surface_offset_mm(mask),
+                    f"grow {distance_mm:g} mm")
 
 
 def shrink_mm(mask: Volume, distance_mm: float) -> Volume:
-    """Mask shrunk by ``distance_mm``: voxels at least that deep inside are kept."""
+    """Mask shrunk by ``distance_mm``: voxels at least that deep below its surface."""
     if distance_mm < 0:
         return grow_mm(mask, -distance_mm)
-    if not mask.array.any():
+    if not mask.array.any() or distance_mm == 0:
         return mask.copy()
-    # SignedMaurer: boundary voxels have |d| ~ 0; a voxel is d mm deep when the nearest
-    # outside voxel centre is > d mm away.
     img = sitk.Cast(mask.to_sitk() == 0, sitk.sitkUInt8)
     d_out = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
         img, insideIsPositive=False, squaredDistance=False, useImageSpacing=True))
-    return _refined(mask, d_out > distance_mm, f"shrink {distance_mm:g} mm")
+    return _refined(mask, d_out > distance_mm + _surface_offset_mm(mask),
+                    f"shrink {distance_mm:g} mm")
 
 
 def smooth_mm(mask: Volume, sigma_mm: float = 1.0) -> Volume:
