@@ -23,6 +23,7 @@ from pydicom.pixels import iter_pixels, pixel_array
 
 from irplan.io.dicom_scan import (
     DUPLICATE_TOL_MM,
+    NON_IMAGE_MODALITIES,
     TILT_TOL_MM,
     FrameRef,
     ScanResult,
@@ -70,6 +71,9 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
         if secondary:
             raise InputError(f"{label}: modality {info.modality} cannot be shown as a "
                              f"secondary image")
+        if info.modality in NON_IMAGE_MODALITIES:
+            raise InputError(f"series {info.series_uid} is {info.modality}, "
+                             f"{NON_IMAGE_MODALITIES[info.modality]}; IRPlan plans on CT")
         raise InputError(f"series {info.series_uid} is {info.modality}; IRPlan plans on CT "
                          f"(load it as a secondary image instead)")
     if info.samples_per_pixel != 1:

@@ -41,6 +41,11 @@ DUPLICATE_TOL_MM = 0.01
 UNIFORM_REL_TOL = 0.01
 # A step larger than this many median steps is a gap (missing slices).
 GAP_FACTOR = 1.5
+# Warnings of one kind listed per series before they are summarised.
+MAX_LISTED = 3
+# Modalities that carry pixel data but are not images to plan on (listed, never loaded).
+NON_IMAGE_MODALITIES = {"SEG": "a segmentation (import it as structures)",
+                        "RTDOSE": "a radiotherapy dose grid"}
 # In-plane drift of slice positions off the normal line tolerated as rounding (mm).
 TILT_TOL_MM = 0.05
 
@@ -295,10 +300,15 @@ def geometry_warnings(geo: StackGeometry, frames: list[FrameRef]) -> list[str]:
     if orientation_name(geo.direction) == "oblique":
         out.append("oblique slices (ImageOrientationPatient is not axial/coronal/sagittal); "
                    "the volume keeps the true oblique direction")
-    for grp in geo.duplicates:
-        names = ", ".join(_frame_name(frames[i]) for i in grp)
+    for grp in geo.duplicates[:MAX_LISTED]:
+        names = ", ".join(_frame_name(frames[i]) for i in grp[:6])
+        more = f" and {len(grp) - 6} more" if len(grp) > 6 else ""
         out.append(f"{len(grp)} images share the position {geo.distances_mm[grp[0]]:.2f} mm "
-                   f"along the slice normal: {names}")
+                   f"along the slice normal: {names}{more}")
+    if len(geo.duplicates) > MAX_LISTED:
+        rest = geo.duplicates[MAX_LISTED:]
+        out.append(f"... and {len(rest)} more positions hold repeated images "
+                   f"({sum(len(g) for g in rest)} images)")
     for k, step, missing in geo.gaps:
         out.append(f"gap: about {missing} slice(s) missing between slice {k} "
                    f"({_frame_name(frames[k])}, {geo.distances_mm[k]:.2f} mm) and slice "
@@ -356,8 +366,9 @@ def scan_dicom(path: str | Path, progress: ProgressFn | None = None,
         if progress is not None:
             progress(i + 1, total)
     result.series = _group(headers, result.skipped)
-    result.series.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None
-                                      else 1 << 30, s.series_uid, s.sub_stack or 0))
+    result.series.sort(key=lambda s: (s.study_date, s.study_uid, s.modality in NON_IMAGE_MODALITIES,
+                                      s.series_number if s.series_number is not None else 1 << 30,
+                                      s.series_uid, s.sub_stack or 0))
     return result
 
 
@@ -816,7 +827,12 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
         n_unique = int(round((geo.distances_mm[-1] - geo.distances_mm[0]) / geo.spacing_mm)) + 1
     if localizer:
         warnings.append("localizer/scout image (ImageType LOCALIZER): not a CT volume")
-    warnings.extend(geometry_warnings(geo, frames))
+    if modality in NON_IMAGE_MODALITIES:
+        n_pos = len(frames) - sum(len(g) - 1 for g in geo.duplicates)
+        warnings.append(f"{modality} object: {NON_IMAGE_MODALITIES[modality]}, not a CT image "
+                        f"({len(frames)} frames at {n_pos} positions)")
+    else:
+        warnings.extend(geometry_warnings(geo, frames))
     wc = _first_float(_get(ds, "WindowCenter"))
     ww = _first_float(_get(ds, "WindowWidth"))
     if ww is not None and ww <= 0:

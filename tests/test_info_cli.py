@@ -97,3 +97,25 @@ def test_ircadb17_info(ircadb17, capsys):
     assert cli_main(["info", str(ircadb17)]) == 0
     cap = capsys.readouterr()
     assert "512 512 119" in cap.out and "MASKS_DICOM.zip: not a DICOM file" in cap.err
+
+
+def test_phantom_case_listing(phantom_case, capsys):
+    """The demo case: three CT series and the SEG of its structures, each described."""
+    out = _info_json(phantom_case, capsys)
+    cts = [s for s in out if s["modality"] == "CT"]
+    assert len(cts) == 3 and all(s["warnings"] == [] for s in cts)
+    planning = next(s for s in cts if "Planning" in s["description"])
+    assert planning["phase"] == "portal venous"
+    seg = [s for s in out if s["modality"] == "SEG"]
+    assert len(seg) == 1 and len(seg[0]["warnings"]) == 1
+    assert "import it as structures" in seg[0]["warnings"][0]
+    from irplan.io.dicom_load import load_ct, load_series
+    from irplan.io.dicom_scan import scan_dicom
+    from irplan.planning.errors import InputError
+
+    vol = load_ct(phantom_case / "planning")
+    assert vol.size_xyz == tuple(planning["size"])
+    assert np.allclose(vol.origin_lps_mm, planning["origin_lps_mm"])
+    seg_info = next(s for s in scan_dicom(phantom_case / "seg").series)
+    with pytest.raises(InputError, match="is SEG, a segmentation"):
+        load_series(seg_info)
