@@ -91,9 +91,9 @@ def _reason_summary(scan: ScanResult) -> str:
     for s in scan.skipped:
         counts[s.reason] = counts.get(s.reason, 0) + 1
     top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
-    parts = [f"{n} x {r}" if n > 1 else f"{s_path(scan, r)}: {r}" for r, n in top]
+    parts = [f"{n} x {r}" if n > 1 else f"{_first_path(scan, r)}: {r}" for r, n in top]
     return f"{len(scan.skipped)} file(s) skipped: " + "; ".join(parts)
 
 
-def s_path(scan: ScanResult, reason: str) -> str:
+def _first_path(scan: ScanResult, reason: str) -> str:
     return str(next(s.path for s in scan.skipped if s.reason == reason))

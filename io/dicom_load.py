@@ -30,6 +30,7 @@ from irplan.io.dicom_scan import (
     SeriesInfo,
     analyse_stack,
     scan_dicom,
+    uniform_slice_count,
 )
 from irplan.planning.errors import CancelledError, InputError
 from irplan.planning.volume import Volume
@@ -147,16 +148,17 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
     # ---- gantry tilt: shift each slice in-plane onto the orthogonal grid of slice 0
     if tilted:
         offsets = np.stack([(positions - origin) @ row, (positions - origin) @ col], axis=1)
-        out = _correct_tilt(out, offsets, info.pixel_spacing_mm, cancel)
+        fill = float(OUTSIDE_HU) if info.modality == "CT" else float(out.min())
+        out = _correct_tilt(out, offsets, info.pixel_spacing_mm, fill, cancel)
         warnings.append(
             f"gantry tilt {geo.tilt_deg:.2f} deg corrected: each slice was shifted in-plane "
             f"(up to {np.abs(offsets).max():.2f} mm, linear interpolation) onto an orthogonal "
-            f"grid; voxels shifted in from outside the field of view are {OUTSIDE_HU} HU")
+            f"grid; voxels shifted in from outside the field of view are set to {fill:g}")
 
     # ---- non-uniform spacing / gaps: resample along n onto a uniform grid
     steps = np.diff(dists)
     if np.any(np.abs(steps - spacing_k) > 1e-3 * spacing_k + 1e-4):
-        n_new = int(round((dists[-1] - dists[0]) / spacing_k)) + 1
+        n_new = uniform_slice_count(dists[-1] - dists[0], spacing_k)
         out, interpolated = _resample_along_normal(out, dists - dists[0], spacing_k, n_new)
         reason = "missing slices" if geo.gaps else "non-uniform slice spacing"
         warnings.append(
@@ -329,9 +331,9 @@ def _store(out: np.ndarray, k: int, raw: np.ndarray, f: FrameRef) -> np.ndarray:
 
 
 def _correct_tilt(arr: np.ndarray, offsets_mm: np.ndarray, pixel_spacing_mm: tuple[float, float],
-                  cancel: CancelFn | None) -> np.ndarray:
+                  fill: float, cancel: CancelFn | None) -> np.ndarray:
     """Shift slice k by -offsets_mm[k] (along row, column cosines) so that all slices share
-    the in-plane grid of slice 0. Linear interpolation; outside = OUTSIDE_HU."""
+    the in-plane grid of slice 0. Linear interpolation; outside = ``fill``."""
     from scipy.ndimage import shift
 
     row_sp, col_sp = pixel_spacing_mm  # spacing between rows (j), between columns (i)
@@ -345,7 +347,7 @@ def _correct_tilt(arr: np.ndarray, offsets_mm: np.ndarray, pixel_spacing_mm: tup
             continue
         # out(j, i) = in(j - dj, i - di)
         moved = shift(arr[k].astype(np.float32), (dj, di), order=1, mode="constant",
-                      cval=float(OUTSIDE_HU))
+                      cval=fill)
         arr[k] = np.rint(moved) if is_int else moved
     return arr
 

@@ -286,6 +286,12 @@ def analyse_stack(positions_lps_mm: np.ndarray, iop: Any) -> StackGeometry:
                          gaps, nonuniform, direction)
 
 
+def uniform_slice_count(span_mm: float, spacing_mm: float) -> int:
+    """Slices of a uniform grid with ``spacing_mm`` that stays inside a stack ``span_mm`` long
+    (the grid never extends past the last measured slice)."""
+    return int(np.floor(span_mm / spacing_mm + 1e-3)) + 1
+
+
 def orientation_name(direction: np.ndarray) -> str:
     """'axial', 'coronal', 'sagittal' or 'oblique' from the slice normal (3rd column)."""
     n = np.abs(np.asarray(direction, dtype=np.float64).reshape(3, 3)[:, 2])
@@ -824,7 +830,7 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
     localizer = any(i.localizer for i in imgs)
     n_unique = len(frames) - sum(len(g) - 1 for g in geo.duplicates)
     if geo.spacing_mm > 0 and (geo.gaps or geo.nonuniform):  # the uniform grid load builds
-        n_unique = int(round((geo.distances_mm[-1] - geo.distances_mm[0]) / geo.spacing_mm)) + 1
+        n_unique = uniform_slice_count(geo.distances_mm[-1] - geo.distances_mm[0], geo.spacing_mm)
     if localizer:
         warnings.append("localizer/scout image (ImageType LOCALIZER): not a CT volume")
     if modality in NON_IMAGE_MODALITIES:

@@ -405,3 +405,22 @@ def test_dicomdir_with_missing_file(tmp_path):
     assert [s.reason for s in scan.skipped] == ["listed in the DICOMDIR but missing on disk"]
     assert scan.skipped[0].path == victim
     assert scan.series[0].slices == 3
+
+
+def test_nonuniform_grid_stays_inside_measured_stack(tmp_path):
+    """Uniform grid at the median step; every grid slice is the linear interpolation of the
+    measured slices at its own position along the normal, and none lies past the last one."""
+    steps = [2.0, 2.0, 2.3, 2.0, 1.9, 2.0]
+    w = write_series(tmp_path, n_slices=7, steps_mm=steps, row_cos=OBLIQUE_ROW, col_cos=OBLIQUE_COL)
+    info = _only(tmp_path)
+    vol = load_series(info)
+    d = np.concatenate([[0.0], np.cumsum(steps)])
+    assert np.isclose(vol.spacing_mm[2], 2.0)
+    assert vol.size_xyz[2] == info.size[2] == 7  # 0 .. 12 mm inside the 12.2 mm stack
+    normal = w.normal
+    for k in range(vol.size_xyz[2]):
+        z = float((vol.index_to_lps((0, 0, k)) - w.sorted_positions_lps_mm[0]) @ normal)
+        assert z <= d[-1] + 1e-6
+        rank = np.interp(z, d, np.arange(len(d)))
+        expect = w.hu_sorted[0] + 100 * rank
+        np.testing.assert_allclose(vol.array[k], np.rint(expect), atol=0.51)
