@@ -6,10 +6,11 @@ code, a plain message naming the structure and the distance in mm, the structure
 the distance in mm and the 0-based indices of the needles concerned; messages name
 needles 1-based or by their name).
 
-Speed: a :class:`SafetyChecker` computes one signed distance map per structure (scipy
-``distance_transform_edt`` with the voxel spacing, cropped to the structure's box + a
-pad) the first time it is needed; afterwards a check only samples these maps along the
-paths (trilinear, 0.5 mm steps refined to 0.05 mm around the closest point), so
+Speed: a :class:`SafetyChecker` computes one signed distance map per structure (exact
+Euclidean distance transforms with the voxel spacing, ITK SignedMaurerDistanceMap,
+cropped to the structure's box + a pad) the first time it is needed; afterwards a check
+only samples these maps along the paths (trilinear, 0.5 mm steps refined to 0.05 mm
+around the closest point), so
 re-checking a plan after a drag costs milliseconds (bench/bench_checks.py).
 
 Thresholds (all in :class:`SafetySettings`, user-adjustable). Where no published figure
@@ -42,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 
 from irplan.planning.errors import InputError
@@ -116,7 +118,7 @@ class SafetySettings:
     heat_sink_calibre_mm: float = 3.0
     heat_sink_distance_mm: float = 10.0
     step_mm: float = 0.5
-    pad_mm: float = 40.0
+    pad_mm: float = 25.0  # distances beyond this are reported as ">= 25 mm" (not needed)
 
 
 def structure_display_name(key: str) -> str:
@@ -158,54 +160,95 @@ def needle_label(plan: Plan, i: int) -> str:
 
 
 # ----------------------------------------------------------------------------- fields
+def _calibre_from_inside_distance(d_in: np.ndarray, inside: np.ndarray,
+                                  spacing_kji: np.ndarray, max_radius_mm: float) -> np.ndarray:
+    size = np.maximum(3, (2 * np.ceil(max_radius_mm / spacing_kji) + 1).astype(int))
+    local = ndimage.maximum_filter(d_in, size=tuple(size))
+    return np.where(inside, 2 * local + float(np.min(spacing_kji)), 0.0).astype(np.float32)
+
+
+def _crop_box(mask: np.ndarray, pad_vox: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lo, hi) k, j, i index box of the non-zero voxels grown by ``pad_vox`` (clipped)."""
+    nz = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))
+          for ax in range(3)]
+    if any(len(v) == 0 for v in nz):
+        return None
+    lo = np.maximum(np.array([v[0] for v in nz]) - pad_vox, 0)
+    hi = np.minimum(np.array([v[-1] for v in nz]) + pad_vox + 1, mask.shape)
+    return lo, hi
+
+
 def estimate_calibre_mm(mask: Volume, max_radius_mm: float = 12.0) -> Volume:
     """Local vessel diameter (mm) in every mask voxel: twice the largest inscribed-sphere
     radius found within ``max_radius_mm`` (maximum filter of the inside distance) plus
     one voxel. 0 outside the mask. An estimate, conservative next to a bigger vessel (the
-window may reach it); a real centreline calibre map wins."""
-    inside = mask.array != 0
-    edt = ndimage.distance_transform_edt(inside, sampling=mask.spacing_mm[::-1])
-    size = np.maximum(3, (2 * np.ceil(max_radius_mm / mask.spacing_mm[::-1]) + 1).astype(int))
-    local = ndimage.maximum_filter(edt, size=tuple(size))
-    diam = np.where(inside, 2 * local + float(np.min(mask.spacing_mm)), 0.0)
-    return mask.with_array(diam.astype(np.float32), calibre_estimated=True)
+    window may reach it); a real centreline calibre map wins."""
+    inside_full = mask.array != 0
+    out = np.zeros(inside_full.shape, np.float32)
+    box = _crop_box(inside_full, np.full(3, 1))
+    if box is not None:
+        lo, hi = box
+        sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+        inside = inside_full[sl]
+        d_in = np.where(inside, edt_outside_mm(~inside, mask.spacing_mm[::-1]), 0.0)
+        out[sl] = _calibre_from_inside_distance(d_in, inside, mask.spacing_mm[::-1],
+                                                max_radius_mm)
+    return mask.with_array(out, calibre_estimated=True)
+
+
+def edt_outside_mm(inside: np.ndarray, spacing_kji: np.ndarray) -> np.ndarray:
+    """Distance (mm) from every voxel centre outside ``inside`` to the nearest inside voxel
+    centre (0 inside), like ``scipy.ndimage.distance_transform_edt(~inside, sampling)``
+    but computed with ITK's multi-threaded SignedMaurerDistanceMap (3-5x faster)."""
+    if not inside.any():
+        return np.full(inside.shape, np.inf, np.float32)
+    img = sitk.GetImageFromArray(inside.astype(np.uint8))
+    img.SetSpacing(tuple(float(v) for v in spacing_kji[::-1]))
+    sd = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
+        img, insideIsPositive=False, squaredDistance=False, useImageSpacing=True))
+    return np.maximum(sd, 0.0).astype(np.float32)
 
 
 class DistanceField:
     """Signed distance (mm) to a structure's surface, negative inside, on a crop of its
     grid (box + pad). Sampling inside the mask's grid but outside the crop returns
-    ``pad_mm`` (a lower bound); outside the mask's grid NaN (unknown)."""
+    ``pad_mm`` (a lower bound); outside the mask's grid NaN (unknown).
+
+    The surface is the mask's voxel faces: voxel-centre distances (exact Euclidean
+    distance transforms, both sides) minus half a voxel.
+    ``calibre_mm`` (a diameter map on the mask's grid) or ``estimate_calibre`` (from the
+    mask itself, as :func:`estimate_calibre_mm`) enables :meth:`calibre_at`.
+    """
 
     def __init__(self, mask: Volume, pad_mm: float = 40.0,
-                 calibre_mm: Volume | None = None) -> None:
+                 calibre_mm: Volume | None = None, estimate_calibre: bool = False) -> None:
         inside_full = mask.array != 0
-        self.empty = not inside_full.any()
         self.pad_mm = float(pad_mm)
-        self.calibre_near: np.ndarray | None = None
+        self.calibre: np.ndarray | None = None
         self.grid = mask
-        if self.empty:
+        pad_vox = np.ceil(pad_mm / mask.spacing_mm[::-1]).astype(int) + 1
+        box = _crop_box(inside_full, pad_vox)
+        self.empty = box is None
+        if box is None:
             self.volume = mask
             self.sd = np.zeros((1, 1, 1), np.float32)
             return
-        kji = np.argwhere(inside_full)
-        pad_vox = np.ceil(pad_mm / mask.spacing_mm[::-1]).astype(int) + 1
-        lo = np.maximum(kji.min(axis=0) - pad_vox, 0)
-        hi = np.minimum(kji.max(axis=0) + pad_vox + 1, inside_full.shape)
+        lo, hi = box
         crop = mask.crop_index(lo[::-1], hi[::-1])
         inside = crop.array != 0
         sampling = crop.spacing_mm[::-1]
         h = float(np.min(crop.spacing_mm))
+        d_in = edt_outside_mm(~inside, sampling)
+        d_out = edt_outside_mm(inside, sampling)
         if calibre_mm is not None:
-            d_out, idx = ndimage.distance_transform_edt(~inside, sampling=sampling,
-                                                        return_indices=True)
-            cal = calibre_mm.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            self.calibre_near = cal[tuple(idx)].astype(np.float32)
-        else:
-            d_out = ndimage.distance_transform_edt(~inside, sampling=sampling)
-        d_in = ndimage.distance_transform_edt(inside, sampling=sampling)
+            self.calibre = np.asarray(calibre_mm.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]],
+                                      np.float32)
+        elif estimate_calibre:
+            self.calibre = _calibre_from_inside_distance(np.where(inside, d_in, 0.0), inside,
+                                                         sampling, 12.0)
+        self.inside = inside
         # voxel-centre distances moved to the voxel faces (half a voxel) = surface distance
-        sd = np.where(inside, -(d_in - h / 2), d_out - h / 2)
-        self.sd = sd.astype(np.float32)
+        self.sd = np.where(inside, -(d_in - h / 2), d_out - h / 2).astype(np.float32)
         self.volume = crop
 
     def _coords(self, pts: np.ndarray) -> np.ndarray:
@@ -224,13 +267,25 @@ class DistanceField:
             vals[out] = np.where(in_grid, self.pad_mm, np.nan)
         return vals
 
-    def calibre_at(self, p_lps_mm: np.ndarray) -> float | None:
-        """Calibre (mm) of the structure voxel nearest to a point (None without a map)."""
-        if self.calibre_near is None:
+    def calibre_at(self, p_lps_mm: np.ndarray, distance_mm: float = 0.0) -> float | None:
+        """Calibre (mm) of the structure voxel nearest to a point that lies about
+        ``distance_mm`` from it (None without a calibre map)."""
+        if self.calibre is None or self.empty:
             return None
-        v = ndimage.map_coordinates(self.calibre_near, self._coords(np.atleast_2d(p_lps_mm)),
-                                    order=0, mode="constant", cval=np.nan)[0]
-        return None if np.isnan(v) else float(v)
+        sp = self.volume.spacing_mm[::-1]
+        c = self.volume.lps_to_index(np.asarray(p_lps_mm, float))[::-1]
+        for r in (max(distance_mm, 0.0) + 2 * float(sp.max()), 3 * (max(distance_mm, 0) + 5)):
+            half = np.ceil(r / sp).astype(int)
+            lo = np.maximum(np.floor(c).astype(int) - half, 0)
+            hi = np.minimum(np.ceil(c).astype(int) + half + 1, self.inside.shape)
+            if np.any(hi <= lo):
+                continue
+            kji = np.argwhere(self.inside[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]) + lo
+            if len(kji):
+                d2 = (((kji - c) * sp) ** 2).sum(axis=1)
+                k = kji[int(np.argmin(d2))]
+                return float(self.calibre[tuple(k)])
+        return None
 
     def min_along(self, a: np.ndarray, b: np.ndarray,
                   step_mm: float = 0.5) -> tuple[float, np.ndarray, float]:
@@ -255,6 +310,34 @@ class DistanceField:
         return float(vals[k]), pts[k], float(s[k])
 
 
+class BodyField:
+    """The body (skin) mask, sampled nearest-voxel (the skin = the mask's voxel faces).
+    No distance map: the checks need only inside/outside along the path."""
+
+    def __init__(self, mask: Volume) -> None:
+        self.grid = mask
+        self.empty = not bool(mask.array.any())
+
+    def inside(self, pts_lps_mm: np.ndarray) -> np.ndarray:
+        """1.0 inside, 0.0 outside, NaN outside the mask's grid, per point (N, 3)."""
+        idx = self.grid.lps_to_index(np.atleast_2d(pts_lps_mm))
+        v = ndimage.map_coordinates(self.grid.array, idx[:, ::-1].T, output=np.float64,
+                                    order=0, mode="constant", cval=np.nan)
+        return np.where(np.isnan(v), np.nan, (v > 0).astype(np.float64))
+
+    def crossing_mm(self, a: np.ndarray, b: np.ndarray, s_out: float, s_in: float) -> float:
+        """Position (mm from ``a`` towards ``b``) where the path enters the body, refined by
+        bisection between an outside (``s_out``) and an inside (``s_in``) position."""
+        u = (b - a) / np.linalg.norm(b - a)
+        for _ in range(12):
+            mid = 0.5 * (s_out + s_in)
+            if self.inside((a + mid * u)[None])[0] == 1:
+                s_in = mid
+            else:
+                s_out = mid
+        return 0.5 * (s_out + s_in)
+
+
 # ----------------------------------------------------------------------------- checker
 class SafetyChecker:
     """Runs every check of a plan against fixed structures (and optionally the CT).
@@ -272,19 +355,21 @@ class SafetyChecker:
         self.ct = ct
         self.calibre_mm = dict(calibre_mm or {})
         self.settings = settings or SafetySettings()
-        self._fields: dict[str, DistanceField] = {}
+        self._fields: dict[str, DistanceField | BodyField] = {}
         self._tumour_pts: np.ndarray | None = None
 
     # -- caches
-    def field(self, key: str) -> DistanceField:
+    def field(self, key: str) -> Any:
         f = self._fields.get(key)
         if f is None:
             mask = self.structures[key]
-            cal = self.calibre_mm.get(key)
-            if cal is None and structure_role(key) == "vessel" and (mask.array != 0).any():
-                cal = estimate_calibre_mm(mask)
-                self.calibre_mm[key] = cal
-            f = DistanceField(mask, self.settings.pad_mm, cal)
+            role = structure_role(key)
+            if role == "body":
+                f = BodyField(mask)
+            else:
+                cal = self.calibre_mm.get(key)
+                f = DistanceField(mask, self.settings.pad_mm, cal,
+                                  estimate_calibre=cal is None and role == "vessel")
             self._fields[key] = f
         return f
 
@@ -318,7 +403,7 @@ class SafetyChecker:
                                    f"structure '{key}' is not a standard type; it is treated "
                                    f"as a risk structure ({self.settings.default_clearance_mm:g}"
                                    " mm clearance)", key))
-            elif role not in ("target",) and not (self.structures[key].array != 0).any():
+            elif role not in ("target",) and self.field(key).empty:
                 out.append(Finding("info", "empty_structure",
                                    f"{structure_display_name(key)} mask is empty: not checked",
                                    key))
@@ -413,7 +498,7 @@ class SafetyChecker:
         clearance = d - radius
         if not np.isfinite(clearance) or clearance >= f.pad_mm - 1e-6:
             return []
-        calibre = f.calibre_at(p) if role == "vessel" else None
+        calibre = f.calibre_at(p, d) if role == "vessel" else None
         thr = self.clearance_threshold_mm(key, calibre)
         cal_txt = f" (calibre {calibre:.1f} mm)" if calibre is not None else ""
         if clearance < 0:
@@ -437,25 +522,33 @@ class SafetyChecker:
         inside_mask: np.ndarray | None = None
         pts, depth = sample_segment(n.entry_lps_mm, n.tip_lps_mm, s.step_mm)
         if body_key is not None and not self.field(body_key).empty:
-            bf = self.field(body_key)
-            d_entry = float(bf.sample(n.entry_lps_mm[None])[0])
-            if np.isnan(d_entry):
+            bf: BodyField = self.field(body_key)
+            ins = bf.inside(pts)
+            if np.isnan(ins[0]):
                 out.append(Finding("info", "entry_outside_image",
                                    f"{label}: entry point lies outside the body mask's image; "
                                    "skin distance not checked", body_key, None, [i]))
-            elif d_entry > s.entry_outside_skin_mm:
-                out.append(Finding("warning", "entry_outside_skin",
-                                   f"{label}: entry point lies {d_entry:.1f} mm outside the "
-                                   "skin", body_key, d_entry, [i]))
-            d_tip = float(bf.sample(n.tip_lps_mm[None])[0])
-            if np.isfinite(d_tip) and d_tip > 0:
+            elif ins[0] == 0:
+                hit = np.nonzero(ins == 1)[0]
+                if len(hit):
+                    d_entry = bf.crossing_mm(n.entry_lps_mm, n.tip_lps_mm,
+                                             float(depth[hit[0] - 1]), float(depth[hit[0]]))
+                    if d_entry > s.entry_outside_skin_mm:
+                        out.append(Finding("warning", "entry_outside_skin",
+                                           f"{label}: entry point lies {d_entry:.1f} mm outside "
+                                           "the skin (along the path)", body_key, d_entry, [i]))
+            if ins[-1] == 0:
+                hit = np.nonzero(ins == 1)[0]
+                d_tip = float(depth[-1] - depth[hit[-1]]) if len(hit) else None
+                txt = f" ({d_tip:.1f} mm beyond the body along the path)" if d_tip else ""
                 out.append(Finding("error", "tip_outside_body",
-                                   f"{label}: tip lies {d_tip:.1f} mm outside the body",
-                                   body_key, d_tip, [i]))
-            with np.errstate(invalid="ignore"):
-                inside_mask = bf.sample(pts) < 0
+                                   f"{label}: tip lies outside the body{txt}", body_key, d_tip,
+                                   [i]))
+            inside_mask = ins == 1
         if self.ct is not None:
-            hu = np.asarray(self.ct.value_at_lps(pts, order=1, outside=np.nan), float)
+            hu = ndimage.map_coordinates(self.ct.array, self.ct.lps_to_index(pts)[:, ::-1].T,
+                                         output=np.float64, order=1, mode="constant",
+                                         cval=np.nan)
             if inside_mask is None:  # no body mask: count from the first soft-tissue sample
                 tissue = np.nonzero(hu > s.air_hu)[0]
                 inside_mask = np.zeros(len(pts), bool)
