@@ -23,6 +23,7 @@ from pydicom.pixels import iter_pixels, pixel_array
 
 from irplan.io.dicom_scan import (
     DUPLICATE_TOL_MM,
+    MAX_LISTED,
     NON_IMAGE_MODALITIES,
     TILT_TOL_MM,
     FrameRef,
@@ -131,19 +132,19 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
             raise InputError(f"{label}: images at the same position "
                              f"{geo.distances_mm[grp[0]]:.2f} mm along the slice normal hold "
                              f"different pixel data: {names}")
-    for grp in dup_groups:
+    for grp in dup_groups[:MAX_LISTED]:
         names = ", ".join(frames[i].path.name for i in grp)
         warnings.append(f"{len(grp)} identical images at {geo.distances_mm[grp[0]]:.2f} mm "
                         f"along the slice normal; kept one, dropped {len(grp) - 1} ({names})")
+    if len(dup_groups) > MAX_LISTED:
+        warnings.append(f"... and identical repeated images at {len(dup_groups) - MAX_LISTED} "
+                        f"more positions, dropped")
     kept_frames = [frames[k] for k in keep]
     positions = np.array([f.position_lps_mm for f in kept_frames])
     row, col, n = geo.direction[:, 0], geo.direction[:, 1], geo.normal
     origin = positions[0].copy()
     dists = positions @ n
     spacing_k = geo.spacing_mm
-
-    if abs(np.linalg.det(geo.direction) - 1) > 1e-3:  # cannot happen: n = row x col
-        raise InputError(f"{label}: inconsistent orientation")
 
     # ---- gantry tilt: shift each slice in-plane onto the orthogonal grid of slice 0
     if tilted:
@@ -189,7 +190,8 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
         "phase": info.phase,
         "window_center": info.window_center,
         "window_width": info.window_width,
-        "source_files": [str(p) for p in info.files],
+        "source_files": list(dict.fromkeys(str(f.path) for f in kept_frames)),
+        "sop_instance_uids": [f.sop_instance_uid for f in kept_frames],  # per measured slice
         "warnings": warnings,
         "secondary": info.modality not in PLANNING_MODALITIES,
         "units": "HU" if info.modality == "CT" else "stored values x slope + intercept",

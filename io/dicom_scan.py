@@ -82,6 +82,7 @@ class FrameRef:
     intercept: float = 0.0
     instance_number: int | None = None
     pixel_offset: int | None = None  # byte offset of this frame's native pixels in the file
+    sop_instance_uid: str = ""
 
 
 @dataclass
@@ -807,7 +808,8 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
     first = imgs[0]
     ds = first.ds
     frames = [FrameRef(i.path, i.frame, i.ipp if i.ipp is not None else np.zeros(3), i.slope,
-                       i.intercept, i.instance_number, i.pixel_offset)
+                       i.intercept, i.instance_number, i.pixel_offset,
+                       _text(i.ds, "SOPInstanceUID") or "")
               for i in imgs]
     geo = analyse_stack(np.array([f.position_lps_mm for f in frames]), first.iop)
     frames = [frames[i] for i in geo.order]

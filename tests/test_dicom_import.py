@@ -110,7 +110,7 @@ def test_float_rescale_gives_float32_hu(tmp_path):
 
 
 def test_metadata(tmp_path):
-    write_series(tmp_path, description="Abdomen PV 1.0", window=(60, 360))
+    write_series(tmp_path, description="Abdomen PV 1.0", window=(60, 360), file_order="shuffled")
     info = _only(tmp_path)
     vol = load_series(info)
     md = vol.metadata
@@ -120,6 +120,11 @@ def test_metadata(tmp_path):
     assert md["window_center"] == 60 and md["window_width"] == 360
     assert md["description"] == "Abdomen PV 1.0" and md["phase"] == "portal venous"
     assert len(md["source_files"]) == 6 and md["warnings"] == []
+    # source files and SOP Instance UIDs follow the volume's k order (slice normal)
+    for k, (f, uid) in enumerate(zip(md["source_files"], md["sop_instance_uids"])):
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        assert ds.SOPInstanceUID == uid
+        assert np.allclose(vol.index_to_lps((0, 0, k)), [float(v) for v in ds.ImagePositionPatient])
 
 
 @pytest.mark.parametrize("desc,agent,phase", [
