@@ -13,6 +13,7 @@ whether it can load it.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,13 +54,14 @@ _READ_ERRORS = (InvalidDicomError, OSError, ValueError, EOFError, TypeError, Key
                 AttributeError, IndexError, NotImplementedError, OverflowError)
 
 # Keywords of SeriesDescription / ContrastBolusAgent that name a contrast phase.
-_PHASE_KEYWORDS: list[tuple[str, tuple[str, ...]]] = [
-    ("non-contrast", ("native", "nativ", "non-contrast", "noncontrast", "non contrast",
-                      "unenhanced", "plain", "pre-contrast", "precontrast", "w/o", "nect")),
-    ("arterial", ("arterial", "arteriell", "art.", " art ", "hepatic arterial", "hap", "late art")),
-    ("portal venous", ("portal", "portal venous", "portalvenous", "pvp", " pv ", "venous",
-                       "venös", "venoes", " ven ")),
-    ("delayed", ("delayed", "delay", "late", "equilibrium", "spät", "spaet", "transitional")),
+# Whole words only (\b), first match wins: "late arterial" is arterial, "plate" is nothing.
+_PHASE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("non-contrast", re.compile(r"\b(nativ\w*|non[- ]?contrast|unenhanced|plain|pre[- ]?contrast|"
+                                r"nect|ohne km)\b|w/o\b")),
+    ("arterial", re.compile(r"\b(arterial|arteriell\w*|art|hap|early art\w*|late art\w*)\b")),
+    ("portal venous", re.compile(r"\b(portal\w*|pv|pvp|ven(ous|ös|oes|ose|ös)?|venös\w*|"
+                                 r"portalvenös\w*)\b")),
+    ("delayed", re.compile(r"\b(delay\w*|late|equilibrium|spät\w*|spaet\w*|transitional)\b")),
 ]
 
 
@@ -580,10 +582,10 @@ def _first_float(v: Any) -> float | None:
 
 def detect_phase(description: str, contrast_agent: str) -> str | None:
     """Contrast phase from SeriesDescription / ContrastBolusAgent keywords, else None."""
-    text = f" {description.lower()} {contrast_agent.lower()} "
-    for phase, words in _PHASE_KEYWORDS:
-        if any(w in text for w in words):
-            return phase
+    for text in (description.lower(), contrast_agent.lower()):
+        for phase, pattern in _PHASE_PATTERNS:
+            if pattern.search(text):
+                return phase
     if contrast_agent.strip():
         return "contrast (phase unknown)"
     return None

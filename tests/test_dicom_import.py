@@ -134,6 +134,10 @@ def test_metadata(tmp_path):
     ("Nativ", "", "non-contrast"),
     ("Abdomen 1.0 B30f", "Iomeron 400", "contrast (phase unknown)"),
     ("Abdomen 1.0 B30f", "", None),
+    ("LATE ARTERIAL 0.625", "", "arterial"),
+    ("Shaped template plate", "", None),   # no whole-word keyword inside other words
+    ("Abd w/o", "", "non-contrast"),
+    ("Abdomen 3.0 I30f", "Omnipaque portal venous", "portal venous"),
 ])
 def test_phase_keywords(desc, agent, phase):
     assert detect_phase(desc, agent) == phase
