@@ -53,6 +53,23 @@ def _assert_voxel_exact(vol: Volume, w) -> None:
     np.testing.assert_array_equal(vol.array, w.hu_sorted)
 
 
+def _assert_matches_pydicom(vol: Volume, files: list[Path]) -> None:
+    """Each file's own ImagePositionPatient (read by pydicom) is voxel (0, 0, k) of the
+    volume for a distinct k, to 1e-4 mm, and slice k holds that file's HU."""
+    seen = set()
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+        idx = vol.lps_to_index(ipp)
+        k = int(round(idx[2]))
+        assert np.allclose(idx, (0, 0, k), atol=1e-5), (f.name, idx)
+        assert np.allclose(vol.index_to_lps((0, 0, k)), ipp, atol=1e-4)
+        hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        np.testing.assert_array_equal(vol.array[k], hu)
+        seen.add(k)
+    assert seen == set(range(vol.size_xyz[2]))
+
+
 @pytest.mark.parametrize("orientation", list(ORIENTATIONS))
 @pytest.mark.parametrize("file_order", ["normal", "reversed", "shuffled"])
 def test_geometry_voxel_exact(tmp_path, orientation, file_order):
@@ -62,6 +79,7 @@ def test_geometry_voxel_exact(tmp_path, orientation, file_order):
     info = _only(tmp_path)
     vol = load_series(info)
     _assert_voxel_exact(vol, w)
+    _assert_matches_pydicom(vol, w.files)
     assert vol.array.dtype == np.int16
     assert np.allclose(vol.spacing_mm, (0.7, 0.8, 2.0), atol=1e-6)
     # third axis is the stacking direction = the slice normal (right-handed frame)
@@ -275,6 +293,7 @@ def test_compressed_transfer_syntaxes(tmp_path, codec):
     assert info.decodable
     vol = load_series(info)
     _assert_voxel_exact(vol, w)
+    _assert_matches_pydicom(vol, w.files)
 
 
 def test_mr_refused_unless_secondary(tmp_path):
