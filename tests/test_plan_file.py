@@ -204,3 +204,22 @@ def test_unwritable_folder_gives_clear_error(tmp_path: Path) -> None:
             save_plan(_plan("1.2"), ro / "p.irplan.json")
     finally:
         ro.chmod(0o700)
+
+
+def test_device_catalogue_and_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    from irplan.app.cli import main as cli_main
+    from irplan.planning.devices import catalogue
+
+    cat = catalogue()
+    assert {d.modality for d in cat.values()} == {"IRE", "MWA", "RFA", "cryo"}
+    assert all(d.source.strip() and d.shaft_diameter_mm > 0 for d in cat.values())
+    ire = cat["ire-19g-monopolar"]
+    assert ire.gauge == 19 and ire.shaft_diameter_mm == pytest.approx(1.07)
+    assert ire.exposure_range_mm is not None
+    assert cli_main(["devices", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [d["id"] for d in listed] == list(cat)
+    assert all(set(d) == {"id", "modality", "name", "source"} for d in listed)
+    assert cli_main(["devices", "--modality", "MWA"]) == 0
+    text = capsys.readouterr().out
+    assert "mwa-14g" in text and "ire-19g" not in text and "user-supplied" in text

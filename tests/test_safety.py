@@ -364,3 +364,63 @@ def test_irplan_check_cli_on_a_constructed_case(tmp_path, capsys) -> None:
     assert cli_main(["check", str(tmp_path / "p.irplan.json")]) == 0
     text = capsys.readouterr().out
     assert "WARNING" in text and "Portal vein" in text and "1 warning(s)" in text
+
+
+# ------------------------------------------------------------------ needle geometry
+@pytest.mark.parametrize("entry,cc,lr,kind", [
+    ([0, -100, 0], 0.0, 0.0, "in-plane"),                 # straight anterior -> posterior
+    ([-100, 0, 0], 0.0, 90.0, "in-plane"),                # from the right, going left
+    ([0, -100 * math.cos(math.radians(20)), 100 * math.sin(math.radians(20))], 20.0, 0.0,
+     "single-oblique"),                                   # tilted caudally in the sagittal plane
+    ([-50, -80, 40], None, None, "double-oblique"),
+])
+def test_needle_angles(entry, cc, lr, kind) -> None:
+    from irplan.planning.needle_geometry import needle_angles
+
+    a = needle_angles(Needle("mwa-14g", [0, 0, 0], entry))
+    assert a.depth_mm == pytest.approx(float(np.linalg.norm(entry)))
+    assert a.plane_kind == kind
+    if cc is not None:
+        assert a.cc_angle_deg == pytest.approx(cc, abs=1e-9)
+        assert a.lr_angle_deg == pytest.approx(lr, abs=1e-9)
+    else:
+        u = -np.asarray(entry, float) / np.linalg.norm(entry)
+        assert a.cc_angle_deg == pytest.approx(math.degrees(math.asin(-u[2])))
+        assert a.lr_angle_deg == pytest.approx(math.degrees(math.atan2(u[0], u[1])))
+
+
+def test_segment_distances_match_brute_force() -> None:
+    from irplan.planning.needle_geometry import (
+        point_segment_distance_mm,
+        segment_segment_distance_mm,
+    )
+
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 401)
+    for _ in range(40):
+        p0, p1, q0, q1 = rng.uniform(-20, 20, (4, 3))
+        a = p0 + t[:, None] * (p1 - p0)
+        b = q0 + t[:, None] * (q1 - q0)
+        brute = np.min(np.linalg.norm(a[:, None] - b[None], axis=-1))
+        exact = segment_segment_distance_mm(p0, p1, q0, q1)
+        assert exact <= brute + 1e-9 and exact == pytest.approx(brute, abs=0.2)
+        assert point_segment_distance_mm(q0, p0, p1) == pytest.approx(
+            np.min(np.linalg.norm(a - q0, axis=1)), abs=0.1)
+    # parallel segments
+    assert segment_segment_distance_mm([0, 0, 0], [0, 0, 10], [3, 4, 2], [3, 4, 8]) == 5.0
+
+
+# ------------------------------------------------------------------ the phantom case
+@pytest.mark.slow
+def test_reference_phantom_plan_checks_cleanly(phantom_case) -> None:
+    """The phantom's reference IRE plan: readable, structures on the CT grid, no errors."""
+    from irplan.io.plan_file import load_plan, load_plan_image, load_plan_structures
+
+    plan = load_plan(phantom_case / "plan.irplan.json")
+    ct = load_plan_image(plan)
+    masks, notes = load_plan_structures(plan, ct)
+    assert notes == [] and all(m.same_geometry(ct) for m in masks.values())
+    findings = SafetyChecker(masks, ct).check(plan)
+    assert [f.message for f in findings if f.severity == "error"] == []
+    assert all(f.code not in ("ire_not_parallel", "ire_spacing", "ire_too_close")
+               for f in findings)
