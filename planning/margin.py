@@ -43,7 +43,10 @@ from irplan.planning.volume import Volume
 # Gaussian sigma as a fraction of the voxel size, per axis. Measured on rasterised
 # spheres (bench/bench_evaluate.py): 0.5 leaves staircase noise, 1.5 shrinks curved surfaces.
 SMOOTHING_FACTOR = 1.0
-BOX_EXTRA_MM = 10.0  # analysis box = tumour + required margin + this (mm)
+BOX_EXTRA_MM = 10.0
+# Residual pieces smaller than this are resampling slivers, not counted as components
+# (10 mm^3: a 2.7 mm cube, under CT resolution; design value).
+MIN_RESIDUAL_COMPONENT_ML = 0.01  # analysis box = tumour + required margin + this (mm)
 
 
 @dataclass
@@ -426,7 +429,10 @@ def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
     centroid = None
     n_comp = 0
     if residual.any():
-        _lab, n_comp = label(residual, return_num=True, connectivity=3)
+        # count residual pieces of >= MIN_RESIDUAL_COMPONENT_ML (slivers below are noise)
+        lab = label(residual, connectivity=3)
+        sizes = np.bincount(lab.ravel())[1:] * vox_ml
+        n_comp = int((sizes >= MIN_RESIDUAL_COMPONENT_ML).sum())
         centroid = grid.index_to_lps(np.argwhere(residual).mean(axis=0)[::-1])
 
     # histogram (vertex counts and share of surface area)
