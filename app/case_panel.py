@@ -119,6 +119,7 @@ class CasePanel(QWidget):
         opts.addWidget(QLabel("On slices:"))
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(["Fill", "Outline"])
+        self.mode_combo.setCurrentIndex(1 if views.outline_mode else 0)
         self.mode_combo.setToolTip("Draw structures on the slices as translucent fills or "
                                    "contour lines")
         self.mode_combo.currentIndexChanged.connect(

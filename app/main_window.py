@@ -198,6 +198,7 @@ class MainWindow(QMainWindow):
                                             1 if on else 0), "O",
                                         "Draw structures as contour lines instead of fills")
         self.act_outline.setCheckable(True)
+        self.act_outline.setChecked(self.views.outline_mode)
         self.case_panel.mode_combo.currentIndexChanged.connect(
             lambda i: self.act_outline.setChecked(i == 1))
         self.act_cross = self._action("Cross&hair", self._toggle_crosshair, "C",
@@ -395,8 +396,13 @@ class MainWindow(QMainWindow):
         self.case_dir = res.get("case_dir")
         self._volumes_ml.clear()
         self.case.set_ct(vol, res.get("path"))
-        for key, mask in res.get("masks", {}).items():
-            self.case.set_structure(key, mask)
+        masks: dict[str, Volume] = res.get("masks", {})
+        # small structures first: their surfaces (tumour, vessels) appear first in 3D
+        for key in sorted(masks, key=lambda k: int(np.count_nonzero(masks[k].array))):
+            self.case.set_structure(key, masks[key])
+        target = self._initial_focus(masks)
+        if target is not None:
+            self.views.set_crosshair(target)
         if res.get("plan") is not None:
             self.case.set_plan(res["plan"])
         notes = list(res.get("notes", [])) + list(vol.metadata.get("warnings", []) or [])
@@ -411,6 +417,16 @@ class MainWindow(QMainWindow):
         name = res.get("title") or (Path(res["path"]).name if res.get("path") else "")
         self.setWindowTitle(f"{APP_TITLE} — {name} — {NOTICE_SHORT}")
         self.case_loaded.emit()
+
+    @staticmethod
+    def _initial_focus(masks: dict[str, Volume]) -> np.ndarray | None:
+        """LPS centroid (mm) of the tumour (else the liver) to centre the views on."""
+        for key in ("tumor", "liver"):
+            m = masks.get(key)
+            if m is not None and m.array.any():
+                kji = np.argwhere(m.array)
+                return m.index_to_lps(kji.mean(axis=0)[::-1])
+        return None
 
     def _update_case_text(self, vol: Volume, res: dict) -> None:
         md = vol.metadata

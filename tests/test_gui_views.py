@@ -135,10 +135,26 @@ def test_liver_is_on_screen_left_in_axial_and_coronal(window, qtbot) -> None:
     _, y_sup = sag.world_to_display(np.array([0.0, 0.0, 40.0]))
     _, y_inf = sag.world_to_display(np.array([0.0, 0.0, -40.0]))
     assert y_sup > y_inf, "sagittal: superior must be up"
-    # and the tumour's colour is drawn there (fill overlay on the CT)
-    rgb = _pixel(ax, TUMOUR_CENTRE)
+    # structures on the slices: a yellow contour around the tumour (outline mode, the
+    # default), a yellow fill over it in fill mode
     tum = np.array(structure_color("tumor")) * 255
-    assert rgb[0] > rgb[2] + 30 and rgb[1] > rgb[2] + 30, (rgb, tum)
+
+    def yellow(rgb: np.ndarray) -> bool:
+        return bool(rgb[0] > rgb[2] + 60 and rgb[1] > rgb[2] + 60)
+
+    assert v.outline_mode
+    img = ax.capture_rgb()
+    h = img.shape[0]
+    on_ring = []
+    for r_mm in np.arange(TUMOUR_R_MM - 3, TUMOUR_R_MM + 3, 0.5):
+        x, y = ax.world_to_display(TUMOUR_CENTRE + np.array([r_mm, 0.0, 0.0]))
+        on_ring.append(yellow(img[h - 1 - int(round(y)), int(round(x))].astype(int)))
+    assert any(on_ring), "no tumour contour where the tumour edge is"
+    assert not yellow(_pixel(ax, TUMOUR_CENTRE)), "outline mode must not fill"
+    v.set_outline_mode(False)
+    rgb = _pixel(ax, TUMOUR_CENTRE)
+    assert yellow(rgb), (rgb, tum)
+    v.set_outline_mode(True)
 
 
 def test_click_in_axial_moves_coronal_and_sagittal(window, qtbot) -> None:

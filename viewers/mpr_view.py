@@ -123,7 +123,7 @@ class MprView(VtkWidget):
         self._drag: tuple[str, float, float] | None = None
         self._drag_start: tuple[float, float, float, float, np.ndarray, np.ndarray] | None = None
         self._window = (400.0, 50.0)
-        self.outline_mode = False
+        self.outline_mode = True   # contour lines of the surfaces; fills until they exist
         self.show_crosshair = True
 
         ren = self.renderer
@@ -147,6 +147,7 @@ class MprView(VtkWidget):
         self._stack.AddImage(self._ct_slice)
         self._struct_slices: dict[str, tuple[vtkImageSlice, vtkImageData]] = {}
         self._struct_outlines: dict[str, tuple[vtkActor, vtkCutter]] = {}
+        self._struct_voxels: dict[str, int] = {}
         self._styles: dict[str, StructureStyle] = {}
         self._cut_plane = vtkPlane()
 
@@ -283,9 +284,13 @@ class MprView(VtkWidget):
         prop = sl.GetProperty()
         prop.SetInterpolationTypeToNearest()
         prop.UseLookupTableScalarRangeOn()
-        prop.SetLayerNumber(1 + len(self._struct_slices))
         self._struct_slices[key] = (sl, img)
+        self._struct_voxels[key] = int(np.count_nonzero(mask.array))
         self._stack.AddImage(sl)
+        # smaller structures on top (a tumour fill stays visible inside the liver's)
+        ranked = sorted(self._struct_slices, key=lambda k: -self._struct_voxels.get(k, 0))
+        for layer, k in enumerate(ranked, start=1):
+            self._struct_slices[k][0].GetProperty().SetLayerNumber(layer)
         if style is not None:
             self._styles[key] = style
         self.set_structure_style(key, self._styles.get(key) or StructureStyle((0.6, 0.6, 0.6)))
@@ -303,7 +308,8 @@ class MprView(VtkWidget):
             lut.Build()
             sl.GetProperty().SetLookupTable(lut)
             sl.GetProperty().SetOpacity(style.opacity_2d)
-            sl.SetVisibility(style.visible and not self.outline_mode)
+            has_outline = key in self._struct_outlines
+            sl.SetVisibility(style.visible and not (self.outline_mode and has_outline))
         out = self._struct_outlines.get(key)
         if out is not None:
             actor, _ = out
@@ -336,7 +342,8 @@ class MprView(VtkWidget):
             self.set_structure_style(key, style)
 
     def set_outline_mode(self, outline: bool) -> None:
-        """Draw structures as contour lines (True) or translucent fills (False)."""
+        """Draw structures as contour lines (True) or translucent fills (False). In
+        outline mode a structure whose surface is not computed yet is drawn filled."""
         self.outline_mode = outline
         for key, style in list(self._styles.items()):
             self.set_structure_style(key, style)

@@ -46,6 +46,10 @@ CAMERA_PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
 }
 
 
+# structures the default 3D camera frames (when present)
+FOCUS_KEYS = ("liver", "tumor")
+
+
 class Scene3DView(VtkWidget):
     """The 3-D scene. Surfaces come as vtkPolyData (LPS mm) from a worker thread."""
 
@@ -297,15 +301,18 @@ class Scene3DView(VtkWidget):
         cam.SetViewAngle(30)
         self.renderer.ResetCamera(*[v for pair in zip(lo, hi) for v in pair]
                                   if self._bounds is not None else (-100, 100) * 3)
-        cam.Zoom(1.15)
+        cam.Zoom(0.95)
         self.renderer.ResetCameraClippingRange()
         self.request_render()
 
     def _focus_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Bounds of the visible opaque-ish surfaces, else the CT."""
+        """Bounds of the liver and tumour surfaces when present (the planning target),
+        else of all visible surfaces, else the CT."""
         assert self._bounds is not None
         los, his = [], []
-        for key, a in self._surfaces.items():
+        keys = [k for k in FOCUS_KEYS if k in self._surfaces] or list(self._surfaces)
+        for key in keys:
+            a = self._surfaces[key]
             st = self._styles.get(key)
             if st is not None and not st.visible:
                 continue

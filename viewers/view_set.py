@@ -261,7 +261,12 @@ class ViewSet(QObject):
         self.scene3d.set_structure_style(key, st)
         return st
 
+    @property
+    def outline_mode(self) -> bool:
+        return self.axial.outline_mode
+
     def set_outline_mode(self, outline: bool) -> None:
+        """Structures on the slices as contour lines (True) or translucent fills."""
         for v in self.mprs():
             v.set_outline_mode(outline)
 
