@@ -1,0 +1,186 @@
+"""`irplan evaluate`: margin and technical efficacy of one lesion at follow-up.
+
+    irplan evaluate --planning DIR --followup DIR --tumor MASK --ablation MASK
+                    [--register none|rigid|deformable] [--liver MASK] [--plan-zone MASK]
+                    [--landmarks FILE.json] [--margin-mm 5] [--json] [--save-zone OUT]
+                    [--screenshot OUT.png]
+
+The tumour mask is in planning space, the ablation mask in follow-up space (with
+``--register none`` both are taken as already in one space, and the CTs are optional).
+``--json`` prints the full result (minimal_margin_mm, tumor_coverage_percent,
+residual_tumor_ml, verdict, registration {method, metric_value, ...}, ...).
+Exit codes: 0 done, 2 a user error (message names the file/field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from irplan.planning.errors import InputError
+from irplan.planning.registration import METHODS
+from irplan.planning.volume import Volume
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--planning", metavar="DIR", help="planning CT: DICOM folder "
+                        "(or a NIfTI/NRRD volume)")
+    parser.add_argument("--followup", metavar="DIR", help="follow-up CT: DICOM folder "
+                        "(or a NIfTI/NRRD volume)")
+    parser.add_argument("--tumor", metavar="MASK", required=True,
+                        help="tumour mask, planning space (NIfTI/NRRD)")
+    parser.add_argument("--ablation", metavar="MASK", required=True,
+                        help="ablation-zone mask, follow-up space (NIfTI/NRRD)")
+    parser.add_argument("--register", choices=METHODS, default="rigid",
+                        help="registration of follow-up to planning (default rigid; "
+                             "deformable also reports the rigid result)")
+    parser.add_argument("--liver", metavar="MASK", help="liver mask, planning space: "
+                        "restricts the registration metric")
+    parser.add_argument("--plan-zone", metavar="MASK", help="predicted (planned) zone, "
+                        "planning space: adds Dice, volumes and HD95 vs the achieved zone")
+    parser.add_argument("--landmarks", metavar="FILE.json", help='point pairs {"planning": '
+                        '[[L,P,S],...], "followup": [[L,P,S],...]} (LPS mm, >= 3 pairs)')
+    parser.add_argument("--margin-mm", type=float, default=5.0,
+                        help="required margin (mm, default 5: ACCLAIM, Laimer 2020/2024)")
+    parser.add_argument("--spacing-mm", type=float, default=0.5,
+                        help="isotropic analysis spacing around the tumour (mm, default 0.5)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--save-zone", metavar="OUT.nii.gz",
+                        help="write the ablation zone mapped onto the planning grid")
+    parser.add_argument("--screenshot", metavar="OUT.png",
+                        help="render the evaluation view (margin-coloured tumour, fused MPR)")
+
+
+def load_image(path: str | Path, what: str) -> Volume:
+    """A CT from a DICOM folder/DICOMDIR or a NIfTI/NRRD file. Raises InputError."""
+    from irplan.io.masks import is_mask_file, read_volume_file
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: {what} not found")
+    if p.is_file() and is_mask_file(p):
+        return read_volume_file(p)
+    from irplan.io.dicom_load import load_ct
+
+    return load_ct(p)
+
+
+def load_mask(path: str | Path, what: str) -> Volume:
+    from irplan.io.masks import read_mask
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: {what} mask not found")
+    return read_mask(p)
+
+
+def load_landmarks(path: str | Path) -> tuple[list[Any], list[Any]]:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        return data["planning"], data["followup"]
+    except FileNotFoundError:
+        raise InputError(f"{p}: landmarks file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"{p}: cannot read landmarks ({type(exc).__name__}: {exc}); "
+                         'expected {"planning": [[L,P,S],...], "followup": [...]}') from None
+
+
+def evaluate_paths(planning: str | None, followup: str | None, tumor: str, ablation: str,
+                   register: str = "rigid", liver: str | None = None,
+                   plan_zone: str | None = None, landmarks: str | None = None,
+                   margin_mm: float = 5.0, spacing_mm: float = 0.5):  # noqa: ANN201
+    """Load the inputs and run :func:`irplan.planning.evaluation.evaluate`.
+
+    Returns (EvaluationResult, planning CT or None, follow-up CT or None)."""
+    from irplan.planning.evaluation import evaluate
+
+    if register != "none" and (not planning or not followup):
+        raise InputError(f"--register {register} needs --planning and --followup "
+                         "(or use --register none when the masks share one space)")
+    if margin_mm < 0:
+        raise InputError(f"--margin-mm must be >= 0, got {margin_mm}")
+    tumor_v = load_mask(tumor, "tumour")
+    abl_v = load_mask(ablation, "ablation-zone")
+    liver_v = load_mask(liver, "liver") if liver else None
+    plan_v = load_mask(plan_zone, "planned zone") if plan_zone else None
+    lm = load_landmarks(landmarks) if landmarks else None
+    p_ct = load_image(planning, "planning CT") if planning else None
+    f_ct = load_image(followup, "follow-up CT") if followup else None
+    res = evaluate(p_ct, f_ct, tumor_v, abl_v, register=register, liver_mask=liver_v,
+                   landmarks=lm, plan_zone=plan_v, required_margin_mm=margin_mm,
+                   fine_spacing_mm=spacing_mm)
+    return res, p_ct, f_ct
+
+
+def format_text(d: dict[str, Any]) -> str:
+    """Human-readable summary of an evaluation dict."""
+    lines = [
+        d["verdict_text"],
+        f"  minimal ablative margin   {d['minimal_margin_mm']:+.1f} mm at LPS "
+        + "({:.1f}, {:.1f}, {:.1f}) mm".format(*d["mam_point_lps_mm"]),
+        f"  tumour coverage           {d['tumor_coverage_percent']:.1f} %  "
+        f"(tumour {d['tumor_volume_ml']:.2f} mL, residual {d['residual_tumor_ml']:.3f} mL)",
+        f"  tumour + {d['required_margin_mm']:g} mm covered   {d['shell_coverage_percent']:.1f} %",
+        f"  ablation zone             {d['ablation_zone_volume_ml']:.2f} mL",
+    ]
+    m = d["margin"]
+    lines.append(f"  surface: {m['surface_percent_uncovered']:.1f} % < 0 mm, "
+                 f"{m['surface_percent_at_risk']:.1f} % 0-{d['required_margin_mm']:g} mm, "
+                 f"{m['surface_percent_ok']:.1f} % >= {d['required_margin_mm']:g} mm")
+    r = d["registration"]
+    reg = f"  registration: {r['method']}"
+    if r.get("metric_value") is not None:
+        reg += f", {r['metric']} {r['metric_value']:.4f} (start {r['initial_metric_value']:.4f})"
+    if r.get("landmark_residual_mean_mm") is not None:
+        reg += f", landmark residual {r['landmark_residual_mean_mm']:.2f} mm"
+    lines.append(reg)
+    if d.get("rigid_comparison"):
+        c = d["rigid_comparison"]
+        lines.append(f"  rigid only: MAM {c['minimal_margin_mm']:+.1f} mm, coverage "
+                     f"{c['tumor_coverage_percent']:.1f} % ({c['verdict']})")
+    if d.get("residual"):
+        rr = d["residual"]
+        lines.append("  residual tumour centroid LPS ({:.1f}, {:.1f}, {:.1f}) mm, ".format(
+            *rr["centroid_lps_mm"]) + f"{rr['direction_from_tumor_center']} of the centre")
+    if d.get("predicted_vs_achieved"):
+        p = d["predicted_vs_achieved"]
+        lines.append(f"  predicted vs achieved: Dice {p['dice']:.3f}, HD95 {p['hd95_mm']:.1f} mm, "
+                     f"{p['predicted_volume_ml']:.1f} -> {p['achieved_volume_ml']:.1f} mL")
+    for w in d.get("warnings", []):
+        lines.append(f"  warning: {w}")
+    lines.append("IRPlan is research software, not a certified medical device.")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    res, p_ct, f_ct = evaluate_paths(args.planning, args.followup, args.tumor, args.ablation,
+                                     args.register, args.liver, args.plan_zone,
+                                     args.landmarks, args.margin_mm, args.spacing_mm)
+    d = res.to_dict()
+    code = 0
+    if args.save_zone:
+        from irplan.io.masks import write_mask
+
+        write_mask(res.zone_planning, args.save_zone)
+    if args.screenshot:
+        try:
+            from irplan.viewers.margin_actors import render_evaluation_png
+        except ImportError:
+            print("irplan evaluate: --screenshot is not available in this build yet "
+                  "(needs the evaluation view); figures printed, no picture written",
+                  file=sys.stderr)
+            code = 2
+        else:
+            tumor_v = load_mask(args.tumor, "tumour")
+            render_evaluation_png(res, tumor_v, p_ct, f_ct, args.screenshot)
+            d["screenshot"] = str(args.screenshot)
+    if args.json:
+        json.dump(d, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_text(d))
+    return code

@@ -1,0 +1,203 @@
+"""`irplan evaluate-batch cohort.csv --out results.csv`: evaluate a whole cohort.
+
+Input CSV, one row per lesion (header required; extra columns are ignored):
+
+    case_id, planning, followup, tumor, ablation   required
+    register (none|rigid|deformable), liver, plan_zone, margin_mm   optional
+
+Paths may be relative: they are taken relative to the CSV file's folder. An empty
+``register`` uses ``--register`` (default rigid).
+
+Output CSV, one row per input row in the same order: case_id, status (ok/error), error
+(the one-line message), verdict, minimal_margin_mm, tumor_coverage_percent,
+residual_tumor_ml, ... registration figures, predicted-vs-achieved figures when a
+plan_zone is given, elapsed_s. A case that fails is reported and the batch continues.
+A progress bar goes to stderr. ``--details DIR`` also writes each case's full JSON.
+
+Exit codes: 0 every case ok; 1 one or more cases failed (see the status column);
+2 the cohort file itself is unusable (missing file or required column).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from irplan.planning.errors import InputError, IrplanError
+from irplan.planning.registration import METHODS
+
+REQUIRED = ("case_id", "planning", "followup", "tumor", "ablation")
+OPTIONAL = ("register", "liver", "plan_zone", "margin_mm")
+OUT_COLUMNS = (
+    "case_id", "status", "error", "verdict", "minimal_margin_mm", "tumor_coverage_percent",
+    "residual_tumor_ml", "tumor_volume_ml", "ablation_zone_volume_ml",
+    "shell_coverage_percent", "mam_l_mm", "mam_p_mm", "mam_s_mm", "residual_direction",
+    "registration_method", "registration_metric_value", "registration_initial_metric_value",
+    "registration_iterations", "rigid_minimal_margin_mm", "dice", "hd95_mm",
+    "predicted_volume_ml", "achieved_volume_ml", "warnings", "elapsed_s",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cohort", metavar="cohort.csv", help="one row per lesion (see help)")
+    parser.add_argument("--out", metavar="results.csv", required=True,
+                        help="results CSV (one row per input row)")
+    parser.add_argument("--register", choices=METHODS, default="rigid",
+                        help="registration for rows without a 'register' value")
+    parser.add_argument("--details", metavar="DIR",
+                        help="also write each case's full result as DIR/<case_id>.json")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def read_cohort(path: str | Path) -> list[dict[str, str]]:
+    """Rows of the cohort CSV with paths made absolute. Raises InputError."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: cohort file not found")
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED if c not in header]
+            if missing:
+                raise InputError(f"{p}: missing column(s) {', '.join(missing)} "
+                                 f"(required: {', '.join(REQUIRED)})")
+            rows = []
+            for raw in reader:
+                row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()
+                       if k is not None}
+                if not any(row.values()):
+                    continue
+                rows.append(row)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{p}: cannot read cohort CSV ({exc})") from None
+    base = p.resolve().parent
+    for row in rows:
+        for key in ("planning", "followup", "tumor", "ablation", "liver", "plan_zone"):
+            if row.get(key):
+                q = Path(row[key]).expanduser()
+                row[key] = str(q if q.is_absolute() else base / q)
+    if not rows:
+        raise InputError(f"{p}: no case rows")
+    return rows
+
+
+def _progress(i: int, n: int, label: str, t0: float, enabled: bool) -> None:
+    if not enabled:
+        return
+    width = 30
+    filled = int(width * i / n) if n else width
+    el = time.perf_counter() - t0
+    eta = f", ~{el / i * (n - i):.0f} s left" if 0 < i < n else ""
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{n} {label[:30]:<30}"
+                     f" {el:.0f} s{eta}   ")
+    if i == n:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def evaluate_row(row: dict[str, str], default_register: str) -> tuple[dict[str, Any],
+                                                                      dict[str, Any]]:
+    """(output CSV row, full JSON) for one cohort row; raises IrplanError on bad input."""
+    from irplan.app.cmd_evaluate import evaluate_paths
+
+    if not row.get("case_id"):
+        raise InputError("row has no case_id")
+    for key in REQUIRED[1:]:
+        if not row.get(key) and not (key in ("planning", "followup")
+                                     and (row.get("register") or default_register) == "none"):
+            raise InputError(f"column '{key}' is empty")
+    method = row.get("register") or default_register
+    if method not in METHODS:
+        raise InputError(f"register '{method}': use one of {', '.join(METHODS)}")
+    try:
+        margin_mm = float(row["margin_mm"]) if row.get("margin_mm") else 5.0
+    except ValueError:
+        raise InputError(f"margin_mm '{row['margin_mm']}' is not a number") from None
+    res, _p, _f = evaluate_paths(row.get("planning") or None, row.get("followup") or None,
+                                 row["tumor"], row["ablation"], method,
+                                 row.get("liver") or None, row.get("plan_zone") or None,
+                                 None, margin_mm)
+    d = res.to_dict()
+    reg = d["registration"]
+    pva = d.get("predicted_vs_achieved") or {}
+    out = {
+        "verdict": d["verdict"],
+        "minimal_margin_mm": d["minimal_margin_mm"],
+        "tumor_coverage_percent": d["tumor_coverage_percent"],
+        "residual_tumor_ml": d["residual_tumor_ml"],
+        "tumor_volume_ml": d["tumor_volume_ml"],
+        "ablation_zone_volume_ml": d["ablation_zone_volume_ml"],
+        "shell_coverage_percent": d["shell_coverage_percent"],
+        "mam_l_mm": d["mam_point_lps_mm"][0],
+        "mam_p_mm": d["mam_point_lps_mm"][1],
+        "mam_s_mm": d["mam_point_lps_mm"][2],
+        "residual_direction": (d["residual"] or {}).get("direction_from_tumor_center", ""),
+        "registration_method": reg["method"],
+        "registration_metric_value": reg.get("metric_value"),
+        "registration_initial_metric_value": reg.get("initial_metric_value"),
+        "registration_iterations": reg.get("iterations"),
+        "rigid_minimal_margin_mm": (d.get("rigid_comparison") or {}).get("minimal_margin_mm"),
+        "dice": pva.get("dice"),
+        "hd95_mm": pva.get("hd95_mm"),
+        "predicted_volume_ml": pva.get("predicted_volume_ml"),
+        "achieved_volume_ml": pva.get("achieved_volume_ml"),
+        "warnings": " | ".join(d["warnings"]),
+    }
+    return out, d
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = read_cohort(args.cohort)
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    details = Path(args.details) if args.details else None
+    if details:
+        details.mkdir(parents=True, exist_ok=True)
+    show = not args.no_progress
+    n_fail = 0
+    t0 = time.perf_counter()
+    tmp = out_path.with_suffix(out_path.suffix + ".part")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=OUT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for i, row in enumerate(rows):
+            case = row.get("case_id") or f"row {i + 2}"
+            _progress(i, len(rows), case, t0, show)
+            t_case = time.perf_counter()
+            rec: dict[str, Any] = {"case_id": row.get("case_id", "")}
+            try:
+                values, full = evaluate_row(row, args.register)
+                rec.update(values)
+                rec["status"] = "ok"
+                if details:
+                    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in case)
+                    (details / f"{safe}.json").write_text(json.dumps(full, indent=1) + "\n",
+                                                          encoding="utf-8")
+            except IrplanError as exc:
+                rec["status"], rec["error"] = "error", str(exc)
+                n_fail += 1
+            except Exception as exc:  # noqa: BLE001 - one bad case must not stop a cohort
+                if os.environ.get("IRPLAN_DEBUG"):
+                    traceback.print_exc()
+                rec["status"] = "error"
+                rec["error"] = f"internal error: {type(exc).__name__}: {exc}"
+                n_fail += 1
+            rec["elapsed_s"] = round(time.perf_counter() - t_case, 2)
+            writer.writerow(rec)
+            fh.flush()
+            if rec["status"] == "error" and show:
+                sys.stderr.write(f"\n{case}: {rec['error']}\n")
+        _progress(len(rows), len(rows), "done", t0, show)
+    os.replace(tmp, out_path)
+    ok = len(rows) - n_fail
+    print(f"{ok}/{len(rows)} case(s) evaluated, {n_fail} failed -> {out_path}",
+          file=sys.stderr)
+    return 1 if n_fail else 0
