@@ -724,17 +724,21 @@ def load_plan_structures(plan: Plan, reference: Volume | None = None
     """The plan's structure masks (uint8 0/1), resampled onto ``reference``'s grid by
     physical position (nearest neighbour) when their grid differs. Returns (masks, notes).
 
-    Refused (InputError naming the structure): a mask that does not overlap the reference
-    image at all (another frame of reference), or DICOM SEG masks whose Frame of
-    Reference UID differs from the plan's.
+    NIfTI/NRRD/MetaImage files hold one mask each. A DICOM SEG (``.dcm``) may hold
+    several segments: the one whose label maps to the structure key is used (a SEG with
+    one segment serves any key); SEG needs ``reference`` (read with
+    :func:`irplan.io.mask_import.import_seg`, which refuses another Frame of Reference).
+    Refused (InputError naming the structure): a mask that does not overlap the
+    reference image at all (another frame of reference).
     """
     from irplan.io.masks import read_mask
 
     masks: dict[str, Volume] = {}
     notes: list[str] = []
+    segs: dict[Path, list[Any]] = {}
     for key, path in structure_paths(plan).items():
         if str(path).lower().endswith(".dcm"):
-            mask = _read_seg_mask(path, key, plan.image.frame_of_reference_uid)
+            mask = _seg_structure(path, key, reference, segs)
         else:
             mask = read_mask(path)
         if reference is not None and not mask.same_geometry(reference, tol_mm=1e-3):
@@ -752,15 +756,23 @@ def load_plan_structures(plan: Plan, reference: Volume | None = None
     return masks, notes
 
 
-def _read_seg_mask(path: Path, key: str, frame_uid: str) -> Volume:
-    try:
-        from irplan.io.masks import read_seg_mask  # type: ignore[attr-defined]
-    except ImportError:
-        raise InputError(f"structures.{key}: {str(path)!r}: DICOM SEG masks cannot be read "
-                         "by this build; export the mask as NIfTI") from None
-    mask = read_seg_mask(path)
-    seg_frame = str(mask.metadata.get("frame_of_reference_uid", ""))
-    if frame_uid and seg_frame and seg_frame != frame_uid:
-        raise InputError(f"structures.{key}: {str(path)!r} has Frame of Reference {seg_frame}, "
-                         f"the plan's image has {frame_uid}")
-    return mask
+def _seg_structure(path: Path, key: str, reference: Volume | None,
+                   cache: dict[Path, list[Any]]) -> Volume:
+    from irplan.io.mask_import import import_seg
+
+    if reference is None:
+        raise InputError(f"structures.{key}: {str(path)!r} is a DICOM SEG; reading it needs "
+                         "the planning image")
+    if path not in cache:
+        cache[path] = import_seg(path, reference)
+    items = cache[path]
+    match = [m for m in items if m.key == key or m.name == key]
+    if not match and len(items) == 1:
+        match = items
+    if not match:
+        raise InputError(f"structures.{key}: {str(path)!r} has no segment for {key!r} "
+                         f"(segments: {', '.join(m.name for m in items)})")
+    arr = np.zeros(match[0].mask.array.shape, np.uint8)
+    for m in match:
+        arr |= (m.mask.array != 0).astype(np.uint8)
+    return match[0].mask.with_array(arr)

@@ -223,3 +223,21 @@ def test_device_catalogue_and_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["devices", "--modality", "MWA"]) == 0
     text = capsys.readouterr().out
     assert "mwa-14g" in text and "ire-19g" not in text and "user-supplied" in text
+
+
+@pytest.mark.slow
+def test_phantom_plan_with_seg_structures(phantom_case: Path, tmp_path: Path) -> None:
+    """Structures from the case's DICOM SEG equal the NIfTI masks voxel for voxel."""
+    from irplan.io.plan_file import load_plan_image, load_plan_structures
+
+    plan = load_plan(phantom_case / "plan.irplan.json")
+    ct = load_plan_image(plan)
+    assert ct.metadata.get("series_uid", plan.image.series_uid) == plan.image.series_uid
+    nifti, _ = load_plan_structures(plan, ct)
+    plan.structures = {k: "seg/planning_structures.dcm" for k in plan.structures}
+    save_plan(plan, tmp_path / "seg.irplan.json")     # paths rebased onto tmp_path
+    again = load_plan(tmp_path / "seg.irplan.json")
+    seg, notes = load_plan_structures(again, load_plan_image(again))
+    assert notes == [] and set(seg) == set(nifti)
+    for key in nifti:
+        np.testing.assert_array_equal(seg[key].array, nifti[key].array, err_msg=key)
