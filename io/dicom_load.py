@@ -96,6 +96,12 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
         raise InputError(f"{label}: all {len(frames)} slices share one position "
                          f"({frames[0].path.name}); slice spacing is zero")
     _check_spacing(info, geo, frames, allow_gaps)
+    group_of = {k: g for g, grp in enumerate(geo.duplicates) for k in grp}
+    for k, st in enumerate(geo.steps_mm):
+        if st < DUPLICATE_TOL_MM and (group_of.get(k, -1) != group_of.get(k + 1, -2)):
+            raise InputError(f"{label}: {frames[k].path.name} and {frames[k + 1].path.name} lie "
+                             f"in the same plane ({geo.distances_mm[k]:.2f} mm along the normal) "
+                             f"but at different in-plane positions")
     max_drift = float(np.abs(geo.inplane_offsets_mm).max())
     tilted = max_drift > TILT_TOL_MM
     if tilted and geo.tilt_deg > MAX_TILT_DEG:
@@ -157,8 +163,7 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
             f"grid; voxels shifted in from outside the field of view are set to {fill:g}")
 
     # ---- non-uniform spacing / gaps: resample along n onto a uniform grid
-    steps = np.diff(dists)
-    if np.any(np.abs(steps - spacing_k) > 1e-3 * spacing_k + 1e-4):
+    if geo.gaps or geo.nonuniform:
         n_new = uniform_slice_count(dists[-1] - dists[0], spacing_k)
         out, interpolated = _resample_along_normal(out, dists - dists[0], spacing_k, n_new)
         reason = "missing slices" if geo.gaps else "non-uniform slice spacing"

@@ -37,9 +37,10 @@ CancelFn = Callable[[], bool]
 
 # Two slices closer than this along the normal (and in-plane) share one position.
 DUPLICATE_TOL_MM = 0.01
-# Relative deviation of one slice step from the median step still called uniform. DS values
-# carry ~16 significant characters, so real uniform stacks deviate by < 1e-4 mm.
-UNIFORM_REL_TOL = 0.01
+# A stack is uniform when every slice lies within this distance (mm, along the normal) of an
+# evenly spaced grid from its first to its last slice: far below any CT voxel size, above
+# the rounding of ImagePositionPatient strings. Otherwise it is resampled (and warned).
+UNIFORM_TOL_MM = 0.05
 # A step larger than this many median steps is a gap (missing slices).
 GAP_FACTOR = 1.5
 # Warnings of one kind listed per series before they are summarised.
@@ -205,7 +206,8 @@ class StackGeometry:
     tilt_deg: float              # angle between the stacking line and the normal
     duplicates: list[list[int]]  # groups (sorted indices) sharing one position
     gaps: list[tuple[int, float, int]]  # (sorted index before gap, step mm, missing count)
-    nonuniform: bool             # steps vary beyond UNIFORM_REL_TOL (not counting gaps)
+    nonuniform: bool             # slices off an even grid by > UNIFORM_TOL_MM (or gaps
+                                 # plus uneven regular steps)
     direction: np.ndarray        # columns: row cosine, column cosine, n
 
 
@@ -273,12 +275,21 @@ def analyse_stack(positions_lps_mm: np.ndarray, iop: Any) -> StackGeometry:
     gaps: list[tuple[int, float, int]] = []
     nonuniform = False
     if spacing > 0:
-        for k, s in enumerate(steps):
-            if s < DUPLICATE_TOL_MM:
-                continue
-            if s > GAP_FACTOR * spacing:
-                gaps.append((k, float(s), int(round(s / spacing)) - 1))
-            elif abs(s - spacing) > UNIFORM_REL_TOL * spacing:
+        gaps = [(k, float(st), int(round(st / spacing)) - 1) for k, st in enumerate(steps)
+                if st > GAP_FACTOR * spacing]
+        unique_d = d_sorted[np.concatenate([[True], steps >= DUPLICATE_TOL_MM])]
+        if gaps:
+            regular = real_steps[real_steps <= GAP_FACTOR * spacing]
+            nonuniform = bool(np.any(np.abs(regular - spacing) > UNIFORM_TOL_MM))
+        else:
+            # uniform when every slice lies within UNIFORM_TOL_MM of an evenly spaced grid
+            # from the first to the last slice; that grid's step is the spacing
+            m = len(unique_d) - 1
+            fit = (unique_d[-1] - unique_d[0]) / m
+            resid = np.abs(unique_d - (unique_d[0] + np.arange(m + 1) * fit)).max()
+            if resid <= UNIFORM_TOL_MM:
+                spacing = float(fit)
+            else:
                 nonuniform = True
     # tilt: in-plane drift of the stacking line relative to the normal
     span = d_sorted[-1] - d_sorted[0]

@@ -452,3 +452,33 @@ def test_nonuniform_grid_stays_inside_measured_stack(tmp_path):
         rank = np.interp(z, d, np.arange(len(d)))
         expect = w.hu_sorted[0] + 100 * rank
         np.testing.assert_allclose(vol.array[k], np.rint(expect), atol=0.51)
+
+
+def test_rounded_positions_are_uniform(tmp_path):
+    """IPP strings rounded to 0.01 mm (0.625 mm slices): uniform, spacing from first to last
+    slice, every slice within 0.01 mm of its own IPP, no resampling."""
+    w = write_series(tmp_path, n_slices=40, rows=4, cols=5, slice_spacing_mm=0.625,
+                     origin_lps_mm=(0.0, 0.0, -100.003))
+    for f in w.files:  # rewrite each IPP with 2 decimals, as some scanners do
+        ds = pydicom.dcmread(f)
+        ds.ImagePositionPatient = [f"{float(v):.2f}" for v in ds.ImagePositionPatient]
+        ds.save_as(f)
+    info = _only(tmp_path)
+    assert info.warnings == []
+    vol = load_series(info)
+    assert vol.metadata["warnings"] == []
+    assert abs(vol.spacing_mm[2] - 0.625) < 1e-3
+    np.testing.assert_array_equal(vol.array, w.hu_sorted)
+    for k, f in enumerate(w.files):
+        ipp = [float(v) for v in pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient]
+        assert np.abs(vol.index_to_lps((0, 0, k)) - ipp).max() < 0.01
+
+
+def test_same_plane_different_inplane_position_refused(tmp_path):
+    w = write_series(tmp_path, n_slices=4)
+    ds = pydicom.dcmread(w.files[3])  # move the last slice onto slice 2's plane, shifted 5 mm
+    ipp = [float(v) for v in pydicom.dcmread(w.files[2]).ImagePositionPatient]
+    ds.ImagePositionPatient = [ipp[0] + 5.0, ipp[1], ipp[2]]
+    ds.save_as(w.files[3])
+    with pytest.raises(InputError, match=r"img0002\.dcm and img0003\.dcm lie in the same plane"):
+        load_series(_only(tmp_path))
