@@ -357,6 +357,7 @@ class SafetyChecker:
         self.settings = settings or SafetySettings()
         self._fields: dict[str, DistanceField | BodyField] = {}
         self._tumour_pts: np.ndarray | None = None
+        self._advice: Any = None
 
     # -- caches
     def field(self, key: str) -> Any:
@@ -413,8 +414,41 @@ class SafetyChecker:
             out.extend(self.check_ire(plan))
         elif zone is not None:
             out.extend(self.check_heat_sink(zone))
+        out.extend(self.advice_findings(plan))
         out.sort(key=lambda f: (_RANK[f.severity], f.needles[:1] or [-1], f.code))
         return out
+
+    # -- modality advice (planning.advice), computed once per set of structures
+    def advice(self) -> Any:
+        """:class:`irplan.planning.advice.ModalityAdvice` for the tumour(s), or None when
+        no tumour or no vessel/duct is segmented."""
+        if self._advice is None:
+            from irplan.planning.advice import modality_advice
+
+            tumours = [m for k, m in self.structures.items()
+                       if classify_structure_name(k) == "tumor" and (m.array != 0).any()]
+            others = {k: m for k, m in self.structures.items()
+                      if structure_role(k) in ("vessel", "duct")}
+            if not tumours or not others:
+                self._advice = False
+            else:
+                t = tumours[0]
+                for m in tumours[1:]:
+                    if m.same_geometry(t):
+                        t = t.with_array(((t.array != 0) | (m.array != 0)).astype(np.uint8))
+                self._advice = modality_advice(t, others, self.calibre_mm)
+        return self._advice or None
+
+    def advice_findings(self, plan: Plan) -> list[Finding]:
+        a = self.advice()
+        if a is None:
+            return []
+        near = [s for s in (a.nearest_vessel, a.nearest_duct) if s is not None]
+        closest = min(near, key=lambda s: s.distance_mm) if near else None
+        sev = "warning" if a.recommended == "IRE" and not plan.is_ire else "info"
+        return [Finding(sev, "modality_advice", a.message,
+                        closest.key if closest else None,
+                        closest.distance_mm if closest else None, [])]
 
     # -- per needle
     def check_needle(self, plan: Plan, i: int) -> list[Finding]:

@@ -424,3 +424,17 @@ def test_reference_phantom_plan_checks_cleanly(phantom_case) -> None:
     assert [f.message for f in findings if f.severity == "error"] == []
     assert all(f.code not in ("ire_not_parallel", "ire_spacing", "ire_too_close")
                for f in findings)
+
+
+def test_advice_appears_in_the_checks() -> None:
+    tumour = sphere((15.0, 20.0, 20.0), 5.0)
+    pv = tube_z((15.0 + 5.0 + 4.0 + 3.0, 20.0), 3.0)
+    c = SafetyChecker({"tumor": tumour, "portal_vein": pv})
+    far = [5.0, 5.0, 5.0]
+    (mwa_f,) = codes(c.check(mwa([15, 20, 20], far)), "modality_advice")
+    assert mwa_f.severity == "warning" and mwa_f.structure == "portal_vein"
+    assert mwa_f.distance_mm == pytest.approx(4.0, abs=0.5) and "IRE is the indicated" in \
+        mwa_f.message
+    plan = ire([E([10, 20, 15], [10, 20, 39]), E([25, 20, 15], [25, 20, 39])])
+    (ire_f,) = codes(c.check(plan), "modality_advice")
+    assert ire_f.severity == "info"
