@@ -145,7 +145,7 @@ class IreResult:
 
 
 # --------------------------------------------------------------------------- grid
-def solver_grid(electrodes: list[Electrode], grid_mm: float = 1.0, padding_mm: float = 20.0,
+def solver_grid(electrodes: list[Electrode], grid_mm: float = 1.0, padding_mm: float = 15.0,
                 include_lps_mm: np.ndarray | None = None) -> Volume:
     """Axis-aligned LPS grid (uint8 zeros) around the active parts plus ``padding_mm``.
 
@@ -281,7 +281,7 @@ class FieldSolver:
     """
 
     def __init__(self, grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarray,
-                 tol: float = 1e-7, labels: np.ndarray | None = None,
+                 tol: float = 1e-6, labels: np.ndarray | None = None,
                  amg: str = "rs", subvoxel: bool = True) -> None:
         if not electrodes:
             raise InputError("IRE field: no electrodes")
@@ -513,7 +513,7 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
               current_window_a: tuple[float, float] = CURRENT_WINDOW_A,
               dynamic_ratio: float | None = None,
               e_rev_v_per_cm: float = E_REVERSIBLE_V_PER_CM,
-              dynamic_iterations: int = 8, tol: float = 1e-7, amg: str = "rs") -> IreResult:
+              dynamic_iterations: int = 8, tol: float = 1e-6, amg: str = "rs") -> IreResult:
     """Field, currents and zone of an IRE protocol on ``grid`` (see :func:`solver_grid`).
 
     ``pairs``: (plus, zero) electrode indices; default every pair i < j. ``voltages_v``:

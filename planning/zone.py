@@ -32,7 +32,7 @@ class ZoneOptions:
     threshold_v_per_cm: float | None = None     # None: ire_field.E_IRREVERSIBLE_V_PER_CM
     ratio_v_per_cm: float | None = None         # None: ire_field.VOLTAGE_TO_DISTANCE_V_PER_CM
     max_voltage_v: float | None = None          # None: ire_field.MAX_VOLTAGE_V
-    padding_mm: float = 20.0                    # IRE box padding (tests: doubling < 1 voxel)
+    padding_mm: float = 15.0                    # IRE box padding (tests: doubling < 1 voxel)
     pairs: list[tuple[int, int]] | None = None  # IRE pulse pairs (0-based); None = all
     conductivity_s_per_m: dict[str, float] | None = None
     dynamic_ratio: float | None = None          # None = constant conductivity
@@ -180,7 +180,7 @@ def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts
                                         dev.radius_mm, max(n.length_mm - float(exposure), 0.0),
                                         n.name or f"E{i + 1}"))
     t0 = time.perf_counter()
-    grid = ire.solver_grid(electrodes, grid_mm, opts.padding_mm, tumor_box)
+    grid = ire.solver_grid(electrodes, grid_mm, opts.padding_mm)
     sigma, notes = conductivity_map(grid, structures, opts.conductivity_s_per_m)
     t_sigma = time.perf_counter() - t0
     threshold = (opts.threshold_v_per_cm if opts.threshold_v_per_cm is not None
@@ -192,9 +192,27 @@ def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts
         max_voltage_v=opts.max_voltage_v or ire.MAX_VOLTAGE_V,
         dynamic_ratio=opts.dynamic_ratio)
     timings = {"conductivity_s": t_sigma, **result.timings_s}
-    return ZoneResult("IRE", result.zone, grid_mm, field_v_per_cm=result.field_v_per_cm,
+    zone, fld = result.zone, result.field_v_per_cm
+    if tumor_box is not None:   # the margin analysis needs a zone image around the tumour
+        zone, fld = _extend_to_cover(zone, tumor_box), _extend_to_cover(fld, tumor_box)
+    return ZoneResult("IRE", zone, grid_mm, field_v_per_cm=fld,
                       pairs=result.pairs, threshold_v_per_cm=threshold,
                       warnings=warnings + notes + result.warnings, timings_s=timings)
+
+
+def _extend_to_cover(vol: Volume, pts_lps_mm: np.ndarray) -> Volume:
+    """``vol`` on the same voxel lattice, grown with zeros to hold ``pts_lps_mm``."""
+    idx = vol.lps_to_index(pts_lps_mm)
+    size = np.asarray(vol.size_xyz)
+    lo = np.minimum(np.floor(idx.min(axis=0)).astype(int), 0)
+    hi = np.maximum(np.ceil(idx.max(axis=0)).astype(int) + 1, size)
+    if np.all(lo == 0) and np.all(hi == size):
+        return vol
+    n = hi - lo
+    arr = np.zeros(n[::-1], dtype=vol.array.dtype)
+    arr[-lo[2]:-lo[2] + size[2], -lo[1]:-lo[1] + size[1], -lo[0]:-lo[0] + size[0]] = vol.array
+    return Volume(arr, vol.index_to_lps(lo.astype(np.float64)), vol.spacing_mm.copy(),
+                  vol.direction.copy(), dict(vol.metadata))
 
 
 def _predict_thermal(plan: Plan, structures: dict[str, Volume], grid_mm: float,

@@ -112,7 +112,7 @@ def _extent_mm(zone: Volume) -> np.ndarray:
 def test_ben_david_two_electrode_zone_is_plausible():
     """2 electrodes 15 mm apart, 20 mm exposure, default voltage 1500 V/cm x 1.5 cm =
     2250 V, liver conductivity: compare with porcine in vivo 3.0 x 1.7 x 3.0 cm."""
-    res = _ben_david(1.0, 20.0)
+    res = _ben_david(1.0, 15.0)
     pair = res.pairs[0]
     assert pair.voltage_v == pytest.approx(2250.0)
     assert pair.spacing_mm == pytest.approx(15.0)
@@ -128,8 +128,8 @@ def test_ben_david_two_electrode_zone_is_plausible():
 
 
 def test_doubling_padding_moves_the_zone_less_than_one_voxel():
-    h = 2.0
-    ra, rb = _ben_david(h, 20.0), _ben_david(h, 40.0)
+    h = 1.5            # 15 mm padding = 10 voxels: both boxes share one node lattice
+    ra, rb = _ben_david(h, 15.0), _ben_david(h, 30.0)
     a = ra.zone
     b = rb.zone.resample_like(a, "nearest")          # same node lattice (offset 10 voxels)
     hd = sitk.HausdorffDistanceImageFilter()
@@ -141,11 +141,12 @@ def test_doubling_padding_moves_the_zone_less_than_one_voxel():
     zone = a.array.astype(bool)
     edge = zone & ~ndimage.binary_erosion(zone)
     shift_mm = np.abs(eb - ea)[edge] / np.maximum(grad[edge], 1e-9)
-    print(f"padding 20 -> 40 mm: Hausdorff {hd.GetHausdorffDistance():.2f} mm (voxel {h} mm), "
+    print(f"padding 15 -> 30 mm (default doubled): Hausdorff {hd.GetHausdorffDistance():.2f} "
+          f"mm (voxel {h} mm), "
           f"threshold surface shift max {shift_mm.max():.3f} mm, "
           f"volume {ra.zone_volume_ml:.3f} -> {rb.zone_volume_ml:.3f} ml")
     assert hd.GetHausdorffDistance() <= h
-    assert shift_mm.max() < 0.5 * h
+    assert shift_mm.max() < 0.6 * h
 
 
 def test_vessel_raises_current_and_lowers_field_inside_it():
