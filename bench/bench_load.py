@@ -86,6 +86,18 @@ def write_series(hu: np.ndarray, folder: Path) -> str:
     return "pydicom (bench writer)"
 
 
+def compress_series(folder: Path, codec: str) -> None:
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+    uid = {"rle": RLELossless, "jpegls": JPEGLSLossless, "jpeg2000": JPEG2000Lossless}[codec]
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            ds = pydicom.dcmread(f)
+            ds.compress(uid)
+            ds.save_as(f)
+
+
 # ------------------------------------------------------------------ loaders
 def load_irplan(folder: str) -> np.ndarray:
     from irplan.io.dicom_load import load_series
@@ -180,6 +192,8 @@ def main() -> None:
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--codec", choices=["none", "rle", "jpegls", "jpeg2000"], default="none",
+                    help="re-encode the written series with this lossless codec (pydicom)")
     ap.add_argument("--child", nargs=2, metavar=("LOADER", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -192,6 +206,10 @@ def main() -> None:
         how = write_series(hu, folder)
         print(f"wrote {args.size}x{args.size}x{args.slices} series with {how} in "
               f"{time.perf_counter() - t:.1f} s ({hu.nbytes / 2**20:.0f} MiB as int16)")
+        if args.codec != "none":
+            t = time.perf_counter()
+            compress_series(folder, args.codec)
+            print(f"re-encoded as {args.codec} in {time.perf_counter() - t:.1f} s")
         # correctness first: both loaders give the same HU array
         a, b = load_irplan(str(folder)), load_sitk(str(folder))
         same = a.shape == b.array.shape and np.array_equal(a, b.array)
