@@ -97,9 +97,12 @@ def make_pictures(case: ComputedCase, out_dir: Path) -> tuple[list[Picture], str
 
 
 def build_report(plan_path: str | Path, pdf_path: str | Path, *, patient_data: bool = False,
-                 pictures: bool = True, compute: bool = True) -> tuple[Path, ReportContent]:
-    """Everything ``irplan report`` does, for the GUI's one-click report too."""
-    case = load_case(plan_path, compute=compute)
+                 pictures: bool = True, compute: bool = True,
+                 case: ComputedCase | None = None) -> tuple[Path, ReportContent]:
+    """Everything ``irplan report`` does, for the GUI's one-click report too. ``case``:
+    an already loaded/computed case (else loaded from ``plan_path``)."""
+    if case is None:
+        case = load_case(plan_path, compute=compute)
     with tempfile.TemporaryDirectory(prefix="irplan-report-") as tmp:
         if pictures:
             pics, pic_status, mmap = make_pictures(case, Path(tmp))

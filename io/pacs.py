@@ -326,13 +326,21 @@ def _associate(node: PacsNode, contexts: list[Any], calling_aet: str, timeout_s:
                ) -> Iterator[tuple[Any, _Watch]]:
     ae = _make_ae(calling_aet, timeout_s)
     ae.requested_contexts = contexts
-    watch = _Watch()
-    t0 = time.monotonic()
-    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title,
-                         ext_neg=roles or None,
-                         evt_handlers=watch.handlers() + list(extra_handlers or []))
-    if not assoc.is_established:
-        raise PacsError(_diagnose(node, timeout_s, watch, time.monotonic() - t0, calling_aet))
+    for attempt in range(2):
+        watch = _Watch()
+        t0 = time.monotonic()
+        assoc = ae.associate(node.host, node.port, ae_title=node.ae_title,
+                             ext_neg=roles or None,
+                             evt_handlers=watch.handlers() + list(extra_handlers or []))
+        elapsed = time.monotonic() - t0
+        if assoc.is_established:
+            break
+        # A server that rejects and closes at once can lose the A-ASSOCIATE-RJ in a race
+        # with the connection close; one more quick attempt usually reads the reason.
+        if attempt == 0 and not watch.reject_reason and elapsed < 0.5 * timeout_s:
+            continue
+        ae.shutdown()
+        raise PacsError(_diagnose(node, timeout_s, watch, elapsed, calling_aet))
     try:
         yield assoc, watch
     finally:

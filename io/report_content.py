@@ -506,10 +506,11 @@ def _run_safety(case: ComputedCase) -> list[Any]:
     return list(check_plan(case.plan, case.structures, ct=case.ct, zone=case.zone))
 
 
-def load_case(plan_path: str | Path, *, compute: bool = True) -> ComputedCase:
+def load_case(plan_path: str | Path, *, compute: bool = True,
+              checks: bool = True) -> ComputedCase:
     """Load a plan file, its CT and masks, and (``compute``) predict the zone, analyse
-    the margin and run the safety checks. Plan-file problems raise InputError; missing or
-    failing computations are recorded in ``status`` (section -> reason)."""
+    the margin and (``checks``) run the safety checks. Plan-file problems raise
+    InputError; missing or failing computations are recorded in ``status``."""
     from irplan.io.plan_file import image_path, load_plan_with_notes, structure_paths
 
     plan, notes = load_plan_with_notes(plan_path)
@@ -525,11 +526,22 @@ def load_case(plan_path: str | Path, *, compute: bool = True) -> ComputedCase:
     case.ct = _try(case.status, "ct", _load_ct)
     from irplan.io.masks import read_mask
 
+    def _read(key: str, p: Path) -> Volume:
+        if not str(p).lower().endswith(".dcm"):
+            return read_mask(p)
+        if case.ct is None:
+            raise IrplanError(f"{p}: a DICOM SEG needs the planning CT, which is not loaded")
+        from irplan.io.mask_import import import_seg
+
+        found = import_seg(p, case.ct)
+        match = [m for m in found if m.key == key] or (found if len(found) == 1 else [])
+        if not match:
+            raise IrplanError(f"{p}: no segment of type '{key}' "
+                              f"(segments: {', '.join(m.name for m in found)})")
+        return match[0].mask
+
     for key, p in structure_paths(plan).items():
-        if str(p).lower().endswith(".dcm"):
-            case.status[f"structure:{key}"] = f"{key}: DICOM SEG masks are not read here"
-            continue
-        m = _try(case.status, f"structure:{key}", lambda p=p: read_mask(p))
+        m = _try(case.status, f"structure:{key}", lambda key=key, p=p: _read(key, p))
         if m is not None:
             if case.ct is not None and not m.same_geometry(case.ct, tol_mm=1e-3):
                 m = m.resample_like(case.ct, "nearest")
@@ -543,7 +555,8 @@ def load_case(plan_path: str | Path, *, compute: bool = True) -> ComputedCase:
                 case.structures["tumor"], case.zone, plan.margin_mm))
         elif case.zone is not None:
             case.status["margin"] = f"{NOT_COMPUTED}: no tumour structure in the plan"
-        case.findings = _try(case.status, "safety", lambda: _run_safety(case))
+        if checks:
+            case.findings = _try(case.status, "safety", lambda: _run_safety(case))
     evs = plan.extra.get("evaluations") if isinstance(plan.extra, dict) else None
     if isinstance(evs, list) and evs:
         case.evaluation = evs[-1]

@@ -8,7 +8,6 @@ patient and frame of reference, new series UIDs, references to the CT series.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import highdicom as hd
@@ -208,18 +207,67 @@ def test_secondary_capture_from_png(oblique: dict, tmp_path: Path) -> None:
     assert np.array_equal(ds.pixel_array, rgb)
 
 
-def test_phantom_tumour_seg_centroid(phantom_case: Path, tmp_path: Path) -> None:
-    if importlib.util.find_spec("irplan.io.phantom_writer") is None:
-        pytest.skip("phantom writer not available")
+@pytest.fixture(scope="module")
+def small_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The phantom case on a coarse grid (3 x 3 x 4 mm): same anatomy, fast to write."""
+    from irplan.io.phantom_writer import write_phantom_case
+
+    out = tmp_path_factory.mktemp("export_phantom") / "case"
+    return write_phantom_case(out, seed=0, size=(128, 128, 64), spacing_mm=(3.0, 3.0, 4.0))
+
+
+def test_phantom_tumour_and_zone_seg_centroids(small_phantom: Path, tmp_path: Path) -> None:
     from irplan.io.masks import read_mask
 
-    src = load_source_series(phantom_case / "planning")
-    tumor = read_mask(phantom_case / "masks" / "planning" / "tumor.nii.gz")
-    zone = read_mask(phantom_case / "masks" / "planning" / "ablation_zone.nii.gz")
+    src = load_source_series(small_phantom / "planning")
+    tumor = read_mask(small_phantom / "masks" / "planning" / "tumor.nii.gz")
+    zone = read_mask(small_phantom / "masks" / "planning" / "ablation_zone.nii.gz")
     out = export_seg(src, {"tumor": tumor, "ablation_zone": zone}, tmp_path / "p.dcm")
     seg = hd.seg.segread(out)
     assert seg.FrameOfReferenceUID == src.first.FrameOfReferenceUID
+    assert seg.StudyInstanceUID == src.first.StudyInstanceUID
     for n, mask in zip(seg.segment_numbers, (tumor, zone)):
         back = _seg_to_ct_grid(seg, src, n)
         d = np.linalg.norm(_centroid_lps(back) - _centroid_lps(mask))
         assert d < float(src.volume.spacing_mm.min()), d
+
+
+def test_cli_export_seg_pdf_and_screenshot(small_phantom: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from irplan.io.masks import read_mask
+
+    pdf = tmp_path / "given.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n% a report\n%%EOF\n")
+    png = tmp_path / "shot.png"
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(png)
+    out = tmp_path / "export"
+    res = subprocess.run([sys.executable, "-m", "irplan.app.cli", "export",
+                          str(small_phantom / "plan.irplan.json"), "--out", str(out), "--seg",
+                          "--no-zone", "--pdf", str(pdf), "--screenshot", str(png)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    ct = dcmread(next((small_phantom / "planning").iterdir()), stop_before_pixels=True)
+    objs = {p.name: dcmread(p) for p in out.glob("*.dcm")}
+    assert set(objs) == {"structures_seg.dcm", "report_pdf.dcm", "screenshot_sc.dcm"}
+    uids = {d.SeriesInstanceUID for d in objs.values()}
+    assert len(uids) == 3 and ct.SeriesInstanceUID not in uids
+    for d in objs.values():
+        assert d.StudyInstanceUID == ct.StudyInstanceUID
+        assert d.PatientID == ct.PatientID and d.PatientName == ct.PatientName
+    enc = objs["report_pdf.dcm"]
+    assert enc.EncapsulatedDocument[:enc.EncapsulatedDocumentLength] == pdf.read_bytes()
+    seg = hd.seg.segread(out / "structures_seg.dcm")
+    labels = {seg.get_segment_description(n).SegmentLabel: n for n in seg.segment_numbers}
+    assert "Tumour" in labels and "Liver" in labels
+    src = load_source_series(small_phantom / "planning")
+    tumor = read_mask(small_phantom / "masks" / "planning" / "tumor.nii.gz")
+    back = _seg_to_ct_grid(seg, src, labels["Tumour"])
+    assert np.linalg.norm(_centroid_lps(back) - _centroid_lps(tumor)) < 1.0
+    bad = subprocess.run([sys.executable, "-m", "irplan.app.cli", "export",
+                          str(small_phantom / "plan.irplan.json"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "nothing to export" in bad.stderr

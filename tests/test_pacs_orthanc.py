@@ -10,7 +10,7 @@ message, and no file lost.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,19 +55,20 @@ def _sha(p: Path) -> str:
 
 @pytest.fixture(scope="module")
 def planning_series(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The phantom's planning CT files (irplan.io.phantom_writer); a small synthetic
-    oblique CT series when the phantom writer is not part of this build."""
+    """The phantom's planning CT files (irplan.io.phantom_writer), on a coarse grid
+    (128 x 128 x 64 voxels) to keep the network round trips short."""
+    from irplan.io.phantom_writer import write_phantom_case
+
     out = tmp_path_factory.mktemp("phantom_pacs") / "case"
-    if importlib.util.find_spec("irplan.io.phantom_writer") is not None:
-        from irplan.io.phantom_writer import write_phantom_case
-
-        write_phantom_case(out, seed=0)
-    else:
-        from test_dicom_export import write_oblique_ct
-
-        write_oblique_ct(out / "planning")
+    write_phantom_case(out, seed=0, size=(128, 128, 64), spacing_mm=(3.0, 3.0, 4.0))
     files = sorted(p for p in (out / "planning").rglob("*") if p.is_file())
     assert files
+    # the phantom study has no accession number; give this copy one to query by
+    for p in files:
+        ds = dcmread(p)
+        if not ds.get("AccessionNumber"):
+            ds.AccessionNumber = "IRPLANACC1"
+            ds.save_as(p)
     return files
 
 
@@ -258,3 +259,37 @@ def test_nodes_saved_as_json_in_config_dir(tmp_path: Path, monkeypatch) -> None:
     path.write_text("{nope")
     with pytest.raises(InputError, match="pacs_nodes.json"):
         pacs.load_nodes()
+
+
+# ------------------------------------------------------------------ command line
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "irplan.app.cli", "pacs", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_echo_find_send_and_errors(orthanc: OrthancServer, uploaded: dict,
+                                       tmp_path: Path) -> None:
+    node = f"{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}"
+    aet = ["--aet", orthanc.client_aet, "--timeout", "5"]
+    res = _cli("echo", "--node", node, *aet)
+    assert res.returncode == 0 and "C-ECHO ok" in res.stdout, res.stderr
+    ds = uploaded["ds"]
+    res = _cli("find", "--node", node, *aet, "--patient-id", str(ds.PatientID))
+    assert res.returncode == 0 and str(ds.StudyInstanceUID) in res.stdout
+    res = _cli("nodes", "add", "test", node)
+    assert res.returncode == 0
+    res = _cli("find", "--node", "test", *aet, "--study", str(ds.StudyInstanceUID))
+    assert str(ds.SeriesInstanceUID) in res.stdout and "CT" in res.stdout
+    res = _cli("echo", "--node", f"WRONGAE@127.0.0.1:{orthanc.dicom_port}", *aet)
+    assert res.returncode == 2 and "rejected" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = _cli("get", "--node", node, *aet, "--study", str(ds.StudyInstanceUID),
+               "--series", str(ds.SeriesInstanceUID), "--out", str(tmp_path / "got"))
+    assert res.returncode == 0 and f"retrieved {len(uploaded['files'])} files" in res.stdout
+    from orthanc_server import free_port
+
+    closed = f"{orthanc.aet}@127.0.0.1:{free_port()}"
+    files = [str(p) for p in uploaded["files"][:2]]
+    res = _cli("send", "--node", closed, *aet, *files)
+    assert res.returncode == 2 and "connection refused" in res.stderr
+    assert res.stderr.count("not sent (kept)") == 2

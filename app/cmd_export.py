@@ -1,0 +1,93 @@
+"""``irplan export PLAN.irplan.json --out DIR [--seg] [--pdf [REPORT.pdf]] [--screenshot PNG]``
+
+DICOM objects in the planning CT's study: ``structures_seg.dcm`` (structures plus the
+predicted ablation zone as DICOM SEG on the CT grid and Frame of Reference),
+``report_pdf.dcm`` (Encapsulated PDF of the report; the report is generated, anonymised,
+unless a PDF file is given) and ``screenshot_sc.dcm`` (Secondary Capture of a PNG).
+Send them to PACS with ``irplan pacs send``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from irplan.planning.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("plan", help="plan file (.irplan.json)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--seg", action="store_true",
+                        help="structures and predicted ablation zone as DICOM SEG")
+    parser.add_argument("--pdf", nargs="?", const="", default=None, metavar="REPORT.pdf",
+                        help="report as Encapsulated PDF (generated when no file is given)")
+    parser.add_argument("--screenshot", metavar="PNG", help="a PNG as Secondary Capture")
+    parser.add_argument("--patient-data", action="store_true",
+                        help="generated report shows patient data (default: anonymised)")
+    parser.add_argument("--no-zone", action="store_true",
+                        help="SEG without the predicted zone (skips the zone model)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from irplan.io.dicom_export import (
+        export_encapsulated_pdf,
+        export_secondary_capture,
+        export_seg,
+        load_source_series,
+    )
+    from irplan.io.plan_file import image_path, load_plan
+
+    if not (args.seg or args.pdf is not None or args.screenshot):
+        raise InputError("irplan export: nothing to export; give --seg, --pdf and/or "
+                         "--screenshot PNG")
+    if args.screenshot and not Path(args.screenshot).is_file():
+        raise InputError(f"{args.screenshot}: screenshot file not found")
+    if args.pdf and not Path(args.pdf).is_file():
+        raise InputError(f"{args.pdf}: PDF file not found")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    plan = load_plan(args.plan)
+    source = load_source_series(image_path(plan), plan.image.series_uid or None)
+    written: list[Path] = []
+    case = None
+    if args.seg or args.pdf == "":
+        from irplan.io.report_content import load_case
+
+        # one load for both: the report needs the checks, the SEG only the zone
+        case = load_case(args.plan, compute=not args.no_zone or args.pdf == "",
+                         checks=args.pdf == "")
+    if args.seg and case is not None:
+        masks = {k: m for k, m in case.structures.items() if np.any(m.array)}
+        for k, why in case.status.items():
+            if k.startswith("structure:"):
+                print(f"note: {why} (not exported)")
+        if args.no_zone:
+            pass
+        elif case.zone is not None and np.any(case.zone.array):
+            masks["predicted_zone"] = case.zone
+        else:
+            print(f"note: predicted zone {case.status.get('zone', 'not computed')} "
+                  "(not exported)")
+        if not masks:
+            raise InputError(f"{args.plan}: no non-empty structure to export as SEG")
+        written.append(export_seg(source, masks, out / "structures_seg.dcm"))
+    if args.pdf is not None:
+        pdf = Path(args.pdf) if args.pdf else out / "report.pdf"
+        if not args.pdf:
+            from irplan.app.cmd_report import build_report
+
+            build_report(args.plan, pdf, patient_data=args.patient_data, case=case)
+            written.append(pdf)
+        written.append(export_encapsulated_pdf(source, pdf, out / "report_pdf.dcm"))
+    if args.screenshot:
+        written.append(export_secondary_capture(source, args.screenshot,
+                                                out / "screenshot_sc.dcm"))
+    for p in written:
+        print(f"wrote {p}")
+    return 0
