@@ -1,0 +1,97 @@
+"""`irplan zone` on the phantom case: JSON figures, zone file, thermal plans, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from irplan.app.cli import main
+from irplan.io.masks import read_mask
+from irplan.io.plan_file import load_plan, save_plan
+from irplan.planning.plan import Needle, ThermalParams
+
+
+def _run_json(capsys, *argv: str) -> dict:
+    assert main(["zone", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_ire_zone_json_and_zone_file(phantom_case: Path, capsys, tmp_path):
+    plan_path = phantom_case / "plan.irplan.json"
+    out = tmp_path / "zone.nii.gz"
+    d = _run_json(capsys, str(plan_path), "--grid-mm", "1.0", "--out", str(out),
+                  "--margin-grid-mm", "0")
+    plan = load_plan(plan_path)
+    n = len(plan.needles)
+    assert len(d["pairs"]) == n * (n - 1) // 2
+    for p in d["pairs"]:
+        i, j = p["electrodes"]
+        a, b = plan.needles[i], plan.needles[j]
+        centre = [nd.tip_lps_mm - 0.5 * nd.exposure_mm * nd.direction for nd in (a, b)]
+        assert p["spacing_mm"] == pytest.approx(np.linalg.norm(centre[0] - centre[1]), abs=0.01)
+        assert p["voltage_v"] == pytest.approx(plan.ire.voltage_v)
+        assert 1.0 < p["current_a"] < 60.0
+    assert d["threshold_v_per_cm"] == pytest.approx(637.0)
+    assert d["grid_mm"] == 1.0
+    assert 0.0 <= d["tumor_coverage_percent"] <= 100.0
+    assert np.isfinite(d["minimal_margin_mm"])
+    assert d["timings_s"]["total_s"] > 0
+    assert any("20-50 A" in w for w in d["warnings"])
+    # the written zone is the reported one, and it holds the tumour centre region
+    zone = read_mask(out)
+    assert float(zone.array.sum()) * zone.voxel_volume_ml == pytest.approx(d["zone_volume_ml"])
+    tumor = read_mask(phantom_case / "masks" / "planning" / "tumor.nii.gz")
+    on_tumor = zone.resample_like(tumor, "nearest").array.astype(bool)
+    t = tumor.array.astype(bool)
+    coverage = 100.0 * (on_tumor & t).sum() / t.sum()
+    assert coverage == pytest.approx(d["tumor_coverage_percent"], abs=3.0)
+    # IRE spares the vessel matrix: vessels are reported as spared, not as warnings
+    for r in d["risk_structures"]:
+        if r["key"] in ("portal_vein", "hepatic_vein"):
+            assert r["spared"]
+
+
+def test_coarse_preview_is_close_to_the_fine_zone(phantom_case: Path, capsys):
+    plan_path = str(phantom_case / "plan.irplan.json")
+    coarse = _run_json(capsys, plan_path, "--grid-mm", "2", "--margin-grid-mm", "0")
+    fine = _run_json(capsys, plan_path, "--grid-mm", "1", "--margin-grid-mm", "0")
+    print(f"2 mm: {coarse['zone_volume_ml']:.2f} ml, coverage {coarse['tumor_coverage_percent']:.1f} %;"
+          f" 1 mm: {fine['zone_volume_ml']:.2f} ml, {fine['tumor_coverage_percent']:.1f} %")
+    assert coarse["zone_volume_ml"] == pytest.approx(fine["zone_volume_ml"], rel=0.15)
+    for pc, pf in zip(coarse["pairs"], fine["pairs"]):
+        assert pc["current_a"] == pytest.approx(pf["current_a"], rel=0.1)
+
+
+def test_thermal_plan_through_the_cli(phantom_case: Path, capsys, tmp_path):
+    truth = json.loads((phantom_case / "truth.json").read_text())
+    centre = np.asarray(truth["tumor"]["center_lps_mm"])
+    plan = load_plan(phantom_case / "plan.irplan.json")
+    plan.modality = "MWA"
+    direction = np.array([0.0, 1.0, 0.0])          # antenna pointing posteriorly (+P)
+    tip = centre + 15.0 * direction                 # table: zone centre 15 mm behind the tip
+    plan.needles = [Needle("mwa-14g", tip, tip - 100.0 * direction)]
+    plan.thermal = ThermalParams(power_w=100.0, time_s=600.0)
+    path = save_plan(plan, tmp_path / "mwa.irplan.json")
+    d = _run_json(capsys, str(path), "--grid-mm", "1", "--margin-grid-mm", "0")
+    assert d["modality"] == "MWA"
+    assert d["applicators"][0]["length_mm"] == pytest.approx(48.0)
+    assert d["tumor_coverage_percent"] > 99.0           # 31 mm wide zone, 24 mm tumour
+    assert d["minimal_margin_mm"] == pytest.approx(31.0 / 2 - truth["tumor"]["radii_mm"][0],
+                                                   abs=1.0)
+    assert any("illustrative" in w for w in d["warnings"])
+    # without a time the command refuses, naming the field, exit 2, one line
+    plan.thermal = ThermalParams(power_w=100.0, time_s=None)
+    bad = save_plan(plan, tmp_path / "bad.irplan.json")
+    assert main(["zone", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("irplan: error:") and "thermal.time_s" in err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_missing_plan_file_is_one_line_error(tmp_path, capsys):
+    assert main(["zone", str(tmp_path / "nope.irplan.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("irplan: error:") and "nope.irplan.json" in err
