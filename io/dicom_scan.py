@@ -756,7 +756,7 @@ def _group(headers: list[tuple[Path, Dataset]], skipped: list[SkippedFile]) -> l
         for im in imgs:
             k = (tuple(round(v, 4) for v in im.iop or ()), im.rows, im.cols,
                  tuple(round(v, 4) for v in im.pixel_spacing or ()),
-                 im.path if im.frame is not None else None, im.localizer)
+                 im.localizer)
             stacks.setdefault(k, []).append(im)
         geometry_split = len(stacks) > 1
         groups: list[list[_Img]] = []
@@ -791,24 +791,33 @@ def _group(headers: list[tuple[Path, Dataset]], skipped: list[SkippedFile]) -> l
 
 def _split_acquisitions(imgs: list[_Img]) -> tuple[list[list[_Img]], str]:
     """Split a stack that repeats slice positions into one stack per acquisition
-    (TemporalPositionIdentifier, AcquisitionNumber or EchoNumbers) when that separates the
-    repeats cleanly, e.g. several contrast phases stored under one SeriesInstanceUID."""
-    if len(imgs) < 4 or imgs[0].frame is not None:
+    (TemporalPositionIdentifier, AcquisitionNumber, EchoNumbers, or the multi-frame file)
+    when that separates the repeats cleanly, e.g. several contrast phases stored under one
+    SeriesInstanceUID. Frames of one stack spread over several files stay together."""
+    if len(imgs) < 2:
         return [imgs], ""
-    pos = {tuple(np.round(i.ipp, 2)) for i in imgs if i.ipp is not None}
-    if len(pos) == len(imgs):
+
+    def positions(g: list[_Img]) -> set[tuple[float, ...]]:
+        return {tuple(np.round(i.ipp, 2)) for i in g if i.ipp is not None}
+
+    if len(positions(imgs)) == len(imgs):
         return [imgs], ""
-    for kw in ("TemporalPositionIdentifier", "AcquisitionNumber", "EchoNumbers"):
+    keys: list[tuple[str, Callable[[_Img], str]]] = [
+        (kw, lambda im, kw=kw: _text(im.ds, kw) or "")
+        for kw in ("TemporalPositionIdentifier", "AcquisitionNumber", "EchoNumbers")]
+    if all(im.frame is not None for im in imgs):  # multi-frame files: one stack per file
+        keys.append(("file", lambda im: im.path.name))
+    for name, key in keys:
         by: dict[str, list[_Img]] = {}
         for im in imgs:
-            by.setdefault(_text(im.ds, kw) or "", []).append(im)
-        if len(by) < 2:
+            by.setdefault(key(im), []).append(im)
+        if len(by) < 2 or any(len(g) < 2 for g in by.values()):
             continue
-        clean = all(len({tuple(np.round(i.ipp, 2)) for i in g}) == len(g) for g in by.values())
-        if clean:
+        if all(len(positions(g)) == len(g) for g in by.values()):
             parts = [by[k] for k in sorted(by, key=lambda v: (_int_text(v) or 0, v))]
+            shown = ", ".join(sorted(by)[:MAX_LISTED]) + (", ..." if len(by) > MAX_LISTED else "")
             return parts, (f"series repeats slice positions in {len(parts)} acquisitions "
-                           f"({kw} {', '.join(sorted(by))}): split into separate stacks")
+                           f"({name} {shown}): split into separate stacks")
     return [imgs], ""
 
 

@@ -276,6 +276,9 @@ def write_enhanced_ct(
     frame_order: str = "reversed",
     slope: float = 1.0,
     intercept: float = -1024.0,
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    frame_of_reference_uid: str | None = None,
 ) -> Written:
     """One multi-frame Enhanced CT file (functional groups geometry)."""
     path = Path(path)
@@ -288,9 +291,9 @@ def write_enhanced_ct(
     stored_sorted = np.stack([stored_values(rows, cols, k, 500) for k in range(n_frames)])
     order = list(range(n_frames))[::-1] if frame_order == "reversed" else list(range(n_frames))
     ds = base_dataset(path, sop_class=ENHANCED_CT_IMAGE)
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.FrameOfReferenceUID = generate_uid()
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.FrameOfReferenceUID = frame_of_reference_uid or generate_uid()
     ds.SeriesDescription = "enhanced multi-frame"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
     ds.InstanceNumber = 1

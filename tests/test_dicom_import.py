@@ -482,3 +482,31 @@ def test_same_plane_different_inplane_position_refused(tmp_path):
     ds.save_as(w.files[3])
     with pytest.raises(InputError, match=r"img0002\.dcm and img0003\.dcm lie in the same plane"):
         load_series(_only(tmp_path))
+
+
+def test_enhanced_series_spread_over_files(tmp_path):
+    """One enhanced CT series written as two multi-frame files (and as one-frame files, as
+    some scanners export it) is one stack, in position order."""
+    uids = {"series_uid": "1.2.3.4.5.6.1", "study_uid": "1.2.3.4.5.6.2",
+            "frame_of_reference_uid": "1.2.3.4.5.6.3"}
+    b = write_enhanced_ct(tmp_path / "b.dcm", n_frames=3, origin_lps_mm=(10, -20, -45.5), **uids)
+    a = write_enhanced_ct(tmp_path / "a.dcm", n_frames=3, origin_lps_mm=(10, -20, -50), **uids)
+    singles = [write_enhanced_ct(tmp_path / f"s{k}.dcm", n_frames=1,
+                                 origin_lps_mm=(10, -20, -41.0 + 1.5 * k), **uids)
+               for k in range(2)]
+    info = _only(tmp_path)
+    assert info.slices == 8 and info.warnings == []
+    vol = load_series(info)
+    np.testing.assert_array_equal(vol.array[:3], a.hu_sorted)
+    np.testing.assert_array_equal(vol.array[3:6], b.hu_sorted)
+    np.testing.assert_array_equal(vol.array[6], singles[0].hu_sorted[0])
+    assert np.allclose(vol.index_to_lps((0, 0, 7)), [10, -20, -39.5])
+
+
+def test_two_multiframe_acquisitions_split(tmp_path):
+    uids = {"series_uid": "1.2.3.4.5.7.1", "study_uid": "1.2.3.4.5.7.2"}
+    write_enhanced_ct(tmp_path / "p1.dcm", n_frames=4, **uids)
+    write_enhanced_ct(tmp_path / "p2.dcm", n_frames=4, **uids)
+    scan = scan_dicom(tmp_path)
+    assert [s.slices for s in scan.series] == [4, 4]
+    assert all("file p1.dcm, p2.dcm" in s.warnings[0] for s in scan.series)
