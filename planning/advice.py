@@ -5,7 +5,7 @@ tumours unsuitable for resection and thermal ablation because they lie **< 1 cm 
 major hepatic vessels or bile ducts**; near such structures thermal ablation risks heat
 sink (viable tumour next to vessels > 3 mm, pig RFA, AJR 2002) and thermal injury of the
 vessel wall or duct. "Major" vessel here = calibre >= 3 mm (the heat-sink limit of the
-same study), from a calibre map or :func:`irplan.planning.safety.estimate_calibre_mm`.
+same study), from a calibre map or :func:`irplan.planning.safety.calibre_map_mm`.
 All segmented bile ducts count. Distances are surface to surface, mm (0 = touching).
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from irplan.planning.errors import InputError
 from irplan.planning.safety import (
     DistanceField,
-    estimate_calibre_mm,
+    calibre_map_mm,
     structure_display_name,
     structure_role,
 )
@@ -83,7 +83,7 @@ def modality_advice(tumour: Volume, structures: dict[str, Volume],
         if role == "vessel":
             cal = calibre_mm.get(key)
             if cal is None and (mask.array != 0).any():
-                cal = estimate_calibre_mm(mask)
+                cal = calibre_map_mm(mask)
             d, c = _distance_to(tf, mask, cal, major_calibre_mm)
         elif role == "duct":
             d, c = _distance_to(tf, mask, None, 0.0)

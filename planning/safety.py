@@ -160,13 +160,6 @@ def needle_label(plan: Plan, i: int) -> str:
 
 
 # ----------------------------------------------------------------------------- fields
-def _calibre_from_inside_distance(d_in: np.ndarray, inside: np.ndarray,
-                                  spacing_kji: np.ndarray, max_radius_mm: float) -> np.ndarray:
-    size = np.maximum(3, (2 * np.ceil(max_radius_mm / spacing_kji) + 1).astype(int))
-    local = ndimage.maximum_filter(d_in, size=tuple(size))
-    return np.where(inside, 2 * local + float(np.min(spacing_kji)), 0.0).astype(np.float32)
-
-
 def _crop_box(mask: np.ndarray, pad_vox: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """(lo, hi) k, j, i index box of the non-zero voxels grown by ``pad_vox`` (clipped)."""
     nz = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))
@@ -178,22 +171,12 @@ def _crop_box(mask: np.ndarray, pad_vox: np.ndarray) -> tuple[np.ndarray, np.nda
     return lo, hi
 
 
-def estimate_calibre_mm(mask: Volume, max_radius_mm: float = 12.0) -> Volume:
-    """Local vessel diameter (mm) in every mask voxel: twice the largest inscribed-sphere
-    radius found within ``max_radius_mm`` (maximum filter of the inside distance) plus
-    one voxel. 0 outside the mask. An estimate, conservative next to a bigger vessel (the
-    window may reach it); a real centreline calibre map wins."""
-    inside_full = mask.array != 0
-    out = np.zeros(inside_full.shape, np.float32)
-    box = _crop_box(inside_full, np.full(3, 1))
-    if box is not None:
-        lo, hi = box
-        sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-        inside = inside_full[sl]
-        d_in = np.where(inside, edt_outside_mm(~inside, mask.spacing_mm[::-1]), 0.0)
-        out[sl] = _calibre_from_inside_distance(d_in, inside, mask.spacing_mm[::-1],
-                                                max_radius_mm)
-    return mask.with_array(out, calibre_estimated=True)
+def calibre_map_mm(mask: Volume) -> Volume:
+    """Local vessel diameter (mm) on the mask's grid (0 outside): centreline calibre from
+    :func:`irplan.planning.vessel_calibre.vessel_calibre` (within 0.6 mm on test tubes)."""
+    from irplan.planning.vessel_calibre import vessel_calibre
+
+    return vessel_calibre(mask).diameter_mm
 
 
 def edt_outside_mm(inside: np.ndarray, spacing_kji: np.ndarray) -> np.ndarray:
@@ -216,12 +199,11 @@ class DistanceField:
 
     The surface is the mask's voxel faces: voxel-centre distances (exact Euclidean
     distance transforms, both sides) minus half a voxel.
-    ``calibre_mm`` (a diameter map on the mask's grid) or ``estimate_calibre`` (from the
-    mask itself, as :func:`estimate_calibre_mm`) enables :meth:`calibre_at`.
+    ``calibre_mm`` (a diameter map on the mask's grid) enables :meth:`calibre_at`.
     """
 
     def __init__(self, mask: Volume, pad_mm: float = 40.0,
-                 calibre_mm: Volume | None = None, estimate_calibre: bool = False) -> None:
+                 calibre_mm: Volume | None = None) -> None:
         inside_full = mask.array != 0
         self.pad_mm = float(pad_mm)
         self.calibre: np.ndarray | None = None
@@ -243,9 +225,6 @@ class DistanceField:
         if calibre_mm is not None:
             self.calibre = np.asarray(calibre_mm.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]],
                                       np.float32)
-        elif estimate_calibre:
-            self.calibre = _calibre_from_inside_distance(np.where(inside, d_in, 0.0), inside,
-                                                         sampling, 12.0)
         self.inside = inside
         # voxel-centre distances moved to the voxel faces (half a voxel) = surface distance
         self.sd = np.where(inside, -(d_in - h / 2), d_out - h / 2).astype(np.float32)
@@ -287,18 +266,22 @@ class DistanceField:
                 return float(self.calibre[tuple(k)])
         return None
 
-    def min_along(self, a: np.ndarray, b: np.ndarray,
-                  step_mm: float = 0.5) -> tuple[float, np.ndarray, float]:
-        """Smallest signed distance on segment a-b: (distance, point, position from a)."""
-        pts, s = sample_segment(a, b, step_mm)
+    def min_along(self, a: np.ndarray, b: np.ndarray, step_mm: float = 0.5,
+                  samples: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[float, np.ndarray, float]:
+        """Smallest signed distance on segment a-b: (distance, point, position from a).
+        ``samples``: the segment's points and positions (:func:`sample_segment`) when the
+        caller shares them between structures."""
+        pts, s = samples if samples is not None else sample_segment(a, b, step_mm)
         vals = self.sample(pts)
         if np.all(np.isnan(vals)):
             return np.nan, pts[0], 0.0
         vals = np.where(np.isnan(vals), np.inf, vals)
         k = int(np.argmin(vals))
         length = float(s[-1])
-        lo = max(0.0, s[k] - step_mm)
-        hi = min(length, s[k] + step_mm)
+        step = float(s[1] - s[0]) if len(s) > 1 else step_mm
+        lo = max(0.0, s[k] - step)
+        hi = min(length, s[k] + step)
         if hi > lo and length > 0:
             u = (b - a) / length
             ss = np.linspace(lo, hi, 21)
@@ -326,16 +309,13 @@ class BodyField:
         return np.where(np.isnan(v), np.nan, (v > 0).astype(np.float64))
 
     def crossing_mm(self, a: np.ndarray, b: np.ndarray, s_out: float, s_in: float) -> float:
-        """Position (mm from ``a`` towards ``b``) where the path enters the body, refined by
-        bisection between an outside (``s_out``) and an inside (``s_in``) position."""
+        """Position (mm from ``a`` towards ``b``) where the path enters the body, between an
+        outside (``s_out``) and an inside (``s_in``) position, to 1/64 of their distance."""
         u = (b - a) / np.linalg.norm(b - a)
-        for _ in range(12):
-            mid = 0.5 * (s_out + s_in)
-            if self.inside((a + mid * u)[None])[0] == 1:
-                s_in = mid
-            else:
-                s_out = mid
-        return 0.5 * (s_out + s_in)
+        ss = np.linspace(s_out, s_in, 65)
+        ins = self.inside(a + ss[:, None] * u) == 1
+        k = int(np.argmax(ins)) if ins.any() else len(ss) - 1
+        return float(0.5 * (ss[max(k - 1, 0)] + ss[k]))
 
 
 # ----------------------------------------------------------------------------- checker
@@ -344,7 +324,7 @@ class SafetyChecker:
 
     ``structures``: key -> uint8 mask Volume (any grid; LPS). ``ct``: HU Volume for the
     air check. ``calibre_mm``: key -> vessel diameter map (mm) on the mask's grid; for
-    vessel structures without one, :func:`estimate_calibre_mm` is used.
+    vessel structures without one, :func:`calibre_map_mm` (centreline calibre) is used.
     Distance maps are built lazily, once per structure; :meth:`prepare` builds all.
     """
 
@@ -369,8 +349,9 @@ class SafetyChecker:
                 f = BodyField(mask)
             else:
                 cal = self.calibre_mm.get(key)
-                f = DistanceField(mask, self.settings.pad_mm, cal,
-                                  estimate_calibre=cal is None and role == "vessel")
+                if cal is None and role == "vessel" and mask.array.any():
+                    cal = self.calibre_mm[key] = calibre_map_mm(mask)
+                f = DistanceField(mask, self.settings.pad_mm, cal)
             self._fields[key] = f
         return f
 
@@ -485,6 +466,7 @@ class SafetyChecker:
                                f"{label}: exposure {n.exposure_mm:g} mm is longer than the "
                                f"insertion depth {n.length_mm:.1f} mm (active part outside "
                                "the body)", None, None, [i]))
+        samples = sample_segment(n.entry_lps_mm, n.tip_lps_mm, self.settings.step_mm)
         for key in self.structures:
             role = structure_role(key)
             if role in ("target", "body"):
@@ -492,7 +474,7 @@ class SafetyChecker:
             f = self.field(key)
             if f.empty:
                 continue
-            out.extend(self._path_vs_structure(plan, i, key, role, f, radius))
+            out.extend(self._path_vs_structure(plan, i, key, role, f, radius, samples))
         out.extend(self._skin_and_air(plan, i))
         ref = self.ct if self.ct is not None else next(iter(self.structures.values()), None)
         if ref is not None:
@@ -524,11 +506,12 @@ class SafetyChecker:
         return d - radius_mm, p, s
 
     def _path_vs_structure(self, plan: Plan, i: int, key: str, role: str, f: DistanceField,
-                           radius: float) -> list[Finding]:
+                           radius: float, samples: tuple[np.ndarray, np.ndarray] | None = None
+                           ) -> list[Finding]:
         n = plan.needles[i]
         label = needle_label(plan, i)
         name = structure_display_name(key)
-        d, p, s = f.min_along(n.entry_lps_mm, n.tip_lps_mm, self.settings.step_mm)
+        d, p, s = f.min_along(n.entry_lps_mm, n.tip_lps_mm, self.settings.step_mm, samples)
         clearance = d - radius
         if not np.isfinite(clearance) or clearance >= f.pad_mm - 1e-6:
             return []
@@ -721,7 +704,7 @@ def heat_sink_findings(zone: Volume, vessels: dict[str, Volume],
             continue
         cal = calibre_mm.get(key)
         if cal is None:
-            cal = estimate_calibre_mm(mask)
+            cal = calibre_map_mm(mask)
             calibre_mm[key] = cal
         cals = cal.array[tuple(kji.T)]
         big = cals >= s.heat_sink_calibre_mm
