@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,13 +76,15 @@ class NeedleRow:
 
 @dataclass
 class PairRow:
-    """One pulsed IRE electrode pair: spacing (mm, perpendicular) and pair voltage (V)."""
+    """One pulsed IRE electrode pair: spacing (mm), pair voltage (V), predicted current (A,
+    field model with static conductivity; None when not computed)."""
 
     a: str
     b: str
     spacing_mm: float
     voltage_v: float | None
     voltage_note: str = ""
+    current_a: float | None = None
 
 
 @dataclass
@@ -267,8 +268,9 @@ def pair_rows(plan: Plan, ire_pairs: Sequence[Any] | None = None) -> tuple[list[
     if ire_pairs:
         for p in ire_pairs:
             a, b = (int(v) for v in p.electrodes)
+            cur = getattr(p, "current_a", None)
             out.append(PairRow(names[a], names[b], float(p.spacing_mm), float(p.voltage_v),
-                               "field model"))
+                               "field model", None if cur is None else float(cur)))
         return out, ""
     from irplan.planning.ire_array import electrode_pairs
     from irplan.planning.ire_field import default_voltage_v
@@ -372,7 +374,8 @@ def evaluation_summary(ev: Any, required_margin_mm: float) -> EvaluationSummary:
 def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
                           header: Any | None = None, ct: Volume | None = None,
                           zone: Volume | None = None, zone_status: str | None = None,
-                          zone_method: str = "", margin: Any | None = None,
+                          zone_method: str = "", zone_notes: Sequence[str] = (),
+                          margin: Any | None = None,
                           ire_pairs: Sequence[Any] | None = None,
                           findings: Sequence[Any] | None = None,
                           findings_status: str | None = None,
@@ -412,6 +415,7 @@ def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
         rc.pairs, rc.pairs_status = [], _why(exc)
     if zone is not None or margin is not None:
         rc.zone = zone_summary(zone, margin, plan.margin_mm, zone_method)
+        rc.zone.notes = list(zone_notes) + rc.zone.notes
         rc.zone_status = "" if margin is not None else (
             zone_status or "coverage and margin not computed (no tumour mask)")
     else:
@@ -448,6 +452,7 @@ class ComputedCase:
     structures: dict[str, Volume] = field(default_factory=dict)
     zone: Volume | None = None
     zone_method: str = ""
+    zone_notes: list[str] = field(default_factory=list)
     ire_pairs: list[Any] | None = None
     margin: Any | None = None
     findings: list[Any] | None = None
@@ -481,23 +486,30 @@ def _first_header(folder: Path) -> Any | None:
 
 
 def _predict_zone(case: ComputedCase) -> None:
-    mod = importlib.import_module("irplan.planning.zone")
-    fn = mod.predict_zone
-    res = fn(case.plan, case.ct, case.structures) if case.ct is not None else fn(case.plan)
-    zone = res
-    for attr in ("zone", "mask"):
-        if hasattr(res, attr) and isinstance(getattr(res, attr), Volume):
-            zone = getattr(res, attr)
-            break
-    if not isinstance(zone, Volume):
-        raise IrplanError("zone model returned no mask")
-    case.zone = zone
-    case.zone_method = str(getattr(res, "method", "") or getattr(res, "model", "") or "")
-    pairs = getattr(res, "pairs", None)
-    if pairs:
-        case.ire_pairs = list(pairs)
-    for w in getattr(res, "warnings", []) or []:
-        case.notes.append(f"zone: {w}")
+    from irplan.planning.zone import predict_zone
+
+    res = predict_zone(case.plan, case.ct, case.structures)
+    case.zone = res.zone
+    if res.modality == "IRE":
+        thr = getattr(res, "threshold_v_per_cm", None)
+        case.zone_method = ("IRE electric-field model (quasi-static), zone where |E| >= "
+                            f"{thr:.0f} V/cm, {res.grid_mm:g} mm grid" if thr else
+                            "IRE electric-field model")
+    else:
+        names = [str(t.get("name") or t.get("id") or t.get("source") or "")
+                 for t in getattr(res, "tables", []) or [] if isinstance(t, dict)]
+        case.zone_method = "thermal zone table" + (f": {'; '.join(n for n in names if n)}"
+                                                   if any(names) else "")
+    if res.pairs:
+        case.ire_pairs = list(res.pairs)
+    if res.margin is not None:
+        case.margin = res.margin
+    for r in getattr(res, "risk", []) or []:
+        if r.volume_ml > 0:
+            case.zone_notes.append(f"{r.key.replace('_', ' ')}: {r.volume_ml:.2f} ml inside "
+                                   f"the zone{' (spared)' if r.spared else ''}"
+                                   f"{'; ' + r.note if r.note else ''}")
+    case.zone_notes.extend(str(w) for w in res.warnings)
 
 
 def _run_safety(case: ComputedCase) -> list[Any]:
@@ -548,7 +560,7 @@ def load_case(plan_path: str | Path, *, compute: bool = True,
             case.structures[key] = m
     if compute:
         _try(case.status, "zone", lambda: _predict_zone(case))
-        if case.zone is not None and "tumor" in case.structures:
+        if case.margin is None and case.zone is not None and "tumor" in case.structures:
             from irplan.planning.margin import compute_margin
 
             case.margin = _try(case.status, "margin", lambda: compute_margin(
@@ -578,7 +590,8 @@ def build_report_content(case: ComputedCase, *, include_patient_data: bool = Fal
         notes.append(f"planning CT {st['ct']}")
     return gather_report_content(
         case.plan, plan_path=case.plan_path, header=case.header, ct=case.ct, zone=case.zone,
-        zone_status=zone_status, zone_method=case.zone_method, margin=case.margin,
+        zone_status=zone_status, zone_method=case.zone_method, zone_notes=case.zone_notes,
+        margin=case.margin,
         ire_pairs=case.ire_pairs, findings=case.findings,
         findings_status=st.get("safety"), evaluation=case.evaluation,
         pictures=pictures, pictures_status=pictures_status, margin_map=margin_map,

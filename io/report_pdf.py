@@ -238,6 +238,7 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
     story.append(_kv(prows, st))
 
     # ---- needles
+    story.append(CondPageBreak(40 * mm))
     story.append(Paragraph("Needles", st["h2"]))
     if rc.needles:
         head = ["Needle", "Device", "Tip L, P, S (mm)", "Entry L, P, S (mm)", "Depth (mm)",
@@ -247,7 +248,7 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
             rows2.append([n.name, n.device, _xyz(n.tip_lps_mm), _xyz(n.entry_lps_mm),
                           _f(n.depth_mm), _f(n.cc_angle_deg), _f(n.lr_angle_deg),
                           _f(n.exposure_mm)])
-        w = [14 * mm, 26 * mm, 33 * mm, 33 * mm, 15 * mm, 16 * mm, 16 * mm]
+        w = [12 * mm, 31 * mm, 33 * mm, 33 * mm, 15 * mm, 16 * mm, 16 * mm]
         w.append(width - sum(w))
         story.append(_table(rows2, w, st))
         story.append(Spacer(1, 2))
@@ -260,25 +261,29 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
         story.append(_status("no needles in the plan", st))
 
     if rc.modality == "IRE":
+        story.append(CondPageBreak(35 * mm))
         story.append(Paragraph("IRE electrode pairs", st["h2"]))
         if rc.pairs:
             rows3: list[list[Any]] = [["Pair", "Spacing (mm)", "Voltage (V)",
-                                       "Voltage / spacing (V/cm)", "Voltage from"]]
+                                       "Voltage / spacing (V/cm)", "Predicted current (A)",
+                                       "Voltage from"]]
             for p in rc.pairs:
                 vpc = (p.voltage_v / (p.spacing_mm / 10.0)
                        if p.voltage_v and p.spacing_mm > 0 else None)
                 rows3.append([f"{p.a} \u2013 {p.b}", _f(p.spacing_mm), _f(p.voltage_v, 0),
-                              _f(vpc, 0), p.voltage_note])
-            w3 = [22 * mm, 24 * mm, 22 * mm, 38 * mm]
+                              _f(vpc, 0), _f(p.current_a), p.voltage_note])
+            w3 = [20 * mm, 22 * mm, 22 * mm, 34 * mm, 30 * mm]
             w3.append(width - sum(w3))
             story.append(_table(rows3, w3, st))
-            story.append(Paragraph("Spacing: perpendicular distance between electrode axes. "
-                                   "Manufacturer rule 1500-1700 V/cm (Kos et al. 2015).",
-                                   st["small"]))
+            story.append(Paragraph("Spacing: distance between electrode axes (field model: "
+                                   "between the centres of the active parts). Manufacturer "
+                                   "rule 1500-1700 V/cm (Kos et al. 2015); target current "
+                                   "20-50 A per pair (CLINICAL.md).", st["small"]))
         else:
             story.append(_status(rc.pairs_status or "no pairs", st))
 
     # ---- predicted zone
+    story.append(CondPageBreak(45 * mm))
     story.append(Paragraph("Predicted ablation zone", st["h2"]))
     if rc.zone is not None:
         z = rc.zone
@@ -296,11 +301,12 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
         if rc.zone_status:
             story.append(_status(rc.zone_status, st))
         for note in z.notes:
-            story.append(Paragraph(_esc(note), st["small"]))
+            story.append(Paragraph("\u2022 " + _esc(note), st["small"]))
     else:
         story.append(_status(rc.zone_status or "not computed", st))
 
     # ---- safety
+    story.append(CondPageBreak(35 * mm))
     story.append(Paragraph("Safety findings", st["h2"]))
     if rc.findings:
         rows4: list[list[Any]] = [["Severity", "Check", "Finding"]]
