@@ -179,7 +179,7 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
     direction = np.column_stack([row, col, n])
     if info.warnings:
         for w in info.warnings:
-            if w.startswith(("oblique", "series ")):
+            if w.startswith(("oblique", "series ", "lossy")):
                 warnings.insert(0, w)
     vol = Volume(out, origin, np.array([info.pixel_spacing_mm[1], info.pixel_spacing_mm[0],
                                         spacing_k]), direction)

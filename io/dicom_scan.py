@@ -43,6 +43,9 @@ DUPLICATE_TOL_MM = 0.01
 UNIFORM_TOL_MM = 0.05
 # A step larger than this many median steps is a gap (missing slices).
 GAP_FACTOR = 1.5
+# Transfer syntaxes that are always lossy (PS3.5 A.4): JPEG baseline/extended, JPEG-LS
+# near-lossless. JPEG 2000 (.91) may be either: LossyImageCompression says which.
+LOSSY_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81"}
 # Warnings of one kind listed per series before they are summarised.
 MAX_LISTED = 3
 # Modalities that carry pixel data but are not images to plan on (listed, never loaded).
@@ -849,6 +852,9 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
         decodable, why = _decodable(ts)
         if not decodable:
             warnings.append(why)
+    if _text(ds, "LossyImageCompression") == "01" or str(ts or "") in LOSSY_SYNTAXES:
+        warnings.append(f"lossy compressed pixel data ({getattr(ts, 'name', ts)}): values are "
+                        f"approximate, not the scanner's original HU")
     ps = first.pixel_spacing or (1.0, 1.0)
     modality = _str(ds, "Modality").upper() or "OT"
     localizer = any(i.localizer for i in imgs)

@@ -510,3 +510,13 @@ def test_two_multiframe_acquisitions_split(tmp_path):
     scan = scan_dicom(tmp_path)
     assert [s.slices for s in scan.series] == [4, 4]
     assert all("file p1.dcm, p2.dcm" in s.warnings[0] for s in scan.series)
+
+
+def test_lossy_compression_warned(tmp_path):
+    w = write_series(tmp_path, n_slices=3, rows=32, cols=32, compress="jpeg2000",
+                     extra_tags={"LossyImageCompression": "01"})
+    info = _only(tmp_path)
+    assert any("lossy" in m for m in info.warnings)
+    vol = load_series(info)
+    assert any("lossy" in m for m in vol.metadata["warnings"])
+    np.testing.assert_array_equal(vol.array, w.hu_sorted)  # (this one was lossless in fact)
