@@ -195,6 +195,7 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
         "phase": info.phase,
         "window_center": info.window_center,
         "window_width": info.window_width,
+        "padding_value": info.padding_value,  # outside-FOV value after rescale, or None
         "source_files": list(dict.fromkeys(str(f.path) for f in kept_frames)),
         "sop_instance_uids": [f.sop_instance_uid for f in kept_frames],  # per measured slice
         "warnings": warnings,

@@ -132,6 +132,7 @@ class SeriesInfo:
     pixel_representation: int = 0
     samples_per_pixel: int = 1
     sub_stack: int | None = None   # index when a mixed series was split, else None
+    padding_value: float | None = None  # PixelPaddingValue after rescale (e.g. -3024 HU)
     geometry: StackGeometry | None = None
 
     @property
@@ -903,6 +904,9 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
         multiframe=first.frame is not None,
         window_center=wc,
         window_width=ww,
+        padding_value=(None if _first_float(_get(ds, "PixelPaddingValue")) is None else
+                       float(_first_float(_get(ds, "PixelPaddingValue"))) * first.slope
+                       + first.intercept),
         bits_stored=int(_get(ds, "BitsStored", 16) or 16),
         bits_allocated=int(_get(ds, "BitsAllocated", 16) or 16),
         pixel_representation=int(_get(ds, "PixelRepresentation", 0) or 0),

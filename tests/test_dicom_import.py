@@ -128,7 +128,8 @@ def test_float_rescale_gives_float32_hu(tmp_path):
 
 
 def test_metadata(tmp_path):
-    write_series(tmp_path, description="Abdomen PV 1.0", window=(60, 360), file_order="shuffled")
+    write_series(tmp_path, description="Abdomen PV 1.0", window=(60, 360), file_order="shuffled",
+                 extra_tags={"PixelPaddingValue": -2000})
     info = _only(tmp_path)
     vol = load_series(info)
     md = vol.metadata
@@ -137,6 +138,7 @@ def test_metadata(tmp_path):
     assert md["study_date"] == "20260101" and md["frame_of_reference_uid"]
     assert md["window_center"] == 60 and md["window_width"] == 360
     assert md["description"] == "Abdomen PV 1.0" and md["phase"] == "portal venous"
+    assert md["padding_value"] == -2000 - 1024  # stored padding after rescale, in HU
     assert len(md["source_files"]) == 6 and md["warnings"] == []
     # source files and SOP Instance UIDs follow the volume's k order (slice normal)
     for k, (f, uid) in enumerate(zip(md["source_files"], md["sop_instance_uids"])):
