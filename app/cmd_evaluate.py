@@ -1,12 +1,15 @@
 """`irplan evaluate`: margin and technical efficacy of one lesion at follow-up.
 
-    irplan evaluate --planning DIR --followup DIR --tumor MASK --ablation MASK
+    irplan evaluate --planning DIR --followup DIR --tumor MASK
+                    (--ablation MASK | --ablation-seed L,P,S [--save-ablation OUT])
                     [--register none|rigid|deformable] [--liver MASK] [--plan-zone MASK]
                     [--landmarks FILE.json] [--margin-mm 5] [--json] [--save-zone OUT]
                     [--screenshot OUT.png]
 
 The tumour mask is in planning space, the ablation mask in follow-up space (with
 ``--register none`` both are taken as already in one space, and the CTs are optional).
+``--ablation-seed`` segments the zone on the follow-up from one point inside it
+(:mod:`irplan.planning.ablation_segmentation`) instead of reading a mask.
 ``--json`` prints the full result (minimal_margin_mm, tumor_coverage_percent,
 residual_tumor_ml, verdict, registration {method, metric_value, ...}, ...).
 Exit codes: 0 done, 2 a user error (message names the file/field).
@@ -32,8 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(or a NIfTI/NRRD volume)")
     parser.add_argument("--tumor", metavar="MASK", required=True,
                         help="tumour mask, planning space (NIfTI/NRRD)")
-    parser.add_argument("--ablation", metavar="MASK", required=True,
-                        help="ablation-zone mask, follow-up space (NIfTI/NRRD)")
+    zone = parser.add_mutually_exclusive_group(required=True)
+    zone.add_argument("--ablation", metavar="MASK",
+                      help="ablation-zone mask, follow-up space (NIfTI/NRRD)")
+    zone.add_argument("--ablation-seed", metavar="L,P,S",
+                      help="segment the zone semi-automatically from this follow-up LPS "
+                           "point (mm) inside the non-enhancing zone (write "
+                           "--ablation-seed=-70,5,-5 when it starts with a minus)")
+    parser.add_argument("--save-ablation", metavar="OUT.nii.gz",
+                        help="with --ablation-seed: write the segmented zone (follow-up grid)")
     parser.add_argument("--register", choices=METHODS, default="rigid",
                         help="registration of follow-up to planning (default rigid; "
                              "deformable also reports the rigid result)")
@@ -89,13 +99,25 @@ def load_landmarks(path: str | Path) -> tuple[list[Any], list[Any]]:
                          'expected {"planning": [[L,P,S],...], "followup": [...]}') from None
 
 
-def evaluate_paths(planning: str | None, followup: str | None, tumor: str, ablation: str,
-                   register: str = "rigid", liver: str | None = None,
-                   plan_zone: str | None = None, landmarks: str | None = None,
-                   margin_mm: float = 5.0, spacing_mm: float = 0.5):  # noqa: ANN201
-    """Load the inputs and run :func:`irplan.planning.evaluation.evaluate`.
+def parse_point(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.replace(";", ",").split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 3:
+        raise InputError(f"{what}: expected three numbers L,P,S in mm, got '{text}'")
+    return vals
 
-    Returns (EvaluationResult, planning CT or None, follow-up CT or None)."""
+
+def evaluate_paths(planning: str | None, followup: str | None, tumor: str,
+                   ablation: str | None, register: str = "rigid", liver: str | None = None,
+                   plan_zone: str | None = None, landmarks: str | None = None,
+                   margin_mm: float = 5.0, spacing_mm: float = 0.5,
+                   ablation_seed: str | None = None):  # noqa: ANN201
+    """Load the inputs and run :func:`irplan.planning.evaluation.evaluate`. The zone is
+    the ``ablation`` mask, or segmented from ``ablation_seed`` ("L,P,S", follow-up mm).
+
+    Returns (EvaluationResult, planning CT or None, follow-up CT or None, zone mask)."""
     from irplan.planning.evaluation import evaluate
 
     if register != "none" and (not planning or not followup):
@@ -103,17 +125,32 @@ def evaluate_paths(planning: str | None, followup: str | None, tumor: str, ablat
                          "(or use --register none when the masks share one space)")
     if margin_mm < 0:
         raise InputError(f"--margin-mm must be >= 0, got {margin_mm}")
+    if ablation_seed and not followup:
+        raise InputError("--ablation-seed needs --followup (the zone is segmented on it)")
+    seed = parse_point(ablation_seed, "--ablation-seed") if ablation_seed else None
+    if not ablation and seed is None:
+        raise InputError("give --ablation MASK or --ablation-seed L,P,S")
     tumor_v = load_mask(tumor, "tumour")
-    abl_v = load_mask(ablation, "ablation-zone")
+    abl_v = load_mask(ablation, "ablation-zone") if ablation else None
     liver_v = load_mask(liver, "liver") if liver else None
     plan_v = load_mask(plan_zone, "planned zone") if plan_zone else None
     lm = load_landmarks(landmarks) if landmarks else None
     p_ct = load_image(planning, "planning CT") if planning else None
     f_ct = load_image(followup, "follow-up CT") if followup else None
+    if abl_v is None:
+        from irplan.planning.ablation_segmentation import segment_ablation_zone
+
+        abl_v = segment_ablation_zone(f_ct, seed)
     res = evaluate(p_ct, f_ct, tumor_v, abl_v, register=register, liver_mask=liver_v,
                    landmarks=lm, plan_zone=plan_v, required_margin_mm=margin_mm,
                    fine_spacing_mm=spacing_mm)
-    return res, p_ct, f_ct
+    if seed is not None:
+        res.warnings.append(
+            f"ablation zone segmented from the click {seed} mm (window "
+            f"{abl_v.metadata.get('hu_window')} HU): check it on the images")
+        if abl_v.metadata.get("warning"):
+            res.warnings.append(f"ablation zone: {abl_v.metadata['warning']}")
+    return res, p_ct, f_ct, abl_v
 
 
 def format_text(d: dict[str, Any]) -> str:
@@ -157,11 +194,17 @@ def format_text(d: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    res, p_ct, f_ct = evaluate_paths(args.planning, args.followup, args.tumor, args.ablation,
-                                     args.register, args.liver, args.plan_zone,
-                                     args.landmarks, args.margin_mm, args.spacing_mm)
+    res, p_ct, f_ct, zone = evaluate_paths(
+        args.planning, args.followup, args.tumor, args.ablation, args.register, args.liver,
+        args.plan_zone, args.landmarks, args.margin_mm, args.spacing_mm, args.ablation_seed)
     d = res.to_dict()
     code = 0
+    if args.save_ablation:
+        if not args.ablation_seed:
+            raise InputError("--save-ablation goes with --ablation-seed")
+        from irplan.io.masks import write_mask
+
+        write_mask(zone, args.save_ablation)
     if args.save_zone:
         from irplan.io.masks import write_mask
 

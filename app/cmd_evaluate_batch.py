@@ -121,7 +121,7 @@ def evaluate_row(row: dict[str, str], default_register: str) -> tuple[dict[str, 
         margin_mm = float(row["margin_mm"]) if row.get("margin_mm") else 5.0
     except ValueError:
         raise InputError(f"margin_mm '{row['margin_mm']}' is not a number") from None
-    res, _p, _f = evaluate_paths(row.get("planning") or None, row.get("followup") or None,
+    res, _p, _f, _z = evaluate_paths(row.get("planning") or None, row.get("followup") or None,
                                  row["tumor"], row["ablation"], method,
                                  row.get("liver") or None, row.get("plan_zone") or None,
                                  None, margin_mm)

@@ -120,3 +120,24 @@ def test_evaluate_batch_refuses_a_cohort_without_columns(tmp_path, capsys):
     code = main(["evaluate-batch", str(cohort), "--out", str(tmp_path / "r.csv")])
     err = capsys.readouterr().err
     assert code == 2 and "planning" in err and "c.csv" in err
+
+
+def test_evaluate_with_ablation_seed_segments_the_zone(phantom_case, tmp_path, capsys):
+    from irplan.planning.phantom import followup_from_planning
+
+    case = phantom_case
+    truth = _truth(case)
+    seed = followup_from_planning(np.asarray(truth["ablation_zone"]["center_lps_mm"]), truth)
+    out = tmp_path / "zone_fu.nii.gz"
+    code = main(["evaluate", "--followup", str(case / "followup"),
+                 "--tumor", str(case / "masks/followup/tumor.nii.gz"),
+                 "--ablation-seed=" + ",".join(f"{v:.2f}" for v in seed),
+                 "--save-ablation", str(out), "--register", "none", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert code == 0
+    seg = read_mask(out).array != 0
+    ref = read_mask(case / "masks/followup/ablation_zone.nii.gz").array != 0
+    assert 2 * (seg & ref).sum() / (seg.sum() + ref.sum()) > 0.93
+    # tumour and zone both in follow-up space: the MAM is the truth (rigid motion near it)
+    assert d["minimal_margin_mm"] == pytest.approx(truth["minimal_margin_mm"], abs=1.0)
+    assert any("segmented from the click" in w for w in d["warnings"])

@@ -125,3 +125,35 @@ def test_registration_refuses_bad_input(pairs):
     with pytest.raises(InputError, match="overlap"):
         register(p["ct"], far, "rigid", target=p["masks"]["tumor"],
                  landmarks=(np.eye(3) * 10, np.eye(3) * 10))
+
+
+@pytest.mark.parametrize("scenario", ["margin_ok", "incomplete"])
+def test_ablation_zone_from_one_click(pairs, scenario):
+    """Region growing from the zone centre on the follow-up matches the true zone."""
+    from irplan.planning.ablation_segmentation import segment_ablation_zone
+
+    p = pairs[scenario]
+    truth = p["truth"]
+    seed = ph.followup_from_planning(np.asarray(truth["ablation_zone"]["center_lps_mm"]),
+                                     truth)
+    zone = segment_ablation_zone(p["fct"], seed)
+    a = zone.array != 0
+    b = p["fmasks"]["ablation_zone"].array != 0
+    assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.93
+    assert zone.metadata["volume_ml"] == pytest.approx(truth["ablation_zone"]["volume_ml"],
+                                                       rel=0.1)
+    lo, hi = zone.metadata["hu_window"]
+    assert lo < 30.0 < hi < 100.0  # zone ~30 HU inside, enhancing liver ~100 HU outside
+
+
+def test_ablation_seed_outside_the_zone_is_refused(pairs):
+    from irplan.planning.ablation_segmentation import segment_ablation_zone
+
+    p = pairs["margin_ok"]
+    with pytest.raises(InputError, match="outside the follow-up scan"):
+        segment_ablation_zone(p["fct"], [5000.0, 0.0, 0.0])
+    truth = p["truth"]
+    seed = ph.followup_from_planning(np.asarray(truth["ablation_zone"]["center_lps_mm"]),
+                                     truth)
+    with pytest.raises(InputError, match="window"):
+        segment_ablation_zone(p["fct"], seed, hu_window=(150.0, 250.0))
