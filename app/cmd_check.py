@@ -5,7 +5,11 @@ Loads the plan (``irplan.io.plan_file``), its planning image and structure masks
 and prints every finding. ``--json`` prints a JSON list of ``{"severity", "code",
 "message", "structure", "distance_mm", "needles"}`` (needles 0-based). Exit code 0 when
 the plan was checked, whatever it found; 2 with a one-line message when it cannot be
-read. Notes (image re-located, masks resampled) go to stderr.
+read. Notes (image re-located, masks resampled, heat-sink check skipped) go to stderr.
+
+Thermal plans (MWA/RFA/cryo): the heat-sink check needs the predicted zone; it is
+``--zone MASK`` when given, else predicted with :func:`irplan.planning.zone.predict_zone`
+(device tables); when no zone can be predicted the check is skipped with a note.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not load the planning CT (skips the path-through-air check)")
     parser.add_argument("--zone", metavar="MASK",
                         help="predicted ablation zone mask (NIfTI/NRRD) for the thermal "
-                             "heat-sink check")
+                             "heat-sink check (default: predicted from the device tables)")
+    parser.add_argument("--no-zone", action="store_true",
+                        help="thermal plans: skip the zone prediction and heat-sink check")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     structures, more = load_plan_structures(plan, ct)
     notes += more
     zone = read_mask(args.zone) if args.zone else None
+    if zone is None and plan.modality != "IRE" and plan.needles and not args.no_zone:
+        zone = _predict_thermal_zone(plan, ct, structures, notes)
     findings = SafetyChecker(structures, ct).check(plan, zone)
     for note in notes:
         print(f"irplan check: note: {note}", file=sys.stderr)
@@ -52,3 +60,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.plan}: {len(plan.needles)} needle(s) checked: " +
           ", ".join(f"{n} {s}(s)" for s, n in counts.items()))
     return 0
+
+
+def _predict_thermal_zone(plan, ct, structures, notes: list[str]):
+    """The predicted thermal zone mask, or None (with a note saying why)."""
+    from irplan.planning.errors import IrplanError
+
+    try:
+        from irplan.planning.zone import ZoneOptions, predict_zone
+    except ImportError:
+        notes.append("heat-sink check skipped: no zone model in this build")
+        return None
+    try:
+        return predict_zone(plan, ct, structures, grid_mm=1.0,
+                            options=ZoneOptions(compute_margin=False)).zone
+    except IrplanError as exc:
+        notes.append(f"heat-sink check skipped: zone not predicted ({exc})")
+        return None

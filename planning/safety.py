@@ -696,7 +696,8 @@ def heat_sink_findings(zone: Volume, vessels: dict[str, Volume],
     calibre_mm = calibre_mm if calibre_mm is not None else {}
     if not (zone.array != 0).any():
         raise InputError("heat-sink check: the predicted zone mask is empty")
-    zf = DistanceField(zone, pad_mm=s.heat_sink_distance_mm + 5.0)
+    pad_mm = s.heat_sink_distance_mm + 5.0
+    zf = DistanceField(pad_volume(zone, pad_mm), pad_mm=pad_mm)  # outside its grid = no zone
     out = []
     for key, mask in vessels.items():
         kji = np.argwhere(mask.array != 0)
@@ -720,6 +721,15 @@ def heat_sink_findings(zone: Volume, vessels: dict[str, Volume],
                                f"{max(d[k], 0.0):.1f} mm from the predicted zone: heat sink "
                                "may leave viable tumour next to it", key, float(d[k]), []))
     return out
+
+
+def pad_volume(vol: Volume, pad_mm: float, value: int = 0) -> Volume:
+    """``vol`` grown by at least ``pad_mm`` on every side (filled with ``value``), same
+    voxel geometry (origin moved along the grid axes)."""
+    p = np.ceil(pad_mm / vol.spacing_mm).astype(int)          # i, j, k
+    arr = np.pad(vol.array, [(p[2], p[2]), (p[1], p[1]), (p[0], p[0])], constant_values=value)
+    return Volume(arr, vol.index_to_lps(-p.astype(np.float64)), vol.spacing_mm.copy(),
+                  vol.direction.copy(), dict(vol.metadata))
 
 
 def _longest_run(flags: np.ndarray) -> tuple[int, int] | None:

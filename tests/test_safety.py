@@ -459,3 +459,17 @@ def test_phantom_advice_and_spacing_match_ground_truth(phantom_case) -> None:
     assert a.recommended == ("IRE" if truth["nearest_vessel_distance_mm"] < 10 else "either")
     spacing = min(p.spacing_mm for p in electrode_pairs(plan.needles))
     assert spacing == pytest.approx(truth["needle_spacing_mm"], abs=0.05)
+
+
+def test_heat_sink_with_a_zone_on_its_own_tight_grid() -> None:
+    from irplan.planning.safety import pad_volume
+
+    zone = sphere((20, 20, 20), 6.0, size_mm=50.0)
+    tight = zone.crop_index([26, 26, 26], [55, 55, 55])      # the zone's box only (0.5 mm)
+    assert tight.array.sum() == zone.array.sum()
+    vessel = tube_z((20 + 6.0 + 6.0 + 2.5, 20.0), 2.5, size_mm=50.0)
+    (f,) = heat_sink_findings(tight, {"portal_vein": vessel})
+    assert f.distance_mm == pytest.approx(6.0, abs=0.5)
+    padded = pad_volume(tight, 3.0)
+    assert padded.array.shape == tuple(n + 12 for n in tight.array.shape)
+    np.testing.assert_allclose(padded.index_to_lps([6, 6, 6]), tight.origin_lps_mm)
