@@ -864,6 +864,9 @@ def _series_info(imgs: list[_Img]) -> SeriesInfo:
         n_unique = uniform_slice_count(geo.distances_mm[-1] - geo.distances_mm[0], geo.spacing_mm)
     if localizer:
         warnings.append("localizer/scout image (ImageType LOCALIZER): not a CT volume")
+    elif len(frames) == 1:
+        warnings.append("single image: not a volume (a CT needs at least 2 slices; slice "
+                        "spacing shown is the Slice Thickness)")
     if modality in NON_IMAGE_MODALITIES:
         n_pos = len(frames) - sum(len(g) - 1 for g in geo.duplicates)
         warnings.append(f"{modality} object: {NON_IMAGE_MODALITIES[modality]}, not a CT image "
