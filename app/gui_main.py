@@ -106,6 +106,10 @@ def run_gui(args) -> int:
             saved = win.save_screenshot(shot)
             t = time.monotonic() - T_START
             print(f"irplan: screenshot saved to {saved} ({t:.1f} s)")
+            if os.environ.get("IRPLAN_TIMING"):
+                print(f"timing: first_render_epoch={win.first_render_epoch} "
+                      f"surfaces_done_epoch={win.surfaces_done_epoch} "
+                      f"screenshot_epoch={time.time()}")
             result["code"] = 0
         except InputError as exc:
             print(f"irplan: error: {exc}", file=sys.stderr)

@@ -102,7 +102,10 @@ class MainWindow(QMainWindow):
         self._loading = False
         self._surface_tasks: dict[str, Task] = {}
         self._volumes_ml: dict[str, float] = {}
-        self.first_render_s: float | None = None
+        # wall-clock (time.time()) of the first render of a loaded case (CT + slice
+        # overlays in all views) and of the last structure surface shown in 3D
+        self.first_render_epoch: float | None = None
+        self.surfaces_done_epoch: float | None = None
 
         self.setWindowTitle(f"{APP_TITLE} — {NOTICE_SHORT}")
         self.setObjectName("irplanMainWindow")
@@ -416,6 +419,7 @@ class MainWindow(QMainWindow):
         self._update_case_text(vol, res)
         name = res.get("title") or (Path(res["path"]).name if res.get("path") else "")
         self.setWindowTitle(f"{APP_TITLE} — {name} — {NOTICE_SHORT}")
+        self._mark_first_render()
         self.case_loaded.emit()
 
     @staticmethod
@@ -424,8 +428,12 @@ class MainWindow(QMainWindow):
         for key in ("tumor", "liver"):
             m = masks.get(key)
             if m is not None and m.array.any():
-                kji = np.argwhere(m.array)
-                return m.index_to_lps(kji.mean(axis=0)[::-1])
+                a = m.array != 0
+                n = float(a.sum())
+                # centroid from the marginal counts (no index list of every voxel)
+                kji = [float((a.sum(axis=tuple(x for x in range(3) if x != ax))
+                              * np.arange(a.shape[ax])).sum()) / n for ax in range(3)]
+                return m.index_to_lps(np.array(kji[::-1]))
         return None
 
     def _update_case_text(self, vol: Volume, res: dict) -> None:
@@ -450,12 +458,11 @@ class MainWindow(QMainWindow):
         if self.views._window_key == "dicom":
             self.views.apply_window_preset("dicom")
         self.case_panel.refresh_structures()
-        QTimer.singleShot(0, self._mark_first_render)
 
     def _mark_first_render(self) -> None:
-        if self.first_render_s is None and self.case.ct is not None:
+        if self.first_render_epoch is None and self.case.ct is not None:
             self.views.render_now()
-            self.first_render_s = time.monotonic() - self.t_created
+            self.first_render_epoch = time.time()
 
     def _on_structure_changed(self, key: str) -> None:
         mask = self.case.structures.get(key)
@@ -465,10 +472,15 @@ class MainWindow(QMainWindow):
         self.views.set_structure(key, mask)
         if mask is not None:
             self._volumes_ml[key] = float(np.count_nonzero(mask.array)) * mask.voxel_volume_ml
-            self._start_surface(key, mask)
+            # after the slices are drawn: the first picture must not wait for meshes
+            QTimer.singleShot(0, lambda k=key, m=mask: self._start_surface_if_current(k, m))
         else:
             self._volumes_ml.pop(key, None)
         self.case_panel.refresh_structures(self._volumes_ml)
+
+    def _start_surface_if_current(self, key: str, mask: Volume) -> None:
+        if self.case.structures.get(key) is mask and key not in self._surface_tasks:
+            self._start_surface(key, mask)
 
     def _start_surface(self, key: str, mask: Volume) -> None:
         from irplan.viewers.surfaces import mask_to_polydata
@@ -491,6 +503,7 @@ class MainWindow(QMainWindow):
         if self._surface_tasks.get(key) is task:
             del self._surface_tasks[key]
         if not self._surface_tasks:
+            self.surfaces_done_epoch = time.time()
             self.views.scene3d.reset_camera()
 
     def _report_error_quiet(self, msg: str) -> None:

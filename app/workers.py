@@ -59,7 +59,14 @@ class Task(QRunnable):
         # throttle to ~20 updates/s so the GUI thread is never flooded
         if now - self._last_emit >= 0.05 or fraction >= 1.0:
             self._last_emit = now
-            self.signals.progress.emit(float(max(0.0, min(1.0, fraction))), text)
+            self._emit("progress", float(max(0.0, min(1.0, fraction))), text)
+
+    def _emit(self, signal_name: str, *args: Any) -> None:
+        """Emit unless the receiving side is gone (window closed while we ran)."""
+        try:
+            getattr(self.signals, signal_name).emit(*args)
+        except RuntimeError:
+            pass
 
     def run(self) -> None:
         self.state = "running"
@@ -71,23 +78,23 @@ class Task(QRunnable):
         except CancelledError:
             self.state = "cancelled"
             self.elapsed_s = time.monotonic() - t0
-            self.signals.cancelled.emit()
+            self._emit("cancelled")
         except IrplanError as exc:
             self.state = "failed"
             self.error = str(exc)
             self.elapsed_s = time.monotonic() - t0
-            self.signals.failed.emit(self.error)
+            self._emit("failed", self.error)
         except Exception as exc:  # noqa: BLE001 - shown to the user as one line
             self.state = "failed"
             self.error = f"{self.name}: internal error: {type(exc).__name__}: {exc}"
             self.traceback = traceback.format_exc()
             self.elapsed_s = time.monotonic() - t0
-            self.signals.failed.emit(self.error)
+            self._emit("failed", self.error)
         else:
             self.state = "finished"
             self.elapsed_s = time.monotonic() - t0
-            self.signals.finished.emit(self.result)
-        self.signals.done.emit()
+            self._emit("finished", self.result)
+        self._emit("done")
 
 
 class TaskRunner(QObject):
@@ -141,6 +148,7 @@ class TaskRunner(QObject):
         from PySide6.QtCore import QCoreApplication
 
         deadline = time.monotonic() + timeout_s
+        QCoreApplication.processEvents()   # let queued starts (zero timers) happen
         while self.running and time.monotonic() < deadline:
             QCoreApplication.processEvents()
             time.sleep(0.005)
