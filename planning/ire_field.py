@@ -482,8 +482,13 @@ def field_magnitude_from_potential(phi: np.ndarray, h_mm: float, labels: np.ndar
 
 # --------------------------------------------------------------------------- pairs/voltage
 def pair_spacing_mm(a: Electrode, b: Electrode) -> float:
-    """Distance between the centres of the two active parts (mm)."""
-    return float(np.linalg.norm(a.active_centre_lps_mm - b.active_centre_lps_mm))
+    """Spacing of two (roughly parallel) electrodes: distance between the midpoints of their
+    active parts perpendicular to their mean axis (mm); the definition of
+    ``irplan.planning.needle_geometry.perpendicular_spacing_mm``."""
+    axis = a.direction + (b.direction if a.direction @ b.direction >= 0 else -b.direction)
+    axis = axis / np.linalg.norm(axis)
+    d = b.active_centre_lps_mm - a.active_centre_lps_mm
+    return float(np.linalg.norm(d - (d @ axis) * axis))
 
 
 def default_voltage_v(spacing_mm: float,

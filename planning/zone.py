@@ -33,7 +33,8 @@ class ZoneOptions:
     ratio_v_per_cm: float | None = None         # None: ire_field.VOLTAGE_TO_DISTANCE_V_PER_CM
     max_voltage_v: float | None = None          # None: ire_field.MAX_VOLTAGE_V
     padding_mm: float = 15.0                    # IRE box padding (tests: doubling < 1 voxel)
-    pairs: list[tuple[int, int]] | None = None  # IRE pulse pairs (0-based); None = all
+    pairs: list[tuple[int, int]] | None = None  # IRE pulse pairs (0-based); None = the
+    #                                             ire_array convention (spacing <= 25 mm)
     conductivity_s_per_m: dict[str, float] | None = None
     dynamic_ratio: float | None = None          # None = constant conductivity
     heat_sink: bool = False
@@ -179,6 +180,11 @@ def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts
         electrodes.append(ire.Electrode(n.tip_lps_mm, n.direction, float(exposure),
                                         dev.radius_mm, max(n.length_mm - float(exposure), 0.0),
                                         n.name or f"E{i + 1}"))
+    pairs = opts.pairs
+    if pairs is None:   # IRPlan's pulse-pair convention (irplan.planning.ire_array)
+        from irplan.planning.ire_array import electrode_pairs
+
+        pairs = [(p.i, p.j) for p in electrode_pairs(plan.needles)]
     t0 = time.perf_counter()
     grid = ire.solver_grid(electrodes, grid_mm, opts.padding_mm)
     sigma, notes = conductivity_map(grid, structures, opts.conductivity_s_per_m)
@@ -186,7 +192,7 @@ def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts
     threshold = (opts.threshold_v_per_cm if opts.threshold_v_per_cm is not None
                  else ire.E_IRREVERSIBLE_V_PER_CM)
     result = ire.solve_ire(
-        grid, electrodes, sigma, pairs=opts.pairs, voltages_v=plan.ire.voltage_v,
+        grid, electrodes, sigma, pairs=pairs, voltages_v=plan.ire.voltage_v,
         threshold_v_per_cm=threshold,
         ratio_v_per_cm=opts.ratio_v_per_cm or ire.VOLTAGE_TO_DISTANCE_V_PER_CM,
         max_voltage_v=opts.max_voltage_v or ire.MAX_VOLTAGE_V,

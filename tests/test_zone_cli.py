@@ -11,6 +11,7 @@ import pytest
 from irplan.app.cli import main
 from irplan.io.masks import read_mask
 from irplan.io.plan_file import load_plan, save_plan
+from irplan.planning.ire_array import electrode_pairs
 from irplan.planning.plan import Needle, ThermalParams
 
 
@@ -25,13 +26,11 @@ def test_ire_zone_json_and_zone_file(phantom_case: Path, capsys, tmp_path):
     d = _run_json(capsys, str(plan_path), "--grid-mm", "1.0", "--out", str(out),
                   "--margin-grid-mm", "0")
     plan = load_plan(plan_path)
-    n = len(plan.needles)
-    assert len(d["pairs"]) == n * (n - 1) // 2
-    for p in d["pairs"]:
-        i, j = p["electrodes"]
-        a, b = plan.needles[i], plan.needles[j]
-        centre = [nd.tip_lps_mm - 0.5 * nd.exposure_mm * nd.direction for nd in (a, b)]
-        assert p["spacing_mm"] == pytest.approx(np.linalg.norm(centre[0] - centre[1]), abs=0.01)
+    expected = electrode_pairs(plan.needles)          # the app's pulse-pair convention
+    assert [tuple(p["electrodes"]) for p in d["pairs"]] == [(e.i, e.j) for e in expected]
+    assert len(d["pairs"]) == 6                       # 4 electrodes, 15-22 mm apart
+    for p, e in zip(d["pairs"], expected):
+        assert p["spacing_mm"] == pytest.approx(e.spacing_mm, abs=0.01)
         assert p["voltage_v"] == pytest.approx(plan.ire.voltage_v)
         assert 1.0 < p["current_a"] < 60.0
     assert d["threshold_v_per_cm"] == pytest.approx(637.0)
