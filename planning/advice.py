@@ -19,6 +19,7 @@ from irplan.planning.errors import InputError
 from irplan.planning.safety import (
     DistanceField,
     calibre_map_mm,
+    pad_volume,
     structure_display_name,
     structure_role,
 )
@@ -61,7 +62,9 @@ def _distance_to(tumour_field: DistanceField, mask: Volume,
         kji, cals = kji[keep], cals[keep]
     pts = mask.index_to_lps(kji[:, ::-1].astype(np.float64))
     d = tumour_field.sample(pts) - float(np.min(mask.spacing_mm)) / 2
-    k = int(np.argmin(d))
+    if np.all(np.isnan(d)):            # beyond the (padded) tumour grid: far away
+        return np.inf, None
+    k = int(np.nanargmin(d))
     return max(float(d[k]), 0.0), (None if cals is None else float(cals[k]))
 
 
@@ -76,7 +79,7 @@ def modality_advice(tumour: Volume, structures: dict[str, Volume],
     if not (tumour.array != 0).any():
         raise InputError("modality advice: the tumour mask is empty")
     calibre_mm = dict(calibre_mm or {})
-    tf = DistanceField(tumour, pad_mm=40.0)
+    tf = DistanceField(pad_volume(tumour, 40.0), pad_mm=40.0)  # outside its grid = no tumour
     dists: list[StructureDistance] = []
     for key, mask in structures.items():
         role = structure_role(key)

@@ -713,7 +713,9 @@ def heat_sink_findings(zone: Volume, vessels: dict[str, Volume],
             continue
         pts = mask.index_to_lps(kji[big][:, ::-1].astype(np.float64))
         d = zf.sample(pts) - float(np.min(mask.spacing_mm)) / 2  # to the vessel wall
-        k = int(np.argmin(d))
+        if np.all(np.isnan(d)):        # vessel entirely outside the padded zone grid: far
+            continue
+        k = int(np.nanargmin(d))
         if d[k] <= s.heat_sink_distance_mm:
             name = structure_display_name(key)
             out.append(Finding("warning", "heat_sink",
