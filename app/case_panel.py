@@ -100,7 +100,10 @@ class CasePanel(QWidget):
         self.series_tree.setHeaderLabels(["Series", "Slices", "Spacing mm"])
         self.series_tree.setRootIsDecorated(False)
         self.series_tree.setAlternatingRowColors(True)
-        self.series_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        hdr = self.series_tree.header()
+        hdr.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        hdr.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        hdr.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.series_tree.setMaximumHeight(140)
         self.series_tree.setToolTip("Double-click a CT series to load it")
         self.series_tree.itemDoubleClicked.connect(self._on_series_double_clicked)
@@ -163,7 +166,7 @@ class CasePanel(QWidget):
             if getattr(s, "phase", None):
                 text += f"  [{s.phase}]"
             sp = s.spacing_mm
-            item = QTreeWidgetItem([text, str(s.slices), f"{sp[0]:.2f}×{sp[1]:.2f}×{sp[2]:.2f}"])
+            item = QTreeWidgetItem([text, str(s.slices), f"{sp[0]:.3g}×{sp[1]:.3g}×{sp[2]:.3g}"])
             item.setData(0, Qt.ItemDataRole.UserRole, s)
             tip = [s.label, f"size {s.size[0]}×{s.size[1]}×{s.size[2]}",
                    f"orientation {s.orientation_name}"] + list(s.warnings)

@@ -340,7 +340,9 @@ class MainWindow(QMainWindow):
 
         def job(progress, cancel):
             case_dir = demo_case(progress)
-            return _load_case_folder(case_dir, progress, cancel)
+            res = _load_case_folder(case_dir, progress, cancel)
+            res["title"] = "Demo case (synthetic phantom)"
+            return res
 
         self._start_load("Opening the demo case", job)
 
