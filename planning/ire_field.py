@@ -41,6 +41,7 @@ al. 2005, IEEE TBME 52:816). It needs its own iterations per pair (no superposit
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -50,7 +51,7 @@ import scipy.sparse as sp
 from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
-from irplan.planning.errors import InputError
+from irplan.planning.errors import CancelledError, InputError
 from irplan.planning.volume import Volume
 
 # Thresholds, liver, 8 x 100 us (Miklavčič et al. 2000, rat liver; CLINICAL.md):
@@ -68,6 +69,9 @@ CURRENT_WINDOW_A = (20.0, 50.0)
 DEFAULT_RADIUS_MM = 1.07 / 2.0
 
 _SQRT3_2 = np.sqrt(3.0) / 2.0
+
+ProgressFn = Callable[[float, str], None]   # (fraction 0..1, text)
+CancelFn = Callable[[], bool]               # True once the user cancelled
 
 
 @dataclass
@@ -282,7 +286,8 @@ class FieldSolver:
 
     def __init__(self, grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarray,
                  tol: float = 1e-6, labels: np.ndarray | None = None,
-                 amg: str = "rs", subvoxel: bool = True) -> None:
+                 amg: str = "rs", subvoxel: bool = True,
+                 progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> None:
         if not electrodes:
             raise InputError("IRE field: no electrodes")
         sig = np.asarray(sigma_s_per_m, dtype=np.float64)
@@ -300,6 +305,8 @@ class FieldSolver:
                              f"got {amg!r}")
         self.amg = amg
         self.subvoxel = subvoxel
+        self._progress = progress or (lambda f, t: None)
+        self._cancel = cancel or (lambda: False)
         self.h_mm = float(grid.spacing_mm[0])
         t0 = time.perf_counter()
         self.labels = rasterise_electrodes(grid, electrodes) if labels is None else labels
@@ -420,6 +427,9 @@ class FieldSolver:
         # The outer boundary is insulated, so all electrodes at 1 V give phi = 1 everywhere:
         # the last unit solution is 1 minus the others (one solve saved, exact).
         for e in range(n_el - 1):
+            if self._cancel():
+                raise CancelledError("IRE field computation cancelled")
+            self._progress((e + 1) / n_el, f"IRE field: electrode {e + 1} of {n_el}")
             res: list[float] = []
             x = self.ml.solve(bd[:, e], tol=self.tol, accel="cg", maxiter=300, residuals=res)
             self.basis[:, e] = x
@@ -518,7 +528,8 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
               current_window_a: tuple[float, float] = CURRENT_WINDOW_A,
               dynamic_ratio: float | None = None,
               e_rev_v_per_cm: float = E_REVERSIBLE_V_PER_CM,
-              dynamic_iterations: int = 8, tol: float = 1e-6, amg: str = "rs") -> IreResult:
+              dynamic_iterations: int = 8, tol: float = 1e-6, amg: str = "rs",
+              progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> IreResult:
     """Field, currents and zone of an IRE protocol on ``grid`` (see :func:`solver_grid`).
 
     ``pairs``: (plus, zero) electrode indices; default every pair i < j. ``voltages_v``:
@@ -546,12 +557,18 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
             raise InputError(f"{len(vlist)} voltages given for {len(pairs)} pairs")
     warnings: list[str] = []
     cpu0 = time.process_time()
-    solver = FieldSolver(grid, electrodes, sigma_s_per_m, tol=tol, amg=amg)
+    solver = FieldSolver(grid, electrodes, sigma_s_per_m, tol=tol, amg=amg,
+                         progress=(lambda f, t: progress(0.8 * f, t)) if progress else None,
+                         cancel=cancel)
     timings = dict(solver.timings)
     field_max = np.zeros(grid.array.shape)
     results: list[PairResult] = []
     t0 = time.perf_counter()
-    for (p, q), v_in in zip(pairs, vlist):
+    for k, ((p, q), v_in) in enumerate(zip(pairs, vlist)):
+        if cancel is not None and cancel():
+            raise CancelledError("IRE field computation cancelled")
+        if progress is not None:
+            progress(0.8 + 0.2 * k / len(pairs), f"IRE field: pair {p + 1}-{q + 1}")
         spacing = pair_spacing_mm(electrodes[p], electrodes[q])
         if v_in is None:
             v, capped = default_voltage_v(spacing, ratio_v_per_cm, max_voltage_v)

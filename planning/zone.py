@@ -10,12 +10,13 @@ physical position).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from irplan.planning.errors import InputError
+from irplan.planning.errors import CancelledError, InputError
 from irplan.planning.plan import Plan
 from irplan.planning.volume import Volume
 
@@ -127,12 +128,16 @@ def _tumor_box(structures: dict[str, Volume], pad_mm: float) -> np.ndarray | Non
 
 
 def predict_zone(plan: Plan, ct: Volume | None, structures: dict[str, Volume],
-                 grid_mm: float = 1.0, options: ZoneOptions | None = None) -> ZoneResult:
+                 grid_mm: float = 1.0, options: ZoneOptions | None = None, *,
+                 progress: Callable[[float, str], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> ZoneResult:
     """Predict the ablation zone of ``plan`` (IRE: field solver; MWA/RFA/cryo: tables).
 
     ``ct`` is not needed by the models (kept for callers that have it; unused for now);
     ``structures``: uint8 masks by key (any grid; "tumor" for coverage/margin, vessels
-    and liver for conductivity and heat sink). Raises InputError naming the problem.
+    and liver for conductivity and heat sink). ``progress(fraction, text)`` and
+    ``cancel() -> bool`` (raise CancelledError) serve background workers.
+    Raises InputError naming the problem.
     """
     del ct
     opts = options or ZoneOptions()
@@ -143,7 +148,7 @@ def predict_zone(plan: Plan, ct: Volume | None, structures: dict[str, Volume],
     t0 = time.perf_counter()
     tumor_box = _tumor_box(structures, float(plan.margin_mm) + 4.0)
     if plan.modality == "IRE":
-        res = _predict_ire(plan, structures, grid_mm, opts, tumor_box)
+        res = _predict_ire(plan, structures, grid_mm, opts, tumor_box, progress, cancel)
     elif plan.modality in ("MWA", "RFA", "cryo"):
         res = _predict_thermal(plan, structures, grid_mm, opts, tumor_box)
     else:
@@ -153,13 +158,18 @@ def predict_zone(plan: Plan, ct: Volume | None, structures: dict[str, Volume],
     _risk(res, structures)
     res.timings_s["risk_s"] = time.perf_counter() - t1
     if opts.compute_margin:
+        if cancel is not None and cancel():
+            raise CancelledError("zone prediction cancelled")
+        if progress is not None:
+            progress(0.95, "coverage and margin")
         _margin(res, structures, float(plan.margin_mm), opts.margin_fine_mm)
     res.timings_s["total_s"] = time.perf_counter() - t0
     return res
 
 
 def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts: ZoneOptions,
-                 tumor_box: np.ndarray | None) -> ZoneResult:
+                 tumor_box: np.ndarray | None, progress: Callable[[float, str], None] | None,
+                 cancel: Callable[[], bool] | None) -> ZoneResult:
     from irplan.planning import ire_field as ire
     from irplan.planning.conductivity import conductivity_map
     from irplan.planning.devices import get_device
@@ -196,7 +206,8 @@ def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts
         threshold_v_per_cm=threshold,
         ratio_v_per_cm=opts.ratio_v_per_cm or ire.VOLTAGE_TO_DISTANCE_V_PER_CM,
         max_voltage_v=opts.max_voltage_v or ire.MAX_VOLTAGE_V,
-        dynamic_ratio=opts.dynamic_ratio)
+        dynamic_ratio=opts.dynamic_ratio,
+        progress=(lambda f, t: progress(0.9 * f, t)) if progress else None, cancel=cancel)
     timings = {"conductivity_s": t_sigma, **result.timings_s}
     zone, fld = result.zone, result.field_v_per_cm
     if tumor_box is not None:   # the margin analysis needs a zone image around the tumour
