@@ -111,30 +111,46 @@ def _radius_vox(vol: Volume | sitk.Image, radius_mm: float) -> list[int]:
     return [max(0, int(round(radius_mm / s))) for s in sp]
 
 
+def _maurer(img: sitk.Image) -> sitk.Image:
+    """Distance (mm) of every voxel to the nearest object voxel centre (0 inside)."""
+    return sitk.SignedMaurerDistanceMap(sitk.Cast(img > 0, sitk.sitkUInt8),
+                                        insideIsPositive=False, squaredDistance=False,
+                                        useImageSpacing=True)
+
+
+def _dilate(img: sitk.Image, radius_mm: float) -> sitk.Image:
+    """Dilation by a Euclidean ball of ``radius_mm`` (exact, any spacing, cost independent
+    of the radius: a distance map instead of a structuring element)."""
+    return sitk.Cast(_maurer(img) <= radius_mm, sitk.sitkUInt8)
+
+
+def _erode(img: sitk.Image, radius_mm: float) -> sitk.Image:
+    return sitk.Cast(_maurer(img == 0) > radius_mm, sitk.sitkUInt8)
+
+
 def _open(img: sitk.Image, radius_mm: float) -> sitk.Image:
-    r = _radius_vox(img, radius_mm)
-    return sitk.BinaryMorphologicalOpening(img, r, sitk.sitkBall) if max(r) > 0 else img
+    if radius_mm <= 0:
+        return img
+    return _dilate(_erode(img, radius_mm), radius_mm)
 
 
 def _close(img: sitk.Image, radius_mm: float) -> sitk.Image:
-    r = _radius_vox(img, radius_mm)
-    if max(r) == 0:
+    if radius_mm <= 0:
         return img
     # pad so that closing does not glue the object to the grid border
-    pad = [x + 1 for x in r]
-    padded = sitk.ConstantPad(img, pad, pad, 0)
-    closed = sitk.BinaryMorphologicalClosing(padded, r, sitk.sitkBall)
+    pad = [int(np.ceil(radius_mm / s)) + 1 for s in img.GetSpacing()]
+    padded = sitk.ConstantPad(sitk.Cast(img > 0, sitk.sitkUInt8), pad, pad, 0)
+    closed = _erode(_dilate(padded, radius_mm), radius_mm)
     return sitk.Crop(closed, pad, pad)
 
 
 def _fill_holes_slices(arr: np.ndarray) -> np.ndarray:
     """3-D hole filling, then 2-D per axial slice (vessels entering at the hilum)."""
-    from scipy.ndimage import binary_fill_holes
-
-    out = binary_fill_holes(arr)
-    for k in range(out.shape[0]):
-        if out[k].any():
-            out[k] = binary_fill_holes(out[k])
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr, dtype=np.uint8))
+    out = sitk.GetArrayFromImage(sitk.BinaryFillhole(img, fullyConnected=False)).astype(bool)
+    for k in np.nonzero(out.any(axis=(1, 2)))[0]:
+        sl = sitk.GetImageFromArray(out[k].astype(np.uint8))
+        out[k] = sitk.GetArrayFromImage(sitk.BinaryFillhole(sl, fullyConnected=False)) != 0
     return out
 
 
@@ -213,9 +229,9 @@ def segment_tumor(ct: Volume, seed_lps_mm: Sequence[float], radius_mm: float | N
     The upper threshold lies ``edge_fraction`` of the way from lesion to parenchyma (0.5 =
     the half-contrast edge; at least 3 robust SDs), so enhanced vessels and the parenchyma
     stay out; the lower one is as far below the lesion (necrosis is darker).
-    Bound: with ``radius_mm`` (a drag) a sphere of 1.5 x radius + 2 mm; otherwise rays cast
-    from the click measure the lesion and the sphere is 1.3 x their 75th percentile + 2 mm
-    (at most ``max_radius_mm``), which stops leaks into adjacent hypodense organs.
+    Bound: rays cast from the click measure the lesion and the result stays in a sphere
+    of 1.3 x their 75th percentile + 2 mm, at most 1.5 x ``radius_mm`` + 2 mm (a drag) or
+    ``max_radius_mm``, which stops leaks into adjacent hypodense organs.
     Clean-up: opening 1 mm (cuts thin bridges), the part holding the click, closing 2 mm,
     hole filling (3-D and per slice: calcifications, necrosis).
     """
@@ -246,13 +262,12 @@ def segment_tumor(ct: Volume, seed_lps_mm: Sequence[float], radius_mm: float | N
     if mu_p is not None:
         up = max(up, edge_fraction * (mu_p - mu))
     lower, upper = mu - max(half, up), mu + up
-    if not radius_mm:
-        # Lesion extent from rays cast from the click: the bound becomes 1.3 x the
-        # 75th percentile ray length + 2 mm, so a leak into an adjacent hypodense
-        # structure (stomach, gallbladder, bowel) is cut at the lesion's own size.
-        rays = _ray_lengths_mm(sub, sm, seed, lower, upper, bound_mm)
-        bound_mm = min(bound_mm, 1.3 * float(np.percentile(rays, 75)) + 2.0)
-        ball = _ball(sub, seed, bound_mm)
+    # Lesion extent from rays cast from the click: the bound becomes 1.3 x the 75th
+    # percentile ray length + 2 mm (at most the drag bound), so a leak into an adjacent
+    # hypodense structure (stomach, gallbladder, bowel) is cut at the lesion's own size.
+    rays = _ray_lengths_mm(sub, sm, seed, lower, upper, bound_mm)
+    bound_mm = min(bound_mm, 1.3 * float(np.percentile(rays, 75)) + 2.0)
+    ball = _ball(sub, seed, bound_mm)
     region = (sm >= lower) & (sm <= upper) & ball
     k0 = _seed_kji(sub, seed)
     # thin bridges (to a neighbouring hypodense structure) are cut by an opening
@@ -286,16 +301,19 @@ def _work_grid(vol: Volume, spacing_mm: float) -> Volume:
 
 
 def segment_liver(ct: Volume, seeds_lps_mm: Sequence[Sequence[float]] | np.ndarray,
-                  work_spacing_mm: float = 1.5, open_mm: float = 4.0,
-                  close_mm: float = 6.0) -> Volume:
+                  work_spacing_mm: float = 2.0, open_mm: float = 6.0,
+                  close_mm: float = 6.0, window_hu: float = 30.0) -> Volume:
     """Segment the liver from one or more seeds in the parenchyma (LPS mm).
 
-    The HU window is the pooled seed median -/+ max(3 robust SD, 40 HU) on a Gaussian-
-    smoothed image (sigma 1.5 mm) resampled to ``work_spacing_mm``. An opening of
-    ``open_mm`` cuts thin bridges to organs of similar density (spleen, heart, muscle);
+    The HU window is the pooled seed median -/+ max(3 robust SD, ``window_hu``) on a
+    Gaussian-smoothed image (sigma 1.5 mm) resampled to ``work_spacing_mm``. An opening of
+    ``open_mm`` cuts bridges to organs of similar density (pancreas, heart, kidney, spleen);
     the components holding the seeds are kept, regrown by ``open_mm`` inside the window,
     closed by ``close_mm`` and hole-filled (3-D and per axial slice), which fills the
-    enhanced vessels and enclosed lesions.
+    enhanced vessels and enclosed lesions. Defaults tuned on the phantom and IRCADb 17
+    (one seed: Dice 0.97 / 0.91; window 40 HU and opening 4 mm leaked into pancreas,
+    kidney and heart there: 0.86). Where the liver touches such organs broadly, add
+    seeds or edit with the brush.
     """
     seeds = _as_points(seeds_lps_mm)
     _check_inside(ct, seeds, "liver seed")
@@ -310,7 +328,7 @@ def segment_liver(ct: Volume, seeds_lps_mm: Sequence[Sequence[float]] | np.ndarr
     work = grid.with_array(np.zeros(sm.shape, np.uint8))
     samples = np.concatenate([sm[_ball(work, s, 5.0)] for s in seeds])
     mu, sd = _robust_stats(samples)
-    half = max(3.0 * sd, 40.0)
+    half = max(3.0 * sd, window_hu)
     lower, upper = mu - half, mu + half
     region = (sm >= lower) & (sm <= upper)
     rimg = sitk.GetImageFromArray(region.astype(np.uint8))
@@ -328,8 +346,7 @@ def segment_liver(ct: Volume, seeds_lps_mm: Sequence[Sequence[float]] | np.ndarr
     # regrow what the opening removed at the border (bounded by the opening radius)
     cimg = sitk.GetImageFromArray(comp.astype(np.uint8))
     cimg.CopyInformation(img)
-    r = _radius_vox(cimg, open_mm)
-    grown = sitk.GetArrayFromImage(sitk.BinaryDilate(cimg, r, sitk.sitkBall)).astype(bool)
+    grown = sitk.GetArrayFromImage(_dilate(cimg, open_mm)).astype(bool)
     comp = grown & region
     comp = _components_touching(comp, starts)
     cimg = sitk.GetImageFromArray(comp.astype(np.uint8))
