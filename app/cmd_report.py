@@ -8,6 +8,7 @@ default: patient identity appears only with ``--patient-data``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from irplan.io.report_content import (
     load_case,
 )
 from irplan.io.report_pdf import write_report_pdf
+from irplan.planning.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the 3D/MPR pictures (faster)")
     parser.add_argument("--no-compute", action="store_true",
                         help="do not predict the zone or run the checks (plan data only)")
+    ev = parser.add_argument_group("follow-up evaluation (optional)")
+    ev.add_argument("--evaluation", metavar="EVAL.json",
+                    help="result of `irplan evaluate --json` to include")
+    ev.add_argument("--followup", metavar="DIR",
+                    help="follow-up ceCT (DICOM folder): evaluate now, with --ablation")
+    ev.add_argument("--ablation", metavar="MASK",
+                    help="ablation-zone mask in follow-up space (NIfTI/NRRD/SEG)")
+    ev.add_argument("--register", default="rigid", choices=("none", "rigid", "deformable"),
+                    help="follow-up to planning registration (default %(default)s)")
 
 
 def _device_radius_mm(case: ComputedCase) -> float:
@@ -50,6 +61,8 @@ def _surface_margin(ev: Any) -> Any | None:
     """An object with surface arrays for the margin map, from an evaluation entry."""
     if hasattr(ev, "surface_points_lps_mm"):
         return ev
+    if hasattr(ev, "margin") and hasattr(ev.margin, "surface_points_lps_mm"):
+        return ev.margin
     if isinstance(ev, dict):
         d = ev.get("margin") if isinstance(ev.get("margin"), dict) else ev
         keys = ("surface_points_lps_mm", "surface_faces", "surface_margins_mm",
@@ -96,13 +109,47 @@ def make_pictures(case: ComputedCase, out_dir: Path) -> tuple[list[Picture], str
     return pics, status, margin_map
 
 
+def load_evaluation_json(path: str | Path) -> dict:
+    """An ``irplan evaluate --json`` result. Raises InputError naming the file."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{p}: cannot read the evaluation JSON ({exc})") from None
+    if not isinstance(d, dict) or not isinstance(d.get("minimal_margin_mm"), int | float):
+        raise InputError(f"{p}: not an evaluation result (no numeric minimal_margin_mm; "
+                         "expected the output of `irplan evaluate --json`)")
+    return d
+
+
+def evaluate_followup(case: ComputedCase, followup: str | Path, ablation: str | Path,
+                      register: str = "rigid") -> Any:
+    """Run the follow-up evaluation (planning.evaluation.evaluate) for the case's tumour."""
+    from irplan.io.dicom_load import load_ct
+    from irplan.io.masks import read_mask
+    from irplan.planning.evaluation import evaluate
+
+    tumor = case.structures.get("tumor")
+    if tumor is None:
+        raise InputError(f"{case.plan_path}: the plan has no tumour structure to evaluate")
+    f_ct = load_ct(followup) if register != "none" else None
+    zone = read_mask(ablation)
+    return evaluate(case.ct, f_ct, tumor, zone, register=register,
+                    liver_mask=case.structures.get("liver"), plan_zone=case.zone,
+                    required_margin_mm=case.plan.margin_mm)
+
+
 def build_report(plan_path: str | Path, pdf_path: str | Path, *, patient_data: bool = False,
                  pictures: bool = True, compute: bool = True,
-                 case: ComputedCase | None = None) -> tuple[Path, ReportContent]:
+                 case: ComputedCase | None = None, evaluation: Any | None = None,
+                 ) -> tuple[Path, ReportContent]:
     """Everything ``irplan report`` does, for the GUI's one-click report too. ``case``:
-    an already loaded/computed case (else loaded from ``plan_path``)."""
+    an already loaded/computed case (else loaded from ``plan_path``); ``evaluation``: an
+    EvaluationResult or its dict, overriding the plan's stored evaluation."""
     if case is None:
         case = load_case(plan_path, compute=compute)
+    if evaluation is not None:
+        case.evaluation = evaluation
     with tempfile.TemporaryDirectory(prefix="irplan-report-") as tmp:
         if pictures:
             pics, pic_status, mmap = make_pictures(case, Path(tmp))
@@ -115,8 +162,20 @@ def build_report(plan_path: str | Path, pdf_path: str | Path, *, patient_data: b
 
 
 def run(args: argparse.Namespace) -> int:
+    if bool(args.followup) != bool(args.ablation) and not (args.ablation and
+                                                          args.register == "none"):
+        raise InputError("--followup DIR and --ablation MASK go together "
+                         "(--ablation alone only with --register none)")
+    if args.evaluation and args.ablation:
+        raise InputError("give either --evaluation or --followup/--ablation, not both")
+    evaluation = load_evaluation_json(args.evaluation) if args.evaluation else None
+    case = None
+    if args.ablation:
+        case = load_case(args.plan, compute=not args.no_compute)
+        evaluation = evaluate_followup(case, args.followup, args.ablation, args.register)
     out, rc = build_report(args.plan, args.pdf, patient_data=args.patient_data,
-                           pictures=not args.no_pictures, compute=not args.no_compute)
+                           pictures=not args.no_pictures, compute=not args.no_compute,
+                           case=case, evaluation=evaluation)
     missing = [name for name, status in (("zone", rc.zone_status),
                                          ("safety", rc.findings_status),
                                          ("pictures", rc.pictures_status))

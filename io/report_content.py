@@ -122,6 +122,7 @@ class EvaluationSummary:
     followup_date: str = ""
     registration: str = ""
     notes: list[str] = field(default_factory=list)
+    extra: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -343,12 +344,13 @@ def verdict_text(mam_mm: float | None, coverage_percent: float | None,
 
 
 def evaluation_summary(ev: Any, required_margin_mm: float) -> EvaluationSummary:
-    """From a MarginResult, its ``to_dict()``, or a plan's ``evaluations`` entry."""
+    """From an EvaluationResult / MarginResult, their ``to_dict()`` (e.g. the output of
+    ``irplan evaluate --json``), or a plan's ``evaluations`` entry."""
     d = ev.to_dict() if hasattr(ev, "to_dict") else dict(ev)
     inner = d.get("margin") if isinstance(d.get("margin"), Mapping) else d
 
     def num(*keys: str) -> float | None:
-        for src in (inner, d):
+        for src in (d, inner):
             for k in keys:
                 v = src.get(k)
                 if isinstance(v, int | float) and not isinstance(v, bool):
@@ -356,6 +358,18 @@ def evaluation_summary(ev: Any, required_margin_mm: float) -> EvaluationSummary:
         return None
 
     req = num("required_margin_mm") or required_margin_mm
+    reg = d.get("registration")
+    if isinstance(reg, Mapping):
+        reg_text = str(reg.get("method", ""))
+        if reg.get("metric_value") is not None:
+            reg_text += f", {reg.get('metric') or 'metric'} {float(reg['metric_value']):.4f}"
+        if reg.get("landmark_residual_mean_mm") is not None:
+            reg_text += (f", landmark residual {float(reg['landmark_residual_mean_mm']):.2f}"
+                         " mm")
+    else:
+        reg_text = str(reg or d.get("method", "") or "")
+    notes = [str(n) for n in (inner.get("notes") or [])]
+    notes += [str(w) for w in (d.get("warnings") or [])]
     s = EvaluationSummary(
         mam_mm=num("minimal_margin_mm", "mam_mm"),
         coverage_percent=num("tumor_coverage_percent", "coverage_percent"),
@@ -364,9 +378,27 @@ def evaluation_summary(ev: Any, required_margin_mm: float) -> EvaluationSummary:
         surface_percent_at_risk=num("surface_percent_at_risk"),
         surface_percent_uncovered=num("surface_percent_uncovered"),
         followup_date=str(d.get("followup_date", "") or d.get("date", "") or ""),
-        registration=str(d.get("registration", "") or d.get("method", "") or ""),
-        notes=[str(n) for n in (inner.get("notes") or d.get("notes") or [])])
-    s.verdict = str(d.get("verdict") or "") or verdict_text(s.mam_mm, s.coverage_percent, req)
+        registration=reg_text, notes=notes)
+    rigid = d.get("rigid_comparison")
+    if isinstance(rigid, Mapping):
+        s.extra.append(("Rigid registration only",
+                        f"MAM {_fmt(rigid.get('minimal_margin_mm'), 1, 'mm')}, coverage "
+                        f"{_fmt(rigid.get('tumor_coverage_percent'), 1, '%')}"))
+    resid = d.get("residual")
+    if isinstance(resid, Mapping) and resid.get("centroid_lps_mm") is not None:
+        c = resid["centroid_lps_mm"]
+        s.extra.append(("Residual tumour at", f"LPS ({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm"
+                        + (f", {resid['direction_from_tumor_center']} of the centre"
+                           if resid.get("direction_from_tumor_center") else "")))
+    pva = d.get("predicted_vs_achieved")
+    if isinstance(pva, Mapping) and pva.get("dice") is not None:
+        s.extra.append(("Predicted vs achieved zone",
+                        f"Dice {float(pva['dice']):.2f}, HD95 "
+                        f"{_fmt(pva.get('hd95_mm'), 1, 'mm')}, volume "
+                        f"{_fmt(pva.get('predicted_volume_ml'), 1)} -> "
+                        f"{_fmt(pva.get('achieved_volume_ml'), 1)} ml"))
+    text = d.get("verdict_text") or d.get("verdict")
+    s.verdict = str(text) if text else verdict_text(s.mam_mm, s.coverage_percent, req)
     return s
 
 

@@ -358,11 +358,12 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
         if e.followup_date:
             erows.append(("Follow-up CT", e.followup_date))
         if e.registration:
-            erows.append(("Registration / method", e.registration))
+            erows.append(("Registration", e.registration))
+        erows.extend(e.extra)
         block: list[Any] = [_kv(erows, st), Spacer(1, 4),
                             Paragraph(f"Verdict: {_esc(e.verdict)}", st["verdict"])]
         for note in e.notes:
-            block.append(Paragraph(_esc(note), st["small"]))
+            block.append(Paragraph("\u2022 " + _esc(note), st["small"]))
         story.append(KeepTogether(block))
         if rc.margin_map is not None:
             story.append(Spacer(1, 6))

@@ -184,6 +184,24 @@ def test_scene_picture_shows_zone_and_needles(tmp_path: Path) -> None:
     assert cyan.sum() > 20, cyan.sum()
 
 
+@pytest.mark.gui
+def test_margin_map_colours_uncovered_side_red(tmp_path: Path) -> None:
+    from irplan.planning.margin import compute_margin
+    from irplan.viewers.report_pictures import render_margin_map
+
+    grid = _grid(40, 1.0)
+    tumor = _sphere(grid, np.zeros(3), 6.0)
+    # zone shifted to +L: the tumour's right side (-L) sticks out of it
+    zone = _sphere(grid, np.array([5.0, 0.0, 0.0]), 9.0)
+    res = compute_margin(tumor, zone, 5.0, fine_spacing_mm=0.5)
+    assert res.minimal_margin_mm < 0
+    out = render_margin_map(res, tmp_path / "m.png", size=(500, 400))
+    img = np.asarray(Image.open(out).convert("RGB")).astype(int)[:, :400]  # not the bar
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    red = (r > 150) & (g < 80) & (b < 80)
+    assert red.sum() > 1000, red.sum()       # camera faces the MAM: uncovered side
+
+
 # ------------------------------------------------------------------ CLI on the phantom
 @pytest.fixture(scope="module")
 def small_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -226,3 +244,34 @@ def test_cli_report_on_phantom_plan(small_phantom: Path, tmp_path: Path) -> None
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "missing.irplan.json" in bad.stderr
     assert "Traceback" not in bad.stderr
+    junk = tmp_path / "eval.json"
+    junk.write_text('{"verdict": 3}')
+    bad = subprocess.run([sys.executable, "-m", "irplan.app.cli", "report",
+                          str(small_phantom / "plan.irplan.json"), "--pdf", str(pdf),
+                          "--evaluation", str(junk)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "eval.json" in bad.stderr and "minimal_margin_mm" in bad.stderr
+
+
+@pytest.mark.gui
+def test_cli_report_with_followup_evaluation(small_phantom: Path, tmp_path: Path) -> None:
+    """The follow-up section from a real evaluation (phantom follow-up CT + zone mask,
+    rigid registration): verdict, and the MAM near the phantom's exact value."""
+    import json
+
+    truth = json.loads((small_phantom / "truth.json").read_text())
+    pdf = tmp_path / "fu.pdf"
+    res = subprocess.run([sys.executable, "-m", "irplan.app.cli", "report",
+                          str(small_phantom / "plan.irplan.json"), "--pdf", str(pdf),
+                          "--no-pictures", "--no-compute",
+                          "--followup", str(small_phantom / "followup"),
+                          "--ablation", str(small_phantom / "masks" / "followup" /
+                                            "ablation_zone.nii.gz")],
+                         capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr
+    text = _flat("\n".join(_pages(pdf)))
+    assert "Verdict: Complete ablation" in text
+    mam = float(text.split("Minimal ablative margin (MAM)")[1].split("mm")[0])
+    # 3-4 mm voxels, rigid registration (mean TRE of clinical software 1.6 mm)
+    assert abs(mam - truth["minimal_margin_mm"]) < 2.5, (mam, truth["minimal_margin_mm"])
+    assert "Registration rigid" in text

@@ -466,7 +466,7 @@ def render_margin_map(margin: Any, out_png: str | Path, *, zone: Volume | None =
     (``surface_points_lps_mm``, ``surface_faces``, ``surface_margins_mm``)."""
     rc = _vtk()
     from vtkmodules.util import numpy_support
-    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkPoints
     from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
     from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
     from vtkmodules.vtkFiltersSources import vtkSphereSource
@@ -528,6 +528,7 @@ def render_margin_map(margin: Any, out_png: str | Path, *, zone: Volume | None =
     lab = rc.vtkBillboardTextActor3D()
     lab.SetInput(f"MAM {float(margin.minimal_margin_mm):.1f} mm")
     lab.SetPosition(*mam_p)
+    lab.SetDisplayOffset(14, 10)
     lab.GetTextProperty().SetFontSize(16)
     lab.GetTextProperty().SetBold(True)
     lab.GetTextProperty().SetShadow(True)
@@ -535,7 +536,12 @@ def render_margin_map(margin: Any, out_png: str | Path, *, zone: Volume | None =
     bar = vtkScalarBarActor()
     bar.SetLookupTable(ctf)
     bar.SetTitle("margin (mm)")
-    bar.SetNumberOfLabels(5)
+    ticks = vtkDoubleArray()
+    for v in sorted({lo, 0.0, req, hi}):
+        ticks.InsertNextValue(v)
+    bar.SetUseCustomLabels(True)
+    bar.SetCustomLabels(ticks)
+    bar.SetLabelFormat("%.0f")
     bar.SetMaximumWidthInPixels(90)
     bar.GetPositionCoordinate().SetValue(0.86, 0.1)
     bar.SetWidth(0.12)
