@@ -10,7 +10,8 @@ Schema 1 (stable; coordinates LPS mm, DICOM patient frame)::
                   "entry_lps_mm": [x, y, z], "exposure_mm": 20, "name": "E1"}],
      "ire": {"voltage_v": 2250, "pulses": 90, "pulse_width_us": 90},
      "thermal": {"power_w": null, "time_s": null},
-     "structures": {"tumor": "masks/planning/tumor.nii.gz", ...}}
+     "structures": {"tumor": "masks/planning/tumor.nii.gz", ...},
+     "targets": ["tumor"]}                         (optional; default: all tumours)
 
 Rules (every violation is an :class:`InputError` whose message names the file and the
 field, e.g. ``plan.irplan.json: needles[2].tip_lps_mm: expected 3 numbers, got "abc"``):
@@ -83,7 +84,7 @@ MIN_TIP_ENTRY_MM = 0.5
 STRUCTURE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
 _TOP_KEYS = ("schema", "modality", "image", "margin_mm", "needles", "ire", "thermal",
-             "structures")
+             "structures", "targets")
 _IMAGE_KEYS = ("path", "series_uid", "frame_of_reference_uid")
 _NEEDLE_KEYS = ("device", "tip_lps_mm", "entry_lps_mm", "exposure_mm", "name")
 _IRE_KEYS = ("voltage_v", "pulses", "pulse_width_us")
@@ -327,6 +328,16 @@ def validate_plan_dict(d: Any, source: str, *, check_devices: bool = True) -> li
                 elif not path.lower().endswith(STRUCTURE_SUFFIXES):
                     problems.append(f"{s}: structures.{key}: {path!r} is not a mask file "
                                     f"(expected {', '.join(STRUCTURE_SUFFIXES)})")
+    if "targets" in d:
+        t = d["targets"]
+        st = d.get("structures", {}) if isinstance(d.get("structures", {}), dict) else {}
+        if not isinstance(t, list):
+            problems.append(f"{s}: targets: expected a list of structure keys, got {_show(t)}")
+        else:
+            for i, key in enumerate(t):
+                if not isinstance(key, str) or key not in st:
+                    problems.append(f"{s}: targets[{i}]: {_show(key)} is not a key of "
+                                    "structures")
     return problems
 
 
@@ -414,6 +425,7 @@ def plan_from_dict(d: Any, source: str = "plan", file_dir: str | Path = "", *,
         structures=dict(d.get("structures", {})),
         extra=_extra(d, _TOP_KEYS),
         file_dir=str(file_dir),
+        targets=list(d.get("targets", [])),
     )
 
 
@@ -473,6 +485,8 @@ def plan_to_dict(plan: Plan, file_dir: str | Path | None = None) -> dict[str, An
         "structures": {k: _rebase(v, plan.file_dir, new_dir)
                        for k, v in plan.structures.items()},
     }
+    if plan.targets:
+        out["targets"] = list(plan.targets)
     for k, v in plan.extra.items():
         if k not in out:
             out[k] = copy.deepcopy(v)

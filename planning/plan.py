@@ -110,8 +110,9 @@ class Plan:
     """A whole plan. ``structures`` maps a structure key to a mask file path (string as
     written in the plan file; relative paths are relative to ``file_dir``).
 
-    ``file_dir``: folder of the plan file it was loaded from / saved to ("" = none);
-    not serialised. ``changed`` (psygnal) is emitted by commands with a short topic:
+    ``targets``: structure keys to treat (e.g. ``["tumor"]``); empty = every structure
+    classified as tumour. ``file_dir``: folder of the plan file it was loaded from /
+    saved to ("" = none); not serialised. ``changed`` (psygnal) is emitted by commands with a short topic:
     ``"needles"``, ``"needle:<i>"``, ``"modality"``, ``"margin"``, ``"ire"``,
     ``"thermal"``, ``"structures"``, ``"image"``, ``"all"``.
     """
@@ -127,6 +128,7 @@ class Plan:
     structures: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     file_dir: str = ""
+    targets: list[str] = field(default_factory=list)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Plan):
@@ -147,7 +149,7 @@ class Plan:
         return Plan(self.modality, copy.deepcopy(self.image), float(self.margin_mm),
                     [n.copy() for n in self.needles], copy.deepcopy(self.ire),
                     copy.deepcopy(self.thermal), dict(self.structures),
-                    copy.deepcopy(self.extra), self.file_dir)
+                    copy.deepcopy(self.extra), self.file_dir, list(self.targets))
 
     def assign_from(self, other: Plan) -> None:
         """Make this plan equal to ``other`` in place (keeps signal connections)."""

@@ -338,6 +338,7 @@ class SafetyChecker:
         self._fields: dict[str, DistanceField | BodyField] = {}
         self._tumour_pts: np.ndarray | None = None
         self._advice: Any = None
+        self._target_pts: dict[tuple[str, ...], np.ndarray] = {}
 
     # -- caches
     def field(self, key: str) -> Any:
@@ -361,8 +362,22 @@ class SafetyChecker:
                 self.field(key)
         self.tumour_points()
 
-    def tumour_points(self) -> np.ndarray | None:
-        """LPS mm of all tumour voxel centres (every key classified as tumour)."""
+    def tumour_points(self, targets: list[str] | None = None) -> np.ndarray | None:
+        """LPS mm of all tumour voxel centres: the ``targets`` keys, or every key
+        classified as tumour when empty."""
+        if targets:
+            cached = self._target_pts.get(tuple(targets))
+            if cached is not None:
+                return cached if len(cached) else None
+            pts = []
+            for key in targets:
+                m = self.structures.get(key)
+                if m is not None and (m.array != 0).any():
+                    kji = np.argwhere(m.array != 0)
+                    pts.append(m.index_to_lps(kji[:, ::-1].astype(np.float64)))
+            arr = np.concatenate(pts) if pts else np.zeros((0, 3))
+            self._target_pts[tuple(targets)] = arr
+            return arr if len(arr) else None
         if self._tumour_pts is None:
             pts = []
             for key, m in self.structures.items():
@@ -650,7 +665,7 @@ class SafetyChecker:
         return out
 
     def _exposure_coverage(self, plan: Plan, axis: np.ndarray) -> list[Finding]:
-        pts = self.tumour_points()
+        pts = self.tumour_points(plan.targets)
         if pts is None:
             return []
         voxel = min(float(np.min(m.spacing_mm)) for m in self.structures.values())

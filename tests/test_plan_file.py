@@ -77,6 +77,7 @@ def _plan(uid: str) -> Plan:
         thermal=ThermalParams(None, None),
         structures={"tumor": "masks/tumor.nii.gz", "portal_vein": "masks/portal_vein.nii.gz"},
         extra={"evaluations": [{"mam_mm": 4.2, "verdict": "complete"}], "notes": "é [1 , 2]"},
+        targets=["tumor"],
     )
 
 
@@ -96,6 +97,7 @@ def test_round_trip_is_exact_and_keeps_extra_keys(case_dir: tuple[Path, str]) ->
     assert path.read_bytes() == first
     data = json.loads(first)
     assert data["schema"] == 1 and data["structures"]["tumor"] == "masks/tumor.nii.gz"
+    assert data["targets"] == ["tumor"] and loaded.targets == ["tumor"]
     assert structure_paths(loaded)["tumor"] == root / "masks" / "tumor.nii.gz"
 
 

@@ -104,6 +104,9 @@ CASES: list[tuple[str, Any, str]] = [
     ("structure-file-missing", _mod("structures.portal_vein", "pv.nii.gz"),
      "structures.portal_vein: mask file"),
     ("image-gone", _mod("image.path", "moved_away"), "image.path:"),
+    ("targets-not-list", _mod("targets", "tumor"), "targets: expected a list"),
+    ("targets-unknown-key", _mod("targets", ["tumor", "tumour2"]),
+     "targets[1]: \"tumour2\" is not a key of structures"),
 ]
 
 

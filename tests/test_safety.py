@@ -473,3 +473,13 @@ def test_heat_sink_with_a_zone_on_its_own_tight_grid() -> None:
     padded = pad_volume(tight, 3.0)
     assert padded.array.shape == tuple(n + 12 for n in tight.array.shape)
     np.testing.assert_allclose(padded.index_to_lps([6, 6, 6]), tight.origin_lps_mm)
+
+
+def test_exposure_coverage_follows_plan_targets() -> None:
+    near = sphere((20, 20, 20), 4.0)
+    far = sphere((20, 20, 33), 4.0)          # a second, taller lesion along the needle axis
+    plan = ire([E([12.5, 20, 15], [12.5, 20, 60], 10.0), E([27.5, 20, 15], [27.5, 20, 60], 10.0)])
+    masks = {"tumor": near, "tumor_2": far}
+    assert codes(check_plan(plan, masks), "ire_exposure_coverage")      # both lesions: short
+    plan.targets = ["tumor"]
+    assert codes(check_plan(plan, masks), "ire_exposure_coverage") == []
