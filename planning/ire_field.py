@@ -582,8 +582,8 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
                 raise InputError(f"pair {p + 1}-{q + 1}: voltage {v} V outside 0-"
                                  f"{max_voltage_v:.0f} V (generator maximum)")
         if spacing < 10.0 or spacing > 25.0:
-            warnings.append(f"pair {p + 1}-{q + 1}: spacing {spacing:.1f} mm is outside the usual "
-                            "1.5-2.0 cm (CLINICAL.md)")
+            warnings.append(f"pair {p + 1}-{q + 1}: spacing {spacing:.1f} mm is outside 10-25 mm "
+                            "(usual 1.5-2.0 cm, CLINICAL.md)")
         if dynamic_ratio is None:
             u = solver.pair_potentials(p, q, v)
             cur = solver.current_a(u, p)

@@ -247,23 +247,28 @@ def box_grid(lo_lps_mm: np.ndarray, hi_lps_mm: np.ndarray, grid_mm: float) -> Vo
 
 
 def rasterise(grid: Volume, ellipsoids: list[Ellipsoid]) -> np.ndarray:
-    """uint8 [k, j, i]: 1 where a voxel centre lies inside any ellipsoid."""
+    """uint8 [k, j, i]: 1 where a voxel centre lies inside any ellipsoid (any grid
+    direction; the quadratic form is evaluated by broadcasting over the box of each)."""
     out = np.zeros(grid.array.shape, dtype=bool)
+    m = grid.direction * grid.spacing_mm[np.newaxis, :]          # columns: i, j, k steps
+    size = np.asarray(grid.size_xyz)
     for e in ellipsoids:
         half = e.half_extent_mm()
         corners = np.array([e.centre_lps_mm + half * np.array([sx, sy, sz])
                             for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
         idx = grid.lps_to_index(corners)
-        lo = np.floor(idx.min(axis=0)).astype(int)
-        hi = np.ceil(idx.max(axis=0)).astype(int) + 1
-        size = np.asarray(grid.size_xyz)
-        lo, hi = np.clip(lo, 0, size), np.clip(hi, 0, size)
+        lo = np.clip(np.floor(idx.min(axis=0)).astype(int), 0, size)
+        hi = np.clip(np.ceil(idx.max(axis=0)).astype(int) + 1, 0, size)
         if np.any(hi <= lo):
             continue
-        k, j, i = np.meshgrid(np.arange(lo[2], hi[2]), np.arange(lo[1], hi[1]),
-                              np.arange(lo[0], hi[0]), indexing="ij")
-        pts = grid.index_to_lps(np.stack([i, j, k], axis=-1).astype(np.float64))
-        out[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]] |= e.contains(pts)
+        i = np.arange(lo[0], hi[0])[None, None, :, None]
+        j = np.arange(lo[1], hi[1])[None, :, None, None]
+        k = np.arange(lo[2], hi[2])[:, None, None, None]
+        v = (grid.origin_lps_mm - e.centre_lps_mm) + i * m[:, 0] + j * m[:, 1] + k * m[:, 2]
+        along = v @ e.axis
+        a, b = e.length_mm / 2.0, e.width_mm / 2.0
+        q = (along * along) * (1.0 / (a * a) - 1.0 / (b * b)) + np.einsum("...i,...i->...", v, v) / (b * b)
+        out[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]] |= q <= 1.0
     return out.astype(np.uint8)
 
 

