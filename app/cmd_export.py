@@ -1,7 +1,8 @@
 """``irplan export PLAN.irplan.json --out DIR [--seg] [--pdf [REPORT.pdf]] [--screenshot PNG]``
 
-DICOM objects in the planning CT's study: ``structures_seg.dcm`` (structures plus the
-predicted ablation zone as DICOM SEG on the CT grid and Frame of Reference),
+DICOM objects in the planning CT's study: ``structures_seg.dcm`` (structures, the
+predicted ablation zone and, with ``--followup/--ablation``, the achieved zone registered
+into planning space, as DICOM SEG on the CT grid and Frame of Reference),
 ``report_pdf.dcm`` (Encapsulated PDF of the report; the report is generated, anonymised,
 unless a PDF file is given) and ``screenshot_sc.dcm`` (Secondary Capture of a PNG).
 Send them to PACS with ``irplan pacs send``.
@@ -29,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="generated report shows patient data (default: anonymised)")
     parser.add_argument("--no-zone", action="store_true",
                         help="SEG without the predicted zone (skips the zone model)")
+    parser.add_argument("--ablation", metavar="MASK",
+                        help="achieved ablation zone (follow-up space) to add to the SEG, "
+                             "registered onto the planning CT (with --followup DIR)")
+    parser.add_argument("--followup", metavar="DIR", help="follow-up ceCT (DICOM folder)")
+    parser.add_argument("--register", default="rigid", choices=("none", "rigid", "deformable"),
+                        help="follow-up to planning registration (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +81,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"note: predicted zone {case.status.get('zone', 'not computed')} "
                   "(not exported)")
+        if args.ablation:
+            from irplan.app.cmd_report import evaluate_followup
+
+            if not args.followup and args.register != "none":
+                raise InputError("--ablation needs --followup DIR (or --register none)")
+            ev = evaluate_followup(case, args.followup, args.ablation, args.register)
+            if np.any(ev.zone_planning.array):
+                masks["actual_zone"] = ev.zone_planning
         if not masks:
             raise InputError(f"{args.plan}: no non-empty structure to export as SEG")
         written.append(export_seg(source, masks, out / "structures_seg.dcm"))

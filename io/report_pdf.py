@@ -248,7 +248,7 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
             rows2.append([n.name, n.device, _xyz(n.tip_lps_mm), _xyz(n.entry_lps_mm),
                           _f(n.depth_mm), _f(n.cc_angle_deg), _f(n.lr_angle_deg),
                           _f(n.exposure_mm)])
-        w = [12 * mm, 31 * mm, 33 * mm, 33 * mm, 15 * mm, 16 * mm, 16 * mm]
+        w = [14 * mm, 29 * mm, 33 * mm, 33 * mm, 15 * mm, 16 * mm, 16 * mm]
         w.append(width - sum(w))
         story.append(_table(rows2, w, st))
         story.append(Spacer(1, 2))

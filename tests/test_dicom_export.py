@@ -271,3 +271,31 @@ def test_cli_export_seg_pdf_and_screenshot(small_phantom: Path, tmp_path: Path) 
                           str(small_phantom / "plan.irplan.json"), "--out", str(out)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "nothing to export" in bad.stderr
+
+
+def test_cli_export_achieved_zone_in_planning_frame(small_phantom: Path, tmp_path: Path) -> None:
+    """The follow-up ablation zone, registered (rigid) onto the planning CT, exported as a
+    SEG segment: its centroid lies at the true planning-space zone centroid."""
+    import subprocess
+    import sys
+
+    from irplan.io.masks import read_mask
+
+    out = tmp_path / "export"
+    res = subprocess.run([sys.executable, "-m", "irplan.app.cli", "export",
+                          str(small_phantom / "plan.irplan.json"), "--out", str(out), "--seg",
+                          "--no-zone", "--followup", str(small_phantom / "followup"),
+                          "--ablation", str(small_phantom / "masks" / "followup" /
+                                            "ablation_zone.nii.gz")],
+                         capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr
+    seg = hd.seg.segread(out / "structures_seg.dcm")
+    labels = {seg.get_segment_description(n).SegmentLabel: n for n in seg.segment_numbers}
+    assert "Predicted ablation zone" not in labels
+    src = load_source_series(small_phantom / "planning")
+    back = _seg_to_ct_grid(seg, src, labels["Ablation zone"])
+    truth = read_mask(small_phantom / "masks" / "planning" / "ablation_zone.nii.gz")
+    d = np.linalg.norm(_centroid_lps(back) - _centroid_lps(truth))
+    assert d < 2.0, d                      # rigid registration on 3-4 mm voxels
+    ratio = back.array.sum() / truth.array.sum()
+    assert 0.85 < ratio < 1.15, ratio
