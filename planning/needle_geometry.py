@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from irplan.planning.plan import Needle
+from irplan.planning.volume import Volume
 
 IN_PLANE_TOL_DEG = 1.0
 
@@ -146,3 +147,53 @@ def perpendicular_spacing_mm(a: Needle, b: Needle) -> float:
     mb = np.mean(exposure_segment(b), axis=0) if b.exposure_mm else b.tip_lps_mm
     d = mb - ma
     return float(np.linalg.norm(d - (d @ axis) * axis))
+
+
+def tumour_centroid_near(tumour: Volume, p_lps_mm: np.ndarray | None = None) -> np.ndarray:
+    """Centroid (LPS mm) of the tumour lesion nearest to ``p_lps_mm`` (the connected
+    component containing it, else the one with the nearest centroid); of the whole mask
+    when ``p_lps_mm`` is None. Used to snap a target to the tumour. InputError if empty."""
+    from scipy import ndimage
+
+    from irplan.planning.errors import InputError
+
+    inside = tumour.array != 0
+    if not inside.any():
+        raise InputError("tumour mask is empty: nothing to snap to")
+    if p_lps_mm is None:
+        kji = np.argwhere(inside)
+        return tumour.index_to_lps(kji.mean(axis=0)[::-1])
+    labels, n = ndimage.label(inside)
+    centroids = np.array(ndimage.center_of_mass(inside, labels, range(1, n + 1)))  # k, j, i
+    c_lps = tumour.index_to_lps(centroids[:, ::-1])
+    v = tumour.lps_to_voxel(np.asarray(p_lps_mm, dtype=np.float64))
+    size = np.asarray(tumour.size_xyz)
+    if np.all((v >= 0) & (v < size)):
+        lab = labels[v[2], v[1], v[0]]
+        if lab > 0:
+            return c_lps[lab - 1]
+    return c_lps[int(np.argmin(np.linalg.norm(c_lps - np.asarray(p_lps_mm), axis=1)))]
+
+
+def thermal_applicator_for_tumour(tumour: Volume, direction: np.ndarray, device_id: str,
+                                  power_w: float | None, time_s: float | None,
+                                  body: Volume | None = None,
+                                  entry_distance_mm: float = 100.0) -> Needle:
+    """One thermal applicator through the tumour centroid along ``direction`` (entry ->
+    tip), its tip placed so that the predicted zone's centre (device zone table,
+    :mod:`irplan.planning.thermal_zone`) falls on the centroid. Entry 5 mm outside the
+    skin when a ``body`` mask is given, else ``entry_distance_mm`` behind the tip."""
+    from irplan.planning.devices import get_device
+    from irplan.planning.ire_array import skin_distance_mm
+    from irplan.planning.thermal_zone import interpolate, load_tables, table_for_device
+
+    dev = get_device(device_id)
+    table = table_for_device(dev.id, dev.modality, load_tables(), dev.zone_table)
+    _, _, offset_mm = interpolate(table, power_w, time_s)
+    d = np.asarray(direction, dtype=np.float64)
+    d = d / np.linalg.norm(d)
+    centre = tumour_centroid_near(tumour)
+    tip = centre + offset_mm * d
+    depth = skin_distance_mm(body, tip, d) if body is not None else None
+    entry = tip - ((depth + 5.0) if depth is not None else entry_distance_mm) * d
+    return Needle(dev.id, tip, entry, None, "A1")

@@ -125,3 +125,35 @@ def test_move_electrode_parallel_rules() -> None:
     dirs = [(t - e) / np.linalg.norm(t - e) for t, e in states]
     for a, b in itertools.combinations(dirs, 2):
         assert angle_between_deg(a, b) < 1e-9
+
+
+def test_snap_to_the_nearest_lesion_centroid() -> None:
+    from irplan.planning.needle_geometry import tumour_centroid_near
+
+    a = sphere_mask((15.2, 15.0, 20.0), 5.0)
+    b = sphere_mask((42.0, 40.3, 30.0), 6.0)
+    both = a.with_array(a.array | b.array)
+    ca = np.argwhere(a.array)[:, ::-1].mean(axis=0)
+    cb = np.argwhere(b.array)[:, ::-1].mean(axis=0)
+    np.testing.assert_allclose(tumour_centroid_near(both, [16, 14, 21]), ca, atol=1e-9)  # inside
+    np.testing.assert_allclose(tumour_centroid_near(both, [50, 50, 30]), cb, atol=1e-9)  # nearest
+    with pytest.raises(InputError, match="empty"):
+        tumour_centroid_near(a.with_array(np.zeros_like(a.array)))
+
+
+def test_thermal_applicator_puts_the_zone_centre_on_the_tumour() -> None:
+    from irplan.planning.needle_geometry import thermal_applicator_for_tumour
+    from irplan.planning.thermal_zone import (
+        applicator_ellipsoid,
+        load_tables,
+        table_for_device,
+    )
+
+    tumour = sphere_mask((30.3, 29.7, 30.0), 6.0)
+    d = np.array([0.2, 1.0, -0.3])
+    n = thermal_applicator_for_tumour(tumour, d, "mwa-14g", 100.0, 300.0)
+    table = table_for_device("mwa-14g", "MWA", load_tables())
+    zone = applicator_ellipsoid(table, n.tip_lps_mm, n.direction, 100.0, 300.0)
+    centroid = np.argwhere(tumour.array)[:, ::-1].mean(axis=0)
+    np.testing.assert_allclose(zone.centre_lps_mm, centroid, atol=1e-9)
+    assert angle_between_deg(n.direction, d) < 1e-9 and n.length_mm == pytest.approx(100.0)
