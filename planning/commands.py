@@ -228,7 +228,7 @@ class SetAttrs(Command):
     """Set attributes of the plan (``modality``, ``margin_mm``) or of ``plan.ire`` /
     ``plan.thermal`` / ``plan.image``; ``target`` names which object."""
 
-    _ALLOWED = {"plan": ("modality", "margin_mm"),
+    _ALLOWED = {"plan": ("modality", "margin_mm", "targets"),
                 "ire": ("voltage_v", "pulses", "pulse_width_us"),
                 "thermal": ("power_w", "time_s"),
                 "image": ("path", "series_uid", "frame_of_reference_uid")}
