@@ -329,6 +329,11 @@ class FieldSolver:
         nn = lab.size
         h_m = self.h_mm * 1e-3
         free = (lab == 0) & (self.sigma > 0)
+        # tissue not connected to any electrode (e.g. an island surrounded by air) carries
+        # no current; dropping it keeps the matrix non-singular
+        comp, _ = ndimage.label(free | (lab > 0))
+        keep = np.unique(comp[lab > 0])
+        free &= np.isin(comp, keep[keep > 0])
         self.free = free
         idx = np.full(nn, -1, dtype=np.int64)
         nfree = int(free.sum())
@@ -608,8 +613,8 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
                         "threshold is a user parameter; Šel et al. 2005 constants were not "
                         "verified here")
     timings["pairs_s"] = time.perf_counter() - t0
-    air = (np.asarray(sigma_s_per_m) <= 0) & (solver.labels == 0)
-    field_max[air] = 0.0
+    dead = (solver.labels == 0) & ~solver.free   # air, and tissue cut off from electrodes
+    field_max[dead] = 0.0
     field_vol = grid.with_array(field_max.astype(np.float32), units="V/cm")
     zone = grid.with_array((field_max >= threshold_v_per_cm).astype(np.uint8))
     timings["total_s"] = time.perf_counter() - t_start

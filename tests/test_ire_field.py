@@ -241,3 +241,20 @@ def test_progress_is_reported_and_cancel_stops_the_solver():
     assert seen and seen == sorted(seen) and 0.0 < seen[0] and seen[-1] <= 1.0
     with pytest.raises(CancelledError):
         solve_ire(grid, els, sigma, cancel=lambda: True)
+
+
+def test_air_and_detached_tissue_carry_no_field():
+    """Outside the body (sigma 0) and a tissue island cut off by air: no field, no zone,
+    and the solver still converges (the island is dropped from the system)."""
+    els = [Electrode([x, 0.0, 0.0], [0, 0, -1], 20.0, A_MM) for x in (-D_MM / 2, D_MM / 2)]
+    grid = solver_grid(els, 1.0, 12.0)
+    c = grid.voxel_centres_lps()
+    sigma = np.full(grid.array.shape, SIGMA_LIVER)
+    air = c[..., 1] > 8.0                                     # air beyond P = 8 mm
+    island = air & (np.abs(c[..., 0]) < 4) & (c[..., 1] > 12) & (c[..., 1] < 16)
+    sigma[air] = 0.0
+    sigma[island] = SIGMA_LIVER
+    res = solve_ire(grid, els, sigma, voltages_v=2250.0)
+    f = res.field_v_per_cm.array
+    assert f[air].max() == 0.0 and not res.zone.array[air].any()
+    assert np.isfinite(f).all() and res.pairs[0].current_a > 0
