@@ -258,3 +258,31 @@ def test_air_and_detached_tissue_carry_no_field():
     f = res.field_v_per_cm.array
     assert f[air].max() == 0.0 and not res.zone.array[air].any()
     assert np.isfinite(f).all() and res.pairs[0].current_a > 0
+
+
+def test_conductivity_map_from_masks_on_another_grid():
+    from irplan.planning.conductivity import conductivity_map
+
+    grid = Volume(np.zeros((20, 20, 20), np.uint8), [-10.0, -10.0, -10.0], [1.0, 1.0, 1.0])
+    ct_grid = Volume(np.zeros((30, 40, 40), np.uint8), [-12.0, -12.0, -12.0], [0.6, 0.6, 0.8])
+    c = ct_grid.voxel_centres_lps()
+    body = ct_grid.with_array((c[..., 0] < 8.0).astype(np.uint8))       # air beyond L = 8
+    liver = ct_grid.with_array((c[..., 0] < 5.0).astype(np.uint8))
+    tumor = ct_grid.with_array((np.linalg.norm(c, axis=-1) < 4.0).astype(np.uint8))
+    vessel = ct_grid.with_array((np.hypot(c[..., 0], c[..., 1]) < 1.5).astype(np.uint8))
+    sigma, notes = conductivity_map(grid, {"body": body, "liver": liver, "tumor": tumor,
+                                           "hepatic_vein": vessel}, {"tumor": 0.3})
+
+    def at(p):
+        return sigma[tuple(np.rint(grid.lps_to_index(p)).astype(int)[::-1])]
+
+    assert at([0, 0, 5]) == pytest.approx(CONDUCTIVITIES["blood"].sigma_s_per_m)  # vessel wins
+    assert at([2.5, -2.5, 0]) == pytest.approx(0.3)                               # user value
+    assert at([-7, -7, 0]) == pytest.approx(SIGMA_LIVER)
+    assert at([6, 0, 0]) == pytest.approx(CONDUCTIVITIES["muscle"].sigma_s_per_m)
+    assert at([9, 0, 0]) == 0.0                                                   # air
+    assert not notes
+    with pytest.raises(InputError, match="must be > 0"):
+        conductivity_map(grid, {}, {"liver": -1.0})
+    _, notes = conductivity_map(grid, {})
+    assert any("homogeneous" in n for n in notes)
