@@ -599,6 +599,8 @@ def retrieve(node: PacsNode | str, dest_dir: str | Path, *, study_uid: str,
     code = int(final.Status)
     if code == 0xC000 or code_to_category(code) == "Failure" or result.failed:
         extra = f"; local write errors: {saver.errors[0]}" if saver.errors else ""
+        if not saver.files and not result.failed and not result.completed:
+            extra += " (nothing was sent: is the UID on this server?)"
         raise PacsError(f"PACS node {node}: {op} of {what} failed with {_status_text(final)}, "
                         f"{result.failed} sub-operations failed, {len(saver.files)} files "
                         f"saved in {dest}{extra}", received=result.files)

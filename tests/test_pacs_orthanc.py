@@ -176,6 +176,13 @@ def test_store_exports_back_and_find_them(orthanc: OrthancServer, uploaded: dict
 
 
 # ------------------------------------------------------------------ failures
+def test_retrieve_unknown_study_says_so(orthanc: OrthancServer, tmp_path: Path) -> None:
+    with pytest.raises(pacs.PacsError, match=r"C-GET of study 1\.2\.3\.999.*is the UID on "
+                                             r"this server"):
+        pacs.retrieve(_node(orthanc), tmp_path / "x", study_uid="1.2.3.999", **_kw(orthanc))
+
+
+
 def test_wrong_called_ae_title_is_rejected_clearly(orthanc: OrthancServer) -> None:
     bad = pacs.PacsNode("NOTORTHANC", "127.0.0.1", orthanc.dicom_port)
     with pytest.raises(pacs.PacsError) as ei:
