@@ -411,6 +411,7 @@ class SafetyChecker:
         elif zone is not None:
             out.extend(self.check_heat_sink(zone))
         out.extend(self.advice_findings(plan))
+        out.extend(device_notes(plan))
         out.sort(key=lambda f: (_RANK[f.severity], f.needles[:1] or [-1], f.code))
         return out
 
@@ -737,6 +738,24 @@ def heat_sink_findings(zone: Volume, vessels: dict[str, Volume],
                                f"{name} (calibre {cals[big][k]:.1f} mm) lies "
                                f"{max(d[k], 0.0):.1f} mm from the predicted zone: heat sink "
                                "may leave viable tumour next to it", key, float(d[k]), []))
+    return out
+
+
+def device_notes(plan: Plan) -> list[Finding]:
+    """One info finding per catalogue device of the plan whose figures are partly
+    user-supplied (no public source verified them): the user must check them."""
+    from irplan.planning.devices import catalogue
+
+    out = []
+    cat = catalogue()
+    for dev_id in dict.fromkeys(n.device for n in plan.needles):
+        dev = cat.get(dev_id)
+        if dev is not None and dev.unverified:
+            idx = [i for i, n in enumerate(plan.needles) if n.device == dev_id]
+            out.append(Finding("info", "device_unverified",
+                               f"{dev.name}: some figures (lengths, exposure range) are "
+                               "user-supplied, not verified against the manufacturer's IFU; "
+                               "check them against your device", None, None, idx))
     return out
 
 

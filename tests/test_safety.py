@@ -54,6 +54,11 @@ def codes(findings, code):
     return [f for f in findings if f.code == code]
 
 
+def real(findings):
+    """Findings without the device-catalogue note (tested on its own)."""
+    return [f for f in findings if f.code != "device_unverified"]
+
+
 # ------------------------------------------------------------------ path vs structures
 @pytest.fixture(scope="module")
 def pv_checker() -> SafetyChecker:
@@ -127,9 +132,9 @@ def test_sphere_organ_tip_approach_and_unknown_structure() -> None:
 
 def test_bone_and_lung_crossing_are_errors() -> None:
     c = SafetyChecker({"bone": tube_z((10, 30), 2.0), "lung": sphere((30, 30, 30), 6.0)})
-    f = c.check(mwa([10, 20, 20], [10, 39.9, 20]))
+    f = real(c.check(mwa([10, 20, 20], [10, 39.9, 20])))
     assert [(g.severity, g.structure) for g in f] == [("error", "bone")]
-    f = c.check(mwa([30, 30, 20], [30, 30, 39.9]))
+    f = real(c.check(mwa([30, 30, 20], [30, 30, 39.9])))
     assert [(g.severity, g.code, g.structure) for g in f] == [("error", "path_crosses", "lung")]
 
 
@@ -184,9 +189,9 @@ def E(tip, entry, exp=20.0) -> Needle:
 
 def test_clean_ire_array_has_no_geometry_findings() -> None:
     arr = make_array("square", np.array([0, 0, 0.0]), [0, 0, -1], 15.0, 5.0, 20.0)
-    assert check_plan(ire(arr), {}) == []  # voltage derived per pair: nothing to say
+    assert real(check_plan(ire(arr), {})) == []  # voltage derived per pair: nothing to say
     # one voltage for all pairs: the diagonals (21.2 mm) fall below 1500 V/cm
-    f = check_plan(ire(arr, voltage=2400.0), {})
+    f = real(check_plan(ire(arr, voltage=2400.0), {}))
     assert {g.code for g in f} == {"ire_voltage_per_cm"}
     assert sorted(g.needles for g in f) == [[0, 2], [1, 3]]
 
@@ -359,7 +364,7 @@ def test_irplan_check_cli_on_a_constructed_case(tmp_path, capsys) -> None:
     assert cli_main(["check", str(tmp_path / "p.irplan.json"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [(f["severity"], f["code"], f["structure"], f["needles"]) for f in out] == \
-        [("warning", "path_near", "portal_vein", [0])]
+        [("warning", "path_near", "portal_vein", [0]), ("info", "device_unverified", None, [0])]
     assert out[0]["distance_mm"] == pytest.approx(2.0, abs=0.5)
     assert cli_main(["check", str(tmp_path / "p.irplan.json")]) == 0
     text = capsys.readouterr().out
@@ -483,3 +488,9 @@ def test_exposure_coverage_follows_plan_targets() -> None:
     assert codes(check_plan(plan, masks), "ire_exposure_coverage")      # both lesions: short
     plan.targets = ["tumor"]
     assert codes(check_plan(plan, masks), "ire_exposure_coverage") == []
+
+
+def test_user_supplied_device_figures_are_flagged() -> None:
+    plan = ire([E([0, 0, 0], [0, 0, 100]), E([15, 0, 0], [15, 0, 100])])
+    (f,) = codes(check_plan(plan, {}), "device_unverified")
+    assert f.severity == "info" and f.needles == [0, 1] and "user-supplied" in f.message
