@@ -396,7 +396,7 @@ class SafetyChecker:
         for key in self.structures:
             role = structure_role(key)
             if role == "unknown":
-                out.append(Finding("info", "unknown_structure",
+                out.append(Finding("warning", "unknown_structure",
                                    f"structure '{key}' is not a standard type; it is treated "
                                    f"as a risk structure ({self.settings.default_clearance_mm:g}"
                                    " mm clearance)", key))
