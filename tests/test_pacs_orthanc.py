@@ -217,6 +217,38 @@ def test_hung_server_times_out_and_keeps_files(orthanc: OrthancServer, uploaded:
     assert [_sha(p) for p in files] == before
 
 
+def test_non_dicom_service_that_hangs_up_is_reported(tmp_path: Path) -> None:
+    """A service on the port that accepts the connection and closes it at once (e.g. a
+    web server, or a DICOM server dropping unknown callers): "aborted", no traceback."""
+    import socket
+    import threading
+
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        node = pacs.PacsNode("ANY", "127.0.0.1", srv.getsockname()[1])
+        with pytest.raises(pacs.PacsError, match=r"ANY@127\.0\.0\.1:\d+: .*aborted"):
+            pacs.echo(node, calling_aet="IRPLANTEST", timeout_s=3)
+    finally:
+        stop.set()
+        t.join(timeout=2)
+        srv.close()
+
+
 def test_unknown_calling_ae_cannot_query(orthanc: OrthancServer) -> None:
     with pytest.raises(pacs.PacsError, match="STRANGER"):
         pacs.find_studies(_node(orthanc), patient_id="*", calling_aet="STRANGER",
