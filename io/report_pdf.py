@@ -384,16 +384,18 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
                            "measurements on the images given; they must be checked by "
                            "the treating physician.", st["small"]))
 
-    _NumberedCanvas.notice = rc.notice
-    _NumberedCanvas.footer = (f"{rc.title} \u2014 "
-                              + ("anonymised" if rc.case.anonymised else rc.case.patient_label)
-                              + f" \u2014 {rc.created_utc}")
-    _NumberedCanvas.fonts = (st["_reg"], st["_bold"])  # type: ignore[assignment]
+    footer = (f"{rc.title} \u2014 "
+              + ("anonymised" if rc.case.anonymised else rc.case.patient_label)
+              + f" \u2014 {rc.created_utc}")
+    # a subclass per report: no shared state between concurrent reports
+    canvas_cls = type("_ReportCanvas", (_NumberedCanvas,),
+                      {"notice": rc.notice, "footer": footer,
+                       "fonts": (st["_reg"], st["_bold"])})
     doc = SimpleDocTemplate(str(out), pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
                             topMargin=18 * mm, bottomMargin=15 * mm, title=rc.title,
                             author="IRPlan", subject=rc.notice, creator="IRPlan")
     try:
-        doc.build(story, canvasmaker=_NumberedCanvas)
+        doc.build(story, canvasmaker=canvas_cls)
     except OSError as exc:
         raise InputError(f"{out}: cannot write the PDF ({exc.strerror or exc})") from None
     return out
