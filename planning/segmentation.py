@@ -197,6 +197,41 @@ def _sphere_directions(n: int = 98) -> np.ndarray:
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
 
 
+def _star_bound(vol: Volume, seed_lps_mm: np.ndarray, rays_mm: np.ndarray,
+                max_mm: float, n_neighbours: int = 8) -> np.ndarray:
+    """Star-shaped bound around the seed from the ray lengths (bool array on ``vol``).
+
+    Rays much longer than the median (> 1.6x: they ran into an adjacent organ of the
+    same density through a broad contact) or shorter than half of it (a calcification)
+    take the median length of their nearest regular neighbours. A voxel is allowed up to
+    1.3 x the length of its direction + 3 mm from the seed (heterogeneous lesions are not
+    cut), in leaking directions only up to 1.15 x + 1.5 mm: a leak through a wide contact
+    is cut close to where the lesion's own surface would be.
+    """
+    dirs = _sphere_directions(len(rays_mm))
+    med = float(np.median(rays_mm))
+    long_ = rays_mm > 1.6 * med
+    ok = ~long_ & (rays_mm >= 0.5 * med)
+    if ok.sum() < 3:
+        return np.ones(vol.array.shape, dtype=bool)
+    # regular rays: generous (1.3 x + 3 mm: heterogeneous lesions are not cut); long
+    # (leaking) and short (calcification) rays take the median of their regular
+    # neighbours, and long ones the tight limit 1.15 x + 1.5 mm
+    r = rays_mm.astype(float).copy()
+    good = np.nonzero(ok)[0]
+    for n in np.nonzero(~ok)[0]:
+        near = good[np.argsort(-(dirs[good] @ dirs[n]))[:n_neighbours]]
+        r[n] = float(np.median(rays_mm[near]))
+    cap = np.where(long_, 1.15 * r + 1.5, 1.3 * r + 3.0)
+    kk, jj, ii = np.meshgrid(*(np.arange(n) for n in vol.array.shape), indexing="ij")
+    pts = vol.index_to_lps(np.stack([ii, jj, kk], -1).reshape(-1, 3).astype(float))
+    v = pts - seed_lps_mm
+    rho = np.linalg.norm(v, axis=1)
+    nearest = np.argmax(v @ dirs.T, axis=1)
+    allowed = rho <= np.minimum(cap[nearest], max_mm)
+    return allowed.reshape(vol.array.shape)
+
+
 def _ray_lengths_mm(vol: Volume, arr: np.ndarray, seed_lps_mm: np.ndarray, lower: float,
                     upper: float, max_mm: float, step_mm: float = 0.5,
                     persist_mm: float = 1.5) -> np.ndarray:
@@ -229,9 +264,11 @@ def segment_tumor(ct: Volume, seed_lps_mm: Sequence[float], radius_mm: float | N
     The upper threshold lies ``edge_fraction`` of the way from lesion to parenchyma (0.5 =
     the half-contrast edge; at least 3 robust SDs), so enhanced vessels and the parenchyma
     stay out; the lower one is as far below the lesion (necrosis is darker).
-    Bound: rays cast from the click measure the lesion and the result stays in a sphere
-    of 1.3 x their 75th percentile + 2 mm, at most 1.5 x ``radius_mm`` + 2 mm (a drag) or
-    ``max_radius_mm``, which stops leaks into adjacent hypodense organs.
+    Bound: rays cast from the click measure the lesion; the result stays in a sphere of
+    1.3 x their 75th percentile + 2 mm (at most 1.5 x ``radius_mm`` + 2 mm from a drag, or
+    ``max_radius_mm``) and inside the star-shaped hull of the rays (outlier rays that ran
+    into an adjacent organ of the same density replaced by their neighbours), which stops
+    leaks into stomach, gallbladder or bowel touching the lesion.
     Clean-up: opening 1 mm (cuts thin bridges), the part holding the click, closing 2 mm,
     hole filling (3-D and per slice: calcifications, necrosis).
     """
@@ -267,7 +304,7 @@ def segment_tumor(ct: Volume, seed_lps_mm: Sequence[float], radius_mm: float | N
     # hypodense structure (stomach, gallbladder, bowel) is cut at the lesion's own size.
     rays = _ray_lengths_mm(sub, sm, seed, lower, upper, bound_mm)
     bound_mm = min(bound_mm, 1.3 * float(np.percentile(rays, 75)) + 2.0)
-    ball = _ball(sub, seed, bound_mm)
+    ball = _ball(sub, seed, bound_mm) & _star_bound(sub, seed, rays, bound_mm)
     region = (sm >= lower) & (sm <= upper) & ball
     k0 = _seed_kji(sub, seed)
     # thin bridges (to a neighbouring hypodense structure) are cut by an opening

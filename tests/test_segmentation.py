@@ -147,6 +147,29 @@ def test_seeds_outside_or_in_wrong_tissue_are_refused(phantom):
 
 
 # ------------------------------------------------------------------ analytic shapes
+@pytest.mark.parametrize("gap_mm", [2.0, 0.0, -2.0])
+def test_tumour_does_not_flood_a_touching_hypodense_organ(gap_mm):
+    """A 40 HU lesion (r 10 mm) in 100 HU liver next to a 35 HU organ (stomach-like):
+    apart, touching, and overlapping by 2 mm (a broad contact of the same density)."""
+    from scipy.ndimage import gaussian_filter
+
+    sp = np.array([1.0, 1.0, 1.5])
+    g = Volume(np.zeros((40, 60, 60), np.int16), (-30.0, -30.0, -30.0), sp)
+    p = g.voxel_centres_lps()
+    hu = np.full(p.shape[:3], 100.0)
+    hu[p[..., 0] > 10.0 + gap_mm] = 35.0
+    tumour = np.linalg.norm(p, axis=-1) <= 10.0
+    hu[tumour] = 40.0
+    hu = gaussian_filter(hu, 0.6 / sp[::-1]) + np.random.default_rng(1).normal(0, 10, hu.shape)
+    m = seg.segment_tumor(g.with_array(hu.astype(np.int16)), [1.5, -1.0, 2.0])
+    leak_ml = float((m.array.astype(bool) & ~tumour).sum()) * g.voxel_volume_ml
+    true_ml = float(tumour.sum()) * g.voxel_volume_ml
+    print(f"gap {gap_mm:+.0f} mm: Dice {dice(m.array, tumour):.3f}, leak {leak_ml:.2f} mL "
+          f"of {true_ml:.2f}")
+    assert dice(m.array, tumour) >= 0.85
+    assert leak_ml <= 0.3 * true_ml
+
+
 def _grid(size=(50, 50, 40), spacing=(1.0, 1.0, 1.5), origin=(-25.0, -25.0, -30.0)) -> Volume:
     return Volume(np.zeros(size[::-1], np.uint8), origin, spacing)
 
