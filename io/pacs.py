@@ -284,6 +284,8 @@ class _Watch:
 
 def _make_ae(calling_aet: str, timeout_s: float) -> AE:
     _check_ae(calling_aet, "local (calling) AE title")
+    if not 0 < timeout_s <= 600:
+        raise InputError(f"network timeout {timeout_s!r} s: use a value in (0, 600] s")
     ae = AE(ae_title=calling_aet)
     ae.acse_timeout = timeout_s
     ae.dimse_timeout = timeout_s
