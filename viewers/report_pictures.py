@@ -167,6 +167,7 @@ def _needle_actors(rc: Any, needles: Sequence[Needle], radius_mm: float) -> list
             act = rc.vtkActor()
             act.SetMapper(mapper)
             act.GetProperty().SetColor(*rgb)
+            act.GetProperty().SetAmbient(0.35)
             act.GetProperty().SetSpecular(0.4)
             actors.append(act)
         tip = vtkSphereSource()
@@ -187,6 +188,7 @@ def _needle_labels(rc: Any, needles: Sequence[Needle]) -> list[Any]:
         t = rc.vtkBillboardTextActor3D()
         t.SetInput(nd.name or f"N{n}")
         t.SetPosition(*map(float, nd.entry_lps_mm))
+        t.SetDisplayOffset(10, 8)
         t.GetTextProperty().SetFontSize(16)
         t.GetTextProperty().SetBold(True)
         t.GetTextProperty().SetColor(*EXPOSURE_RGB)
@@ -277,6 +279,7 @@ def render_scene(structures: Mapping[str, Volume], needles: Sequence[Needle],
         d /= np.linalg.norm(d)
         up = np.array([0.0, 0.0, 1.0]) if abs(d[2]) < 0.9 else np.array([0.0, -1.0, 0.0])
         cam.SetPosition(*(centre - 300.0 * d))
+        cam.ParallelProjectionOn()    # a true cross-section of the (parallel) array
         letters = ("", "", "", "")
     else:
         cam.SetPosition(*(centre + np.array([0.0, -400.0, 0.0])))  # anterior = -P
