@@ -158,19 +158,22 @@ def symmetric_sdf(mask: sitk.Image) -> sitk.Image:
 
 
 def smoothed_indicator(mask: Volume, arr: np.ndarray, lo_ijk: np.ndarray, hi_ijk: np.ndarray,
-                       sigma_factor: float = SMOOTHING_FACTOR) -> sitk.Image:
+                       sigma_factor: float = SMOOTHING_FACTOR,
+                       obj_box: tuple[np.ndarray, np.ndarray] | None = None) -> sitk.Image:
     """Gaussian-blurred 0/1 indicator (float32) of ``mask`` on the index box [lo, hi]
     (inclusive, clipped to the grid and to the object, grown by 3 sigma); None when the box
-    holds none of the object. Sigma_axis = factor x spacing_axis."""
+    holds none of the object. Sigma_axis = factor x spacing_axis. ``obj_box``: the
+    object's :func:`bbox_ijk` when already known (saves a pass over large grids)."""
     sigma_mm = sigma_factor * mask.spacing_mm
     grow = np.ceil(3.0 * sigma_factor).astype(int) + 2
     size = np.asarray(mask.size_xyz)
-    olo, ohi = bbox_ijk(arr)  # nothing to blur far from the object
+    olo, ohi = obj_box if obj_box is not None else bbox_ijk(arr)  # nothing to blur far away
     lo = np.clip(np.maximum(np.asarray(lo_ijk), olo - grow) - grow, 0, size - 1)
     hi = np.clip(np.minimum(np.asarray(hi_ijk), ohi + grow) + grow, 0, size - 1)
     if np.any(hi < lo):
         return None  # type: ignore[return-value]
-    sub = mask.with_array(arr.astype(np.float32)).crop_index(lo, hi + 1).to_sitk()
+    cropped = mask.with_array(arr).crop_index(lo, hi + 1)  # copies the box only
+    sub = cropped.with_array(cropped.array.astype(np.float32)).to_sitk()
     sub = sitk.ConstantPad(sub, [int(grow)] * 3, [int(grow)] * 3, 0.0)
     if sigma_factor > 0:
         sub = sitk.SmoothingRecursiveGaussian(sub, [float(s) for s in sigma_mm])
@@ -211,11 +214,12 @@ def _map_points(tf: sitk.Transform, pts: np.ndarray) -> np.ndarray:
 
 
 def _indicator_on(mask: Volume, arr: np.ndarray, grid: Volume, tf: sitk.Transform,
-                  sigma_factor: float) -> np.ndarray:
+                  sigma_factor: float,
+                  obj_box: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Smoothed indicator of ``mask`` sampled on ``grid`` (through ``tf``), [k, j, i]."""
     idx = mask.lps_to_index(_map_points(tf, _box_points(grid)))
     img = smoothed_indicator(mask, arr, np.floor(idx.min(0)).astype(int) - 1,
-                             np.ceil(idx.max(0)).astype(int) + 1, sigma_factor)
+                             np.ceil(idx.max(0)).astype(int) + 1, sigma_factor, obj_box)
     if img is None:  # the grid maps wholly outside this image
         return np.zeros(grid.array.shape, np.float32)
     out = sitk.Resample(img, grid.to_sitk(), tf, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
@@ -378,8 +382,9 @@ def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
         raise InputError(f"{src}: the ablation-zone image does not cover the whole tumour "
                          "(the tumour box lies partly outside its field of view)")
 
-    t_ind = _indicator_on(tumor, t_arr, grid, sitk.Transform(), sigma_factor)
-    z_ind = _indicator_on(zone, z_arr, grid, tf, sigma_factor)
+    z_box = bbox_ijk(z_arr)
+    t_ind = _indicator_on(tumor, t_arr, grid, sitk.Transform(), sigma_factor, (t_lo, t_hi))
+    z_ind = _indicator_on(zone, z_arr, grid, tf, sigma_factor, z_box)
 
     points, faces, verts_kji = _iso_surface(t_ind, grid)
     notes: list[str] = []
@@ -406,8 +411,8 @@ def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
     # Trilinear 0.5-level membership; fine points exactly halfway between an inside and an
     # outside voxel centre (frequent when grids align) count one half.
     vox_ml = float(np.prod(grid.spacing_mm)) / 1000.0
-    w_t = _membership(_indicator_on(tumor, t_arr, grid, sitk.Transform(), 0.0))
-    w_z = _membership(_indicator_on(zone, z_arr, grid, tf, 0.0))
+    w_t = _membership(_indicator_on(tumor, t_arr, grid, sitk.Transform(), 0.0, (t_lo, t_hi)))
+    w_z = _membership(_indicator_on(zone, z_arr, grid, tf, 0.0, z_box))
     n_t = float(w_t.sum())
     residual_w = w_t * (1.0 - w_z)
     residual = residual_w > 0.5
@@ -416,9 +421,9 @@ def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
     t_lo2 = np.maximum(t_lo - np.ceil(pad_mm / tumor.spacing_mm).astype(int) - 1, 0)
     t_hi2 = np.minimum(t_hi + np.ceil(pad_mm / tumor.spacing_mm).astype(int) + 1,
                        np.asarray(tumor.size_xyz) - 1)
+    t_crop = tumor.with_array(t_arr).crop_index(t_lo2, t_hi2 + 1)
     t_sdf = symmetric_sdf(sitk.ConstantPad(
-        tumor.with_array(t_arr.astype(np.uint8)).crop_index(t_lo2, t_hi2 + 1).to_sitk(),
-        [2, 2, 2], [2, 2, 2], 0))
+        t_crop.with_array(t_crop.array.astype(np.uint8)).to_sitk(), [2, 2, 2], [2, 2, 2], 0))
     shell_sdf = sitk.GetArrayFromImage(sitk.Resample(
         t_sdf, grid.to_sitk(), sitk.Transform(), sitk.sitkLinear, 1.0e4, sitk.sitkFloat32))
     shell = shell_sdf <= required_margin_mm
