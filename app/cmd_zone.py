@@ -39,6 +39,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra thermal zone tables (JSON, format of thermal_tables.json)")
     parser.add_argument("--margin-grid-mm", type=float, default=0.5,
                         help="margin analysis spacing in mm (0 = the tumour's own grid)")
+    parser.add_argument("--pairs", default=None, metavar="1-2,2-3",
+                        help="IRE pulse pairs, 1-based (default: pairs <= 25 mm apart)")
+    parser.add_argument("--padding-mm", type=float, default=15.0,
+                        help="IRE solver box padding around the electrodes (mm)")
+    parser.add_argument("--conductivity", action="append", default=[], metavar="TISSUE=S_PER_M",
+                        help="override a tissue conductivity (liver, tumor, blood, bile, fat, "
+                             "muscle, bone, lung); repeatable")
+
+
+def parse_pairs(text: str, n_needles: int) -> list[tuple[int, int]]:
+    """'1-2,2-3' -> [(0, 1), (1, 2)]; InputError naming the bad item."""
+    out: list[tuple[int, int]] = []
+    for item in text.split(","):
+        parts = item.strip().split("-")
+        try:
+            i, j = (int(v) for v in parts)
+        except ValueError:
+            raise InputError(f"--pairs: {item.strip()!r} is not of the form I-J") from None
+        if not (1 <= i <= n_needles and 1 <= j <= n_needles) or i == j:
+            raise InputError(f"--pairs: {item.strip()!r} does not name two of the {n_needles} "
+                             "needles (1-based)")
+        out.append((i - 1, j - 1))
+    return out
+
+
+def parse_conductivities(items: list[str]) -> dict[str, float] | None:
+    """['tumor=0.3'] -> {'tumor': 0.3}; InputError naming the bad item."""
+    from irplan.planning.conductivity import default_table
+
+    known = default_table()
+    out: dict[str, float] = {}
+    for item in items:
+        key, _, val = item.partition("=")
+        key = key.strip()
+        if key not in known:
+            raise InputError(f"--conductivity {item}: unknown tissue {key!r} (known: "
+                             f"{', '.join(known)})")
+        try:
+            out[key] = float(val)
+        except ValueError:
+            raise InputError(f"--conductivity {item}: {val!r} is not a number (S/m)") from None
+    return out or None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--margin-grid-mm must be >= 0, got {args.margin_grid_mm}")
     plan = load_plan(args.plan)
     structures, notes = load_plan_structures(plan)
-    opts = ZoneOptions(threshold_v_per_cm=args.threshold_v_per_cm,
+    pairs = parse_pairs(args.pairs, len(plan.needles)) if args.pairs else None
+    opts = ZoneOptions(threshold_v_per_cm=args.threshold_v_per_cm, pairs=pairs,
+                       padding_mm=args.padding_mm,
+                       conductivity_s_per_m=parse_conductivities(args.conductivity),
                        ratio_v_per_cm=args.ratio_v_per_cm, dynamic_ratio=args.dynamic_ratio,
                        heat_sink=args.heat_sink, heat_sink_shell_mm=args.heat_sink_shell_mm,
                        isotherm_c=args.isotherm_c, tables_path=args.tables,

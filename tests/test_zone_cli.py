@@ -11,6 +11,7 @@ import pytest
 from irplan.app.cli import main
 from irplan.io.masks import read_mask
 from irplan.io.plan_file import load_plan, save_plan
+from irplan.planning.conductivity import default_table
 from irplan.planning.ire_array import electrode_pairs
 from irplan.planning.plan import Needle, ThermalParams
 
@@ -94,3 +95,22 @@ def test_missing_plan_file_is_one_line_error(tmp_path, capsys):
     assert main(["zone", str(tmp_path / "nope.irplan.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("irplan: error:") and "nope.irplan.json" in err
+
+
+def test_pairs_and_conductivity_options(phantom_case: Path, capsys):
+    plan_path = str(phantom_case / "plan.irplan.json")
+    doubled = [a for k, v in default_table().items() for a in ("--conductivity", f"{k}={2 * v}")]
+    d = _run_json(capsys, plan_path, "--grid-mm", "2", "--margin-grid-mm", "0",
+                  "--pairs", "1-2,3-4", *doubled)
+    base = _run_json(capsys, plan_path, "--grid-mm", "2", "--margin-grid-mm", "0",
+                     "--pairs", "1-2,3-4")
+    assert [p["electrodes"] for p in d["pairs"]] == [[0, 1], [2, 3]]
+    # every conductivity doubled: same field and zone, twice the current
+    assert d["zone_volume_ml"] == pytest.approx(base["zone_volume_ml"], rel=1e-6)
+    for a, b in zip(d["pairs"], base["pairs"]):
+        assert a["current_a"] == pytest.approx(2 * b["current_a"], rel=0.01)
+    for bad, msg in ((["--pairs", "1-7"], "does not name two"),
+                     (["--pairs", "a-b"], "not of the form"),
+                     (["--conductivity", "spleen=1"], "unknown tissue")):
+        assert main(["zone", plan_path, "--grid-mm", "2", *bad]) == 2
+        assert msg in capsys.readouterr().err
