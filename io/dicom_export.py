@@ -311,8 +311,13 @@ def export_encapsulated_pdf(source: SourceSeries, pdf_path: str | Path, out_path
 
 def export_secondary_capture(source: SourceSeries, png_path: str | Path, out_path: str | Path,
                              *, description: str = "IRPlan screenshot",
-                             series_number: int = 903) -> Path:
-    """A screenshot PNG as an RGB Secondary Capture image in the source study."""
+                             series_number: int = 903,
+                             patient_orientation: tuple[str, str] | None = None) -> Path:
+    """A screenshot PNG as an RGB Secondary Capture image in the source study.
+
+    ``patient_orientation`` (row, column directions, e.g. ("L", "P") for an axial view in
+    radiological convention) when the picture has one; a window of several views has
+    none, and the Type 2 PatientOrientation is then left empty (unknown)."""
     from PIL import Image, UnidentifiedImageError
 
     png = Path(png_path)
@@ -325,8 +330,10 @@ def export_secondary_capture(source: SourceSeries, png_path: str | Path, out_pat
         ref_dataset=source.first, pixel_array=rgb, photometric_interpretation="RGB",
         bits_allocated=8, coordinate_system="PATIENT", series_instance_uid=generate_uid(),
         series_number=series_number, sop_instance_uid=generate_uid(), instance_number=1,
-        manufacturer=MANUFACTURER[:64], patient_orientation=("L", "P"),
+        manufacturer=MANUFACTURER[:64], patient_orientation=patient_orientation or ("L", "P"),
         transfer_syntax_uid=ExplicitVRLittleEndian)
+    if patient_orientation is None:
+        sc.PatientOrientation = ""  # Type 2: present, unknown
     sc.SeriesDescription = description[:64]
     sc.BurnedInAnnotation = "YES"
     sc.ReferencedSeriesSequence = _referenced_series(source)
