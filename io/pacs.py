@@ -413,6 +413,15 @@ def _find(node: PacsNode, query: Dataset, calling_aet: str, timeout_s: float,
     return out
 
 
+def _multi(v: Any) -> str:
+    """A possibly multi-valued string element as ``A\\B``."""
+    if v is None or v == "":
+        return ""
+    if isinstance(v, str):
+        return v
+    return "\\".join(str(x) for x in v)
+
+
 def _int_or_none(ds: Dataset, keyword: str) -> int | None:
     v = ds.get(keyword)
     try:
@@ -448,9 +457,7 @@ def find_studies(node: PacsNode | str, *, patient_id: str | None = None,
         patient_name=str(d.get("PatientName", "")), study_date=str(d.get("StudyDate", "")),
         accession=str(d.get("AccessionNumber", "")),
         description=str(d.get("StudyDescription", "")),
-        modalities="\\".join(d.ModalitiesInStudy) if "ModalitiesInStudy" in d
-        and d.ModalitiesInStudy is not None and not isinstance(d.ModalitiesInStudy, str)
-        else str(d.get("ModalitiesInStudy", "") or ""),
+        modalities=_multi(d.get("ModalitiesInStudy")),
         n_series=_int_or_none(d, "NumberOfStudyRelatedSeries"),
         n_instances=_int_or_none(d, "NumberOfStudyRelatedInstances"),
     ) for d in found]

@@ -173,6 +173,9 @@ def test_store_exports_back_and_find_them(orthanc: OrthancServer, uploaded: dict
     mods = {s.series_uid: s.modality for s in series}
     assert mods[str(dcmread(seg).SeriesInstanceUID)] == "SEG"
     assert mods[str(dcmread(enc).SeriesInstanceUID)] == "DOC"
+    study = pacs.find_studies(_node(orthanc), patient_id=str(uploaded["ds"].PatientID),
+                              **_kw(orthanc))[0]
+    assert {"CT", "SEG", "DOC"} <= set(study.modalities.split("\\"))
 
 
 # ------------------------------------------------------------------ failures
