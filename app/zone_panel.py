@@ -111,13 +111,16 @@ class ZonePanel(QWidget):
                                        "rat liver, 8 x 100 us; lower with more pulses)")
         self.threshold_spin.valueChanged.connect(lambda _v: self.schedule())
         form.addRow("IRE threshold", self.threshold_spin)
+        self._threshold_label = form.labelForField(self.threshold_spin)
         self.heat_sink_check = QCheckBox("cut cooled shell at vessels >= 3 mm")
         self.heat_sink_check.toggled.connect(lambda _on: self.schedule())
         form.addRow("Heat sink", self.heat_sink_check)
+        self._heat_sink_label = form.labelForField(self.heat_sink_check)
         self.field_check = QCheckBox("|E| colour map on the slices")
         self.field_check.setChecked(True)
         self.field_check.toggled.connect(self.display.set_field_visible)
         form.addRow("Field", self.field_check)
+        self._field_label = form.labelForField(self.field_check)
         lay.addLayout(form)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -142,6 +145,15 @@ class ZonePanel(QWidget):
         lay.addWidget(self.notes)
         lay.addStretch(1)
         self._show_idle("Place needles to see the predicted zone.")
+
+    def _update_controls(self) -> None:
+        """IRE controls for IRE plans, the heat-sink option for thermal ones."""
+        ire = self.case.plan.modality == "IRE"
+        for w in (self.threshold_spin, self._threshold_label, self.field_check,
+                  self._field_label):
+            w.setVisible(ire)
+        for w in (self.heat_sink_check, self._heat_sink_label):
+            w.setVisible(not ire)
 
     def _show_idle(self, text: str) -> None:
         self.figures.setText(f"<span style='color:{_GREY}'>{html.escape(text)}</span>")
@@ -179,6 +191,7 @@ class ZonePanel(QWidget):
     def start(self, fine: bool = False) -> None:
         """Compute the zone of the current plan in the background (preview or fine)."""
         self._timer.stop()
+        self._update_controls()
         plan = self.case.plan
         n_min = 2 if plan.modality == "IRE" else 1
         if len(plan.needles) < n_min:
@@ -297,8 +310,9 @@ class ZonePanel(QWidget):
         off = [p for p in res.pairs if not lo <= p.current_a <= hi]
         if off:   # one line instead of one warning per pair (the table marks them)
             notes.append(f"<span style='color:{_ORANGE}'>&#9888; {len(off)} of {len(res.pairs)} "
-                         f"pairs outside the {lo:.0f}-{hi:.0f} A target window (marked)"
-                         f"</span>")
+                         f"pairs outside the {lo:.0f}-{hi:.0f} A target window (marked; "
+                         "static-conductivity prediction: tissue conductivity rises while "
+                         "pulsing)</span>")
         for w in res.warnings:
             if "target window" in w and off:
                 continue

@@ -104,3 +104,29 @@ def test_zone_panel_live_preview_refine_and_field_colours(qtbot):
     assert "Place at least 2" in panel.figures.text()
     assert not axial.structure_keys() or "predicted_zone" not in axial.structure_keys()
     win.close()
+
+
+def test_zone_panel_thermal_plan(qtbot):
+    from irplan.app.main_window import MainWindow
+    from irplan.app.zone_panel import install_zone_panel
+    from irplan.planning.plan import ThermalParams
+
+    win = MainWindow(restore_state=False)
+    qtbot.addWidget(win)
+    panel = install_zone_panel(win)
+    win.resize(1600, 1000)
+    win.show()
+    ct, masks = _synthetic_case()
+    plan = Plan(modality="MWA", needles=[Needle("mwa-14g", [0.0, 0.0, -15.0], [0, 0, 120.0])],
+                thermal=ThermalParams(power_w=100.0, time_s=300.0))
+    win.show_case(ct, masks, plan=plan, title="synthetic MWA")
+    qtbot.waitUntil(lambda: panel.result_is_fine and not win.tasks.busy, timeout=120_000)
+    res = panel.result
+    assert res.modality == "MWA" and res.field_v_per_cm is None
+    assert panel.display.field_view_names == []              # no |E| map for heat
+    assert panel.heat_sink_check.isVisibleTo(panel) and not panel.threshold_spin.isVisibleTo(panel)
+    assert res.margin.tumor_coverage_percent > 99.0           # 25 mm wide zone, 16 mm tumour
+    assert "illustrative" in panel.notes.text()
+    assert "predicted_zone" in win.views.structure_keys()       # outline on the slices
+    assert win.views.surface("predicted_zone").GetNumberOfPoints() > 100   # 3-D surface
+    win.close()
