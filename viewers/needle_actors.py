@@ -1,0 +1,121 @@
+"""Needles drawn in the views (LPS mm): paths coloured by their worst safety finding.
+
+In the three MPR views each needle is a line entry -> tip drawn on top of the image, its
+active part (IRE exposure) as a thicker segment, and small discs at tip and entry (the
+drag handles). In 3D it is a tube of the device's real diameter. Colours:
+
+- red: an error finding involves the needle; orange: a warning; green: nothing above
+  info. The selected needle is drawn brighter and wider.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkFiltersCore import vtkAppendPolyData, vtkTubeFilter
+from vtkmodules.vtkFiltersSources import vtkSphereSource
+
+from irplan.planning.plan import Plan
+from irplan.viewers.view_set import ViewSet
+
+SEVERITY_RGB: dict[str | None, tuple[float, float, float]] = {
+    "error": (0.95, 0.15, 0.15),
+    "warning": (1.0, 0.6, 0.0),
+    "info": (0.2, 0.85, 0.35),
+    None: (0.2, 0.85, 0.35),
+}
+TARGET_RGB = (0.3, 0.85, 1.0)
+MPR_VIEWS = ("axial", "coronal", "sagittal")
+
+
+def line_polydata(a: np.ndarray, b: np.ndarray) -> vtkPolyData:
+    pts = vtkPoints()
+    pts.InsertNextPoint(*(float(v) for v in a))
+    pts.InsertNextPoint(*(float(v) for v in b))
+    lines = vtkCellArray()
+    lines.InsertNextCell(2)
+    lines.InsertCellPoint(0)
+    lines.InsertCellPoint(1)
+    poly = vtkPolyData()
+    poly.SetPoints(pts)
+    poly.SetLines(lines)
+    return poly
+
+
+def tube_polydata(a: np.ndarray, b: np.ndarray, radius_mm: float) -> vtkPolyData:
+    tube = vtkTubeFilter()
+    tube.SetInputData(line_polydata(a, b))
+    tube.SetRadius(float(radius_mm))
+    tube.SetNumberOfSides(16)
+    tube.CappingOn()
+    tube.Update()
+    out = vtkPolyData()
+    out.DeepCopy(tube.GetOutput())
+    return out
+
+
+def spheres_polydata(points: list[np.ndarray], radius_mm: float) -> vtkPolyData:
+    app = vtkAppendPolyData()
+    for p in points:
+        s = vtkSphereSource()
+        s.SetCenter(*(float(v) for v in p))
+        s.SetRadius(float(radius_mm))
+        s.SetThetaResolution(16)
+        s.SetPhiResolution(12)
+        s.Update()
+        app.AddInputData(s.GetOutput())
+    app.Update()
+    out = vtkPolyData()
+    out.DeepCopy(app.GetOutput())
+    return out
+
+
+class NeedleActors:
+    """Keeps one set of overlays per needle in a :class:`ViewSet` up to date."""
+
+    def __init__(self, views: ViewSet) -> None:
+        self.views = views
+        self._keys: set[str] = set()
+
+    def clear(self) -> None:
+        for k in list(self._keys):
+            self.views.remove_overlay(k)
+        self._keys.clear()
+
+    def _add(self, key: str, poly: vtkPolyData, color, views, line_width: float = 2.0,
+             opacity: float = 1.0) -> None:
+        self.views.add_overlay_polydata(key, poly, color=color, opacity=opacity,
+                                        line_width=line_width, views=views)
+        self._keys.add(key)
+
+    def update(self, plan: Plan, severities: list[str | None], selected: int | None = None,
+               radii_mm: list[float] | None = None,
+               pending_target_lps_mm: np.ndarray | None = None) -> None:
+        """Redraw every needle of ``plan``; ``severities[i]``: worst finding of needle i."""
+        self.clear()
+        for i, n in enumerate(plan.needles):
+            sev = severities[i] if i < len(severities) else None
+            rgb = np.asarray(SEVERITY_RGB.get(sev, SEVERITY_RGB[None]))
+            sel = i == selected
+            if sel:
+                rgb = np.minimum(1.0, rgb * 1.15 + 0.1)
+            color = tuple(float(c) for c in rgb)
+            r = (radii_mm[i] if radii_mm and i < len(radii_mm) else 0.55)
+            r = max(r, 0.75)   # thinner tubes vanish in an overview 3D view
+            tip, entry = n.tip_lps_mm, n.entry_lps_mm
+            self._add(f"needle:{i}:path", line_polydata(entry, tip), color, MPR_VIEWS,
+                      line_width=4.0 if sel else 2.5)
+            self._add(f"needle:{i}:tube", tube_polydata(entry, tip, r), color, ("3d",))
+            if n.exposure_mm:
+                a = tip - n.direction * min(float(n.exposure_mm), n.length_mm)
+                self._add(f"needle:{i}:active", line_polydata(a, tip), color, MPR_VIEWS,
+                          line_width=7.0 if sel else 5.5)
+                self._add(f"needle:{i}:active3d", tube_polydata(a, tip, r * 1.6), color,
+                          ("3d",))
+            self._add(f"needle:{i}:handles", spheres_polydata([tip, entry], 2.0), color,
+                      MPR_VIEWS, opacity=0.9)
+        if pending_target_lps_mm is not None:
+            self._add("needle:pending", spheres_polydata([pending_target_lps_mm], 2.5),
+                      TARGET_RGB, MPR_VIEWS + ("3d",))
+        self.views.render()
