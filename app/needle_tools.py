@@ -109,6 +109,7 @@ class NeedleTools(QObject):
         window.workflow.set_panel("plan", self.panel)
         for v in self.views.mprs():
             v.installEventFilter(self)
+        window.installEventFilter(self)   # close: ask to save, then drop the recovery file
 
         self._recheck_timer = QTimer(self)
         self._recheck_timer.setSingleShot(True)
@@ -496,8 +497,29 @@ class NeedleTools(QObject):
             p = p + n * float(np.dot(keep - p, n))
         return p
 
+    def _on_window_close(self, ev) -> bool:
+        """True (event ignored) when the user cancels closing with unsaved plan edits."""
+        if not self.stack.is_clean and self.plan.needles and \
+                not getattr(self.window, "headless", False):
+            ans = QMessageBox.question(
+                self.window, "Unsaved plan", "The plan has unsaved changes. Save them?",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                | QMessageBox.StandardButton.Cancel)
+            if ans == QMessageBox.StandardButton.Cancel:
+                ev.ignore()
+                return True
+            if ans == QMessageBox.StandardButton.Save and self.save_plan_as(self.plan_path) \
+                    is None:
+                ev.ignore()
+                return True
+        self._autosave_timer.stop()
+        self.autosaver.discard()
+        return False
+
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt naming
         t = ev.type()
+        if obj is self.window:
+            return self._on_window_close(ev) if t == QEvent.Type.Close else False
         if t == QEvent.Type.KeyPress and ev.key() == Qt.Key.Key_Escape and self.mode:
             self.cancel_placing()
             return True

@@ -196,8 +196,10 @@ class RecoveryEntry:
     @property
     def writer_alive(self) -> bool:
         """True when the process that wrote it still runs on this host (not a crash)."""
-        if self.host != socket.gethostname() or self.pid == os.getpid():
+        if self.host != socket.gethostname():
             return False
+        if self.pid == os.getpid():
+            return True
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
