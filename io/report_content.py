@@ -226,7 +226,10 @@ def _case_info(plan: Plan, plan_path: str | Path | None, header: Any | None,
         info.accession = get("AccessionNumber")
         info.patient_label = info.patient_name or pid or "unknown patient"
     else:
+        # DICOM PS3.15 basic de-identification removes dates and UIDs as well
         info.patient_label = "anonymised"
+        info.study_date = info.study_uid = ""
+        info.series_uid = info.frame_of_reference_uid = ""
     if ct is not None:
         sx, sy, sz = ct.size_xyz
         sp = ct.spacing_mm

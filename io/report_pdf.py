@@ -219,13 +219,19 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
         rows = [("Patient", c.patient_label), ("Patient ID", c.patient_id or "\u2014"),
                 ("Birth date / sex", f"{c.birth_date or chr(8212)} / {c.sex or chr(8212)}"),
                 ("Accession", c.accession or "\u2014")]
-    rows += [("Study date", c.study_date or "\u2014")]
+    if not c.anonymised:
+        rows += [("Study date", c.study_date or "\u2014")]
     if c.study_description:
         rows.append(("Study", c.study_description))
-    rows += [("Planning CT", c.ct_summary or "not loaded"),
-             ("Series UID", c.series_uid or "\u2014"),
-             ("Frame of reference", c.frame_of_reference_uid or "\u2014"),
-             ("Plan file", c.plan_file or "\u2014"),
+    rows.append(("Planning CT", c.ct_summary or "not loaded"))
+    if c.anonymised:
+        rows.append(("Identifiers", "study date and UIDs not shown (anonymised report; "
+                                    "`irplan report --patient-data` shows them)"))
+    else:
+        rows += [("Study UID", c.study_uid or "\u2014"),
+                 ("Series UID", c.series_uid or "\u2014"),
+                 ("Frame of reference", c.frame_of_reference_uid or "\u2014")]
+    rows += [("Plan file", c.plan_file or "\u2014"),
              ("Coordinates", "DICOM patient frame, LPS (x to patient left, y posterior, "
                              "z superior), mm")]
     story.append(_kv(rows, st))

@@ -97,6 +97,7 @@ def test_notice_on_every_page_tip_coordinates_and_anonymised(tmp_path: Path) -> 
     # anonymised by default
     assert "Doe" not in text and "Jane" not in text and "P-123456" not in text
     assert "19550304" not in text and "ACC9" not in text
+    assert "20260110" not in text and "1.2.3.4.5" not in text   # dates and UIDs too
     assert "anonymised" in text and patient_hash("P-123456") in text
     # findings with severity; pair spacing of the two electrodes
     assert "path crosses Hepatic veins" in text and "ERROR" in text and "WARNING" in text
@@ -109,6 +110,7 @@ def test_patient_data_only_on_request(tmp_path: Path) -> None:
     rc = gather_report_content(_plan(), header=HEADER, include_patient_data=True)
     text = _flat("\n".join(_pages(write_report_pdf(rc, tmp_path / "r.pdf"))))
     assert "Doe Jane" in text and "P-123456" in text and "ACC9" in text
+    assert "20260110" in text and "1.2.3.4.5" in text
 
 
 def test_absent_inputs_give_not_computed_sections(tmp_path: Path) -> None:
@@ -234,6 +236,7 @@ def test_cli_report_on_phantom_plan(small_phantom: Path, tmp_path: Path) -> None
     ds = dcmread(next((small_phantom / "planning").iterdir()), stop_before_pixels=True)
     assert str(ds.PatientName).split("^")[0] not in text
     assert str(ds.PatientID) not in text and "anonymised" in text
+    assert str(ds.StudyInstanceUID) not in text and str(ds.SeriesInstanceUID) not in text
     assert "Predicted ablation zone" in text and "Safety findings" in text
     imgs = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True)
     n_images = len(imgs.stdout.strip().splitlines()) - 2 if imgs.returncode == 0 else 4
