@@ -262,3 +262,42 @@ def test_volume_rendering_of_oblique_ct_puts_dense_ball_at_its_lps_place(qapp) -
     finally:
         view.finalize()
         view.close()
+
+
+def test_right_drag_changes_window_in_all_slice_views(window, qtbot) -> None:
+    ct, masks = synthetic_case()
+    _show(window, ct, masks, qtbot)
+    v = window.views
+    window.apply_window_preset("abdomen")
+    before = _pixel(v.coronal, PROBE_BODY)
+    ax = v.axial
+    start = QPoint(ax.width() // 2, ax.height() // 2)
+    qtbot.mousePress(ax, Qt.MouseButton.RightButton, pos=start)
+    qtbot.mouseMove(ax, start + QPoint(-120, 0))      # narrower window: more contrast
+    qtbot.mouseRelease(ax, Qt.MouseButton.RightButton, pos=start + QPoint(-120, 0))
+    w, lvl = v.window
+    assert w < 400 * 0.6 and lvl == pytest.approx(50.0)
+    for view in v.mprs():
+        assert view.window == (w, lvl)
+    assert window.wl_label.text() == f"W {w:.0f} / L {lvl:.0f}"
+    # the coronal picture changed accordingly: 40 HU under a level of 50 gets darker
+    after = _pixel(v.coronal, PROBE_BODY)
+    expect = np.clip((BODY_HU - (lvl - w / 2)) / w, 0, 1) * 255
+    assert np.all(np.abs(after - expect) <= 3) and after[0] < before[0]
+
+
+def test_double_click_maximises_a_view_and_back(window, qtbot) -> None:
+    ct, masks = synthetic_case()
+    _show(window, ct, masks, qtbot)
+    v = window.views
+    grid_w = v.widget.width()
+    small_w = v.sagittal.width()
+    qtbot.mouseDClick(v.sagittal, Qt.MouseButton.LeftButton,
+                      pos=QPoint(v.sagittal.width() // 2, v.sagittal.height() // 2))
+    qtbot.waitUntil(lambda: v.sagittal.width() > 0.9 * grid_w, timeout=3000)
+    assert v.maximised == "sagittal" and not v.axial.isVisible()
+    assert v.sagittal.width() > 1.8 * small_w
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: v.axial.isVisible() and v.sagittal.width() < 0.6 * grid_w,
+                    timeout=3000)
+    assert v.maximised == ""

@@ -98,6 +98,7 @@ class Scene3DView(VtkWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, use_vtk_style=True)
         self.name = "3d"
+        self.min_interval_s = 0.15   # during crosshair drags; camera moves render directly
         style = vtkInteractorStyleTrackballCamera()
         self.GetRenderWindow().GetInteractor().SetInteractorStyle(style)
         ren = self.renderer

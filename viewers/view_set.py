@@ -31,6 +31,7 @@ from irplan.viewers.vtk_convert import volume_to_vtk
 
 MPR_NAMES = ("axial", "coronal", "sagittal")
 VIEW_NAMES = (*MPR_NAMES, "3d")
+HIDDEN_BY_DEFAULT = ("body", "skin")
 
 
 def default_style(key: str) -> StructureStyle:
@@ -38,8 +39,10 @@ def default_style(key: str) -> StructureStyle:
     types = structure_types()
     st = types.get(key) or types["other"]
     name = st.name if key in types else key
+    # the body outline hides everything in 3D: listed, but off until the user asks
+    visible = key not in HIDDEN_BY_DEFAULT
     return StructureStyle(color=tuple(st.color), opacity_2d=0.4, opacity_3d=st.opacity,
-                          visible=True, name=name)
+                          visible=visible, name=name)
 
 
 class _Cell(QFrame):
@@ -88,11 +91,14 @@ class ViewSet(QObject):
         grid = QGridLayout(self.widget)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
+        self._grid = grid
         self._cells: dict[str, _Cell] = {}
+        self._cell_pos: dict[str, tuple[int, int]] = {}
         for (r, c), name in zip(((0, 0), (0, 1), (1, 0), (1, 1)), VIEW_NAMES):
             cell = _Cell(self.view(name), VIEW_COLORS[name])
             grid.addWidget(cell, r, c)
             self._cells[name] = cell
+            self._cell_pos[name] = (r, c)
         grid.setRowStretch(0, 1)
         grid.setRowStretch(1, 1)
         grid.setColumnStretch(0, 1)
@@ -321,6 +327,11 @@ class ViewSet(QObject):
         self.maximised = name
         for n, cell in self._cells.items():
             cell.setVisible(not name or n == name)
+        # empty rows/columns keep their stretch in a grid: give it all to the one view
+        r0, c0 = self._cell_pos.get(name, (-1, -1))
+        for i in range(2):
+            self._grid.setRowStretch(i, 1 if not name or i == r0 else 0)
+            self._grid.setColumnStretch(i, 1 if not name or i == c0 else 0)
         if name:
             self.view(name).setFocus(Qt.FocusReason.OtherFocusReason)
         self.render()

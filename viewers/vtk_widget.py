@@ -8,6 +8,8 @@ event-loop turn and draws once.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QSizePolicy, QWidget
@@ -52,16 +54,24 @@ class VtkWidget(QVTKRenderWindowInteractor):
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(0)
         self._render_timer.timeout.connect(self.render_now)
+        self.min_interval_s = 0.0
+        self._last_render = 0.0
         self.Initialize()
 
     # ------------------------------------------------------------- rendering
     def request_render(self) -> None:
-        """Schedule one render at the next event-loop turn (coalesces many requests)."""
-        if not self._render_timer.isActive():
-            self._render_timer.start()
+        """Schedule one render at the next event-loop turn (coalesces many requests).
+        With ``min_interval_s`` set, renders are at least that far apart (a slow 3D scene
+        must not hold up the slices while the crosshair is dragged)."""
+        if self._render_timer.isActive():
+            return
+        wait_s = self.min_interval_s - (time.monotonic() - self._last_render)
+        self._render_timer.setInterval(max(0, int(wait_s * 1000)))
+        self._render_timer.start()
 
     def render_now(self) -> None:
         self._render_timer.stop()
+        self._last_render = time.monotonic()
         if not self.isVisible() or getattr(self, "_finalized", False):
             return
         self.before_render()
