@@ -230,6 +230,7 @@ def _case_info(plan: Plan, plan_path: str | Path | None, header: Any | None,
         info.patient_label = "anonymised"
         info.study_date = info.study_uid = ""
         info.series_uid = info.frame_of_reference_uid = ""
+        info.plan_file = ""  # file names often carry patient names
     if ct is not None:
         sx, sy, sz = ct.size_xyz
         sp = ct.spacing_mm

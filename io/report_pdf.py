@@ -225,14 +225,15 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
         rows.append(("Study", c.study_description))
     rows.append(("Planning CT", c.ct_summary or "not loaded"))
     if c.anonymised:
-        rows.append(("Identifiers", "study date and UIDs not shown (anonymised report; "
-                                    "`irplan report --patient-data` shows them)"))
+        rows.append(("Identifiers", "study date, UIDs and plan file name not shown "
+                                    "(anonymised report; `irplan report --patient-data` "
+                                    "shows them)"))
     else:
         rows += [("Study UID", c.study_uid or "\u2014"),
                  ("Series UID", c.series_uid or "\u2014"),
                  ("Frame of reference", c.frame_of_reference_uid or "\u2014")]
-    rows += [("Plan file", c.plan_file or "\u2014"),
-             ("Coordinates", "DICOM patient frame, LPS (x to patient left, y posterior, "
+        rows.append(("Plan file", c.plan_file or "\u2014"))
+    rows += [("Coordinates", "DICOM patient frame, LPS (x to patient left, y posterior, "
                              "z superior), mm")]
     story.append(_kv(rows, st))
 
