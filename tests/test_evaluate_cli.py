@@ -141,3 +141,29 @@ def test_evaluate_with_ablation_seed_segments_the_zone(phantom_case, tmp_path, c
     # tumour and zone both in follow-up space: the MAM is the truth (rigid motion near it)
     assert d["minimal_margin_mm"] == pytest.approx(truth["minimal_margin_mm"], abs=1.0)
     assert any("segmented from the click" in w for w in d["warnings"])
+
+
+@pytest.mark.gui
+def test_evaluate_screenshot_shows_margin_colours_and_contours(phantom_case, tmp_path, capsys):
+    """margin_ok phantom: the 3D panel is green (margin >= 5 mm everywhere), never red;
+    the slices carry the yellow tumour and cyan zone contours."""
+    from PIL import Image
+
+    case = phantom_case
+    png = tmp_path / "eval.png"
+    code = main(["evaluate", "--planning", str(case / "planning"),
+                 "--tumor", str(case / "masks/planning/tumor.nii.gz"),
+                 "--ablation", str(case / "masks/planning/ablation_zone.nii.gz"),
+                 "--register", "none", "--screenshot", str(png), "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert code == 0 and d["screenshot"] == str(png)
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    head, panel = 64, (img.shape[1] - 8) // 3
+    r, g, b = (img[head:, :panel, c] for c in range(3))
+    green = (g > 120) & (g > r + 50) & (g > b + 40)
+    red = (r > 150) & (g < 60) & (b < 60)
+    assert green.mean() > 0.03 and red.sum() == 0
+    ax = img[head:, panel + 4:2 * panel + 4]
+    yellow = (ax[..., 0] > 230) & (ax[..., 1] > 200) & (ax[..., 2] < 60)
+    cyan = (ax[..., 0] < 110) & (ax[..., 1] > 170) & (ax[..., 2] > 230)
+    assert yellow.sum() > 100 and cyan.sum() > 100

@@ -57,9 +57,10 @@ def margin_polydata(margin: Any) -> Any:
     vp = vtkPoints()
     vp.SetData(numpy_support.numpy_to_vtk(pts, deep=True))
     poly.SetPoints(vp)
-    cells = np.hstack([np.full((len(faces), 1), 3, np.int64), faces]).ravel()
     ca = vtkCellArray()
-    ca.SetCells(len(faces), numpy_support.numpy_to_vtkIdTypeArray(cells, deep=True))
+    offsets = np.arange(0, 3 * len(faces) + 1, 3, dtype=np.int64)
+    ca.SetData(numpy_support.numpy_to_vtkIdTypeArray(offsets, deep=True),
+               numpy_support.numpy_to_vtkIdTypeArray(faces.ravel().copy(), deep=True))
     poly.SetPolys(ca)
     sc = numpy_support.numpy_to_vtk(vals, deep=True)
     sc.SetName("margin_mm")
