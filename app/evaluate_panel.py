@@ -132,7 +132,9 @@ class EvaluatePanel(QWidget):
         lay.addWidget(g2)
 
         g3 = QGroupBox("Ablation zone (follow-up)")
-        l3 = QHBoxLayout(g3)
+        l3v = QVBoxLayout(g3)
+        l3 = QHBoxLayout()
+        l3v.addLayout(l3)
         self.btn_import_zone = QPushButton("Import mask…")
         self.btn_import_zone.clicked.connect(self.ask_import_zone)
         self.btn_segment_zone = QPushButton("Grow at crosshair")
@@ -141,11 +143,9 @@ class EvaluatePanel(QWidget):
         self.btn_segment_zone.clicked.connect(self.segment_zone_at_crosshair)
         l3.addWidget(self.btn_import_zone)
         l3.addWidget(self.btn_segment_zone)
-        self.lbl_zone = _label()
-        v3 = QVBoxLayout()
-        v3.addWidget(g3)
-        lay.addLayout(v3)
-        lay.addWidget(self.lbl_zone)
+        self.lbl_zone = _label("<i>no ablation zone yet</i>")
+        l3v.addWidget(self.lbl_zone)
+        lay.addWidget(g3)
 
         g4 = QGroupBox("Margin and efficacy")
         l4 = QGridLayout(g4)
@@ -435,6 +435,10 @@ class EvaluatePanel(QWidget):
             raise ValueError(mode)
         self._flicker.stop()
         self.display_mode = mode
+        if self.cmb_display.currentText() != mode:
+            self.cmb_display.blockSignals(True)
+            self.cmb_display.setCurrentText(mode)
+            self.cmb_display.blockSignals(False)
         if mode == "planning" or self.followup is None or self.case.ct is None:
             self._show_array(None)
             return

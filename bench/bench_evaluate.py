@@ -169,10 +169,14 @@ def main() -> int:
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="fewer sphere cases")
     ap.add_argument("--skip-spheres", action="store_true")
+    ap.add_argument("--spheres-only", action="store_true")
     args = ap.parse_args()
     cache = Path(args.cache) / "x".join(str(v) for v in args.size)
     if args.stage:
         print(json.dumps(run_stage(args.stage, cache)))
+        return 0
+    if args.spheres_only:
+        sphere_accuracy(args.quick)
         return 0
     make_pair(cache, tuple(args.size), tuple(args.spacing))
     targets = {"rigid": 15.0, "deformable": 90.0, "margin": 2.0}
