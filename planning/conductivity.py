@@ -72,6 +72,33 @@ STRUCTURE_TISSUE: tuple[tuple[str, str], ...] = (
 )
 
 
+def mask_on_grid(mask: Volume, grid: Volume) -> np.ndarray:
+    """``mask != 0`` sampled on ``grid`` (nearest neighbour, by LPS position), bool [k, j, i].
+
+    Direct index arithmetic (the grid-to-mask index map is affine): for a zone/solver grid
+    and a 256^2 x 128 CT mask ~10x faster than a SimpleITK resample of the whole mask."""
+    if mask.same_geometry(grid):
+        return mask.array != 0
+    # continuous mask index (i, j, k) = b + a @ (i, j, k)_grid
+    a = (mask.direction.T @ (grid.direction * grid.spacing_mm[np.newaxis, :])) \
+        / mask.spacing_mm[:, np.newaxis]
+    b = mask.direction.T @ (grid.origin_lps_mm - mask.origin_lps_mm) / mask.spacing_mm
+    nk, nj, ni = grid.array.shape
+    gi = np.arange(ni)[None, None, :]
+    gj = np.arange(nj)[None, :, None]
+    gk = np.arange(nk)[:, None, None]
+    size = mask.size_xyz
+    inside = np.ones(grid.array.shape, dtype=bool)
+    idx = []
+    for c in range(3):
+        v = np.rint(b[c] + a[c, 0] * gi + a[c, 1] * gj + a[c, 2] * gk).astype(np.int64)
+        v = np.broadcast_to(v, grid.array.shape)
+        inside &= (v >= 0) & (v < size[c])
+        idx.append(np.clip(v, 0, size[c] - 1))
+    out = mask.array[idx[2], idx[1], idx[0]] != 0
+    return out & inside
+
+
 def default_table() -> dict[str, float]:
     """Tissue key -> S/m of the cited defaults."""
     return {k: t.sigma_s_per_m for k, t in CONDUCTIVITIES.items()}
@@ -105,14 +132,12 @@ def conductivity_map(grid: Volume, structures: dict[str, Volume],
     sigma = np.full(grid.array.shape, tab[background], dtype=np.float64)
     body = structures.get("body")
     if body is not None:
-        on = body if body.same_geometry(grid) else body.resample_like(grid, "nearest")
-        sigma[on.array == 0] = 0.0  # air outside the body does not conduct
+        sigma[~mask_on_grid(body, grid)] = 0.0  # air outside the body does not conduct
     for key, tissue in STRUCTURE_TISSUE:
         if key == "body":
             continue
         mask = structures.get(key)
         if mask is None:
             continue
-        on = mask if mask.same_geometry(grid) else mask.resample_like(grid, "nearest")
-        sigma[on.array != 0] = tab[tissue]
+        sigma[mask_on_grid(mask, grid)] = tab[tissue]
     return sigma, notes

@@ -426,12 +426,14 @@ class FieldSolver:
             # 'local' (Gershgorin) weighting of the prolongation smoother avoids pyamg's
             # eigenvalue estimate, ~2/3 of the default setup time here.
             self.ml = pyamg.smoothed_aggregation_solver(
-                self.A, symmetry="symmetric", max_coarse=500,
+                self.A, symmetry="symmetric", max_coarse=500, coarse_solver="splu",
                 smooth=("jacobi", {"omega": 4.0 / 3.0, "weighting": "local"}))
         else:
             # Classical (Ruge-Stuben) AMG: measured on a 4-electrode, 198k-node system (CPU
             # s): setup 0.73 vs 0.76 for SA, one CG solve 0.27 (7 it.) vs 0.60 (14 it.).
-            self.ml = pyamg.ruge_stuben_solver(self.A, max_coarse=500)
+            # coarse level by sparse LU: pyamg's default pseudo-inverse (dense SVD of up to
+            # 500 x 500) cost ~40 ms per setup, more than the whole 2 mm preview solve
+            self.ml = pyamg.ruge_stuben_solver(self.A, max_coarse=500, coarse_solver="splu")
         self.timings["amg_setup_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         n_el = len(self.electrodes)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from irplan.planning.conductivity import mask_on_grid
 from irplan.planning.errors import InputError
 from irplan.planning.volume import Volume
 
@@ -310,8 +311,7 @@ def apply_heat_sink(grid: Volume, zone: np.ndarray, vessels: dict[str, Volume],
         raise InputError(f"heat-sink shell_mm must be >= 0, got {shell_mm}")
     combined = np.zeros(grid.array.shape, dtype=bool)
     for m in vessels.values():
-        on = m if m.same_geometry(grid) else m.resample_like(grid, "nearest")
-        combined |= on.array != 0
+        combined |= mask_on_grid(m, grid)
     large = large_vessel_mask(combined, grid.spacing_mm, min_calibre_mm)
     notes = [f"heat-sink model: vessels >= {min_calibre_mm:g} mm calibre and a {shell_mm:g} mm "
              "cooled shell around them removed from the zone (simple model; heat sink in "
@@ -336,8 +336,7 @@ def large_vessels_near(grid: Volume, zone: np.ndarray, vessels: dict[str, Volume
     """Volume (ml) of vessel parts >= ``min_calibre_mm`` within ``within_mm`` of the zone."""
     combined = np.zeros(grid.array.shape, dtype=bool)
     for m in vessels.values():
-        on = m if m.same_geometry(grid) else m.resample_like(grid, "nearest")
-        combined |= on.array != 0
+        combined |= mask_on_grid(m, grid)
     if not combined.any() or not zone.any():
         return 0.0
     large = large_vessel_mask(combined, grid.spacing_mm, min_calibre_mm)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from irplan.planning.conductivity import mask_on_grid
 from irplan.planning.errors import CancelledError, InputError
 from irplan.planning.plan import Plan
 from irplan.planning.volume import Volume
@@ -299,8 +300,7 @@ def _risk(res: ZoneResult, structures: dict[str, Volume]) -> None:
     for key, mask in structures.items():
         if key in NOT_RISK:
             continue
-        on = mask if mask.same_geometry(zone) else mask.resample_like(zone, "nearest")
-        vol = float(((on.array != 0) & (zone.array != 0)).sum()) * zone.voxel_volume_ml
+        vol = float((mask_on_grid(mask, zone) & (zone.array != 0)).sum()) * zone.voxel_volume_ml
         matrix = key in MATRIX_STRUCTURES
         if ire and matrix:
             note = "inside the IRE zone; IRE spares the vessel/bile-duct matrix (non-thermal)"
