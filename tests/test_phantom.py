@@ -1,0 +1,300 @@
+"""Phantom cases: ground truth agrees with masks and images; DICOM geometry is exact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from irplan.io.dicom_write import write_ct_series
+from irplan.io.masks import read_mask
+from irplan.io.phantom_writer import load_truth
+from irplan.planning import phantom as ph
+from irplan.planning.errors import InputError
+from irplan.planning.volume import Volume
+
+SMALL = (96, 96, 40)
+SMALL_SPACING = (4.0, 4.0, 6.0)
+
+
+def _read_series(folder: Path) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    return reader.Execute()
+
+
+def _hu_at(img: sitk.Image, p_lps_mm: list[float]) -> float:
+    return float(img[img.TransformPhysicalPointToIndex([float(v) for v in p_lps_mm])])
+
+
+# ------------------------------------------------------------------ written case
+def test_case_layout_and_plan(phantom_case: Path) -> None:
+    for sub in ("planning", "intraop", "followup"):
+        assert len(list((phantom_case / sub).glob("*.dcm"))) >= 100
+    for key in ph.MASK_KEYS + ("ablation_zone",):
+        assert (phantom_case / "masks" / "planning" / f"{key}.nii.gz").is_file()
+    for key in ("ablation_zone", "tumor"):
+        assert (phantom_case / "masks" / "followup" / f"{key}.nii.gz").is_file()
+    plan = json.loads((phantom_case / "plan.irplan.json").read_text())
+    assert plan["schema"] == 1 and plan["modality"] == "IRE"
+    assert len(plan["needles"]) == 4
+    for key, rel in plan["structures"].items():
+        assert (phantom_case / rel).is_file(), key
+    first = pydicom.dcmread(next((phantom_case / "planning").glob("*.dcm")),
+                            stop_before_pixels=True)
+    assert plan["image"]["series_uid"] == first.SeriesInstanceUID
+    # IRE electrodes: parallel, 15-20 mm apart (CLINICAL.md)
+    tips = np.array([n["tip_lps_mm"] for n in plan["needles"]])
+    dirs = np.array([np.subtract(n["tip_lps_mm"], n["entry_lps_mm"]) for n in plan["needles"]])
+    dirs /= np.linalg.norm(dirs, axis=1)[:, None]
+    assert np.allclose(dirs, dirs[0], atol=1e-9)
+    for a in range(4):
+        near = sorted(np.linalg.norm(tips - tips[a], axis=1))[1]
+        assert 15.0 <= near <= 20.0
+
+
+def test_uids_study_and_frame(phantom_case: Path) -> None:
+    hdr = {s: pydicom.dcmread(next((phantom_case / s).glob("*.dcm")), stop_before_pixels=True)
+           for s in ("planning", "intraop", "followup")}
+    assert hdr["planning"].StudyInstanceUID == hdr["intraop"].StudyInstanceUID
+    assert hdr["planning"].FrameOfReferenceUID == hdr["intraop"].FrameOfReferenceUID
+    assert hdr["planning"].SeriesInstanceUID != hdr["intraop"].SeriesInstanceUID
+    assert hdr["followup"].StudyInstanceUID != hdr["planning"].StudyInstanceUID
+    assert hdr["followup"].FrameOfReferenceUID != hdr["planning"].FrameOfReferenceUID
+    assert hdr["followup"].StudyDate > hdr["planning"].StudyDate
+
+
+def test_hu_read_back_through_simpleitk(phantom_case: Path) -> None:
+    truth = load_truth(phantom_case)
+    img = _read_series(phantom_case / "planning")
+    c = truth["tumor"]["center_lps_mm"]
+    # mean over a small cube averages the 10 HU noise
+    idx = np.array(img.TransformPhysicalPointToIndex(c))
+    arr = sitk.GetArrayFromImage(img)
+    cube = arr[idx[2] - 1:idx[2] + 2, idx[1] - 2:idx[1] + 3, idx[0] - 2:idx[0] + 3]
+    assert abs(cube.mean() - ph.HU["tumor"]) < 6
+    # a voxel in the middle of the IVC / main portal vein
+    ivc = next(v for v in truth["vessels"] if v["name"] == "inferior vena cava")
+    p = (np.array(ivc["start_lps_mm"]) + np.array(ivc["end_lps_mm"])) / 2
+    assert abs(_hu_at(img, p) - ph.HU["ivc"]) < 45
+    mpv = next(v for v in truth["vessels"] if v["name"] == "main portal vein")
+    p = (np.array(mpv["start_lps_mm"]) + np.array(mpv["end_lps_mm"])) / 2
+    assert abs(_hu_at(img, p) - ph.HU["vessel"]) < 45
+    # liver parenchyma, lung base, outside air
+    assert abs(_hu_at(img, [-100.0, -20.0, 20.0]) - ph.HU["liver"]) < 45
+    assert _hu_at(img, [-80.0, 10.0, 100.0]) < -700
+    assert _hu_at(img, [0.0, -150.0, 0.0]) < -950
+
+
+def test_liver_on_patient_right(phantom_case: Path) -> None:
+    liver = read_mask(phantom_case / "masks" / "planning" / "liver.nii.gz")
+    k, j, i = np.nonzero(liver.array)
+    centroid = liver.index_to_lps(np.array([i.mean(), j.mean(), k.mean()]))
+    assert centroid[0] < -20.0  # LPS: x < 0 is the patient's right
+    assert 1200 < liver.array.sum() * liver.voxel_volume_ml < 2500  # adult liver, ml
+
+
+def test_tumour_mask_matches_truth(phantom_case: Path) -> None:
+    truth = load_truth(phantom_case)
+    tumor = read_mask(phantom_case / "masks" / "planning" / "tumor.nii.gz")
+    vol_ml = tumor.array.sum() * tumor.voxel_volume_ml
+    r = truth["tumor"]["radii_mm"][0]
+    # voxel error: surface area x half a voxel diagonal-ish
+    tol_ml = 4 * np.pi * r * r * 0.5 * np.max(tumor.spacing_mm) / 1000 / 2
+    assert abs(vol_ml - truth["tumor"]["volume_ml"]) < tol_ml
+    k, j, i = np.nonzero(tumor.array)
+    centroid = tumor.index_to_lps(np.array([i.mean(), j.mean(), k.mean()]))
+    assert np.linalg.norm(centroid - truth["tumor"]["center_lps_mm"]) < 0.3
+
+
+def test_vessel_near_tumour(phantom_case: Path) -> None:
+    truth = load_truth(phantom_case)
+    assert 5.0 <= truth["nearest_vessel_distance_mm"] <= 8.0
+    for v in truth["vessels"]:
+        assert 1.4 <= v["radius_mm"] <= 11.0
+    diam = sorted({2 * v["radius_mm"] for v in truth["vessels"] if v["type"] == "portal_vein"})
+    assert diam[0] <= 3.5 and diam[-1] >= 14.0
+
+
+def test_followup_mapping_matches_followup_mask(phantom_case: Path) -> None:
+    truth = load_truth(phantom_case)
+    tumor_fu = read_mask(phantom_case / "masks" / "followup" / "tumor.nii.gz")
+    k, j, i = np.nonzero(tumor_fu.array)
+    centroid = tumor_fu.index_to_lps(np.array([i.mean(), j.mean(), k.mean()]))
+    mapped = ph.followup_from_planning(np.array(truth["tumor"]["center_lps_mm"]), truth)
+    assert np.linalg.norm(centroid - mapped) < 0.5 * np.min(tumor_fu.spacing_mm)
+    moved = np.linalg.norm(mapped - truth["tumor"]["center_lps_mm"])
+    assert moved > 5.0  # the motion is real, several mm
+    # follow-up image: zone is non-enhancing (~30 HU) where the tumour was
+    img = _read_series(phantom_case / "followup")
+    idx = np.array(img.TransformPhysicalPointToIndex(mapped))
+    arr = sitk.GetArrayFromImage(img)
+    cube = arr[idx[2] - 1:idx[2] + 2, idx[1] - 2:idx[1] + 3, idx[0] - 2:idx[0] + 3]
+    assert abs(cube.mean() - ph.HU["ablation_zone"]) < 6
+
+
+def test_followup_inverse_is_exact() -> None:
+    truth = ph.make_truth(3, "margin_at_risk")
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(-150, 150, (2000, 3))
+    pts[:10] = truth["followup_transform"]["bump"]["center_lps_mm"]  # where the bump is max
+    back = ph.planning_from_followup(ph.followup_from_planning(pts, truth), truth)
+    assert np.max(np.abs(back - pts)) < 1e-8
+    # the bump really deforms: displacement at its centre is ~3 mm beyond the rigid part
+    tf = truth["followup_transform"]
+    rigid = pts[0] @ np.array(tf["rotation_matrix"]).T + tf["translation_mm"]
+    assert 2.5 < np.linalg.norm(ph.followup_from_planning(pts[0], truth) - rigid) <= 3.0 + 1e-9
+
+
+def test_intraop_shows_needles(phantom_case: Path) -> None:
+    truth = load_truth(phantom_case)
+    img = _read_series(phantom_case / "intraop")
+    plan_img = _read_series(phantom_case / "planning")
+    for n in truth["needles"]:
+        tip, entry = np.array(n["tip_lps_mm"]), np.array(n["entry_lps_mm"])
+        mid = entry + 0.5 * (tip - entry)
+        for p in (mid, tip - 3.0 * (tip - entry) / np.linalg.norm(tip - entry)):
+            idx = np.array(img.TransformPhysicalPointToIndex(p))
+            near = sitk.GetArrayFromImage(img)[idx[2] - 1:idx[2] + 2, idx[1] - 1:idx[1] + 2,
+                                               idx[0] - 1:idx[0] + 2]
+            assert near.max() > 1500  # metal
+            assert _hu_at(plan_img, p) < 300  # not in the planning CT
+
+
+# ------------------------------------------------------------------ truth maths
+@pytest.mark.parametrize("scenario,lo,hi", [("margin_ok", 5.0, 12.0),
+                                            ("margin_at_risk", 0.0, 5.0),
+                                            ("incomplete", -8.0, 0.0)])
+def test_scenarios_margin_ranges(scenario: str, lo: float, hi: float) -> None:
+    for seed in (0, 1):
+        truth = ph.make_truth(seed, scenario)
+        assert lo <= truth["minimal_margin_mm"] < hi
+        if scenario == "incomplete":
+            assert truth["tumor_coverage_percent"] < 100.0
+        else:
+            assert truth["tumor_coverage_percent"] == pytest.approx(100.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("scenario", ph.SCENARIOS)
+def test_mam_and_coverage_vs_brute_force(scenario: str) -> None:
+    """Dense sampling of the tumour sphere vs the analytic MAM and coverage."""
+    truth = ph.make_truth(2, scenario)
+    c = np.array(truth["tumor"]["center_lps_mm"])
+    r = truth["tumor"]["radii_mm"][0]
+    z = truth["ablation_zone"]
+    zc, zr, ax = np.array(z["center_lps_mm"]), np.array(z["radii_mm"]), np.array(z["axes"])
+    # zone surface densely sampled (Fibonacci points on the unit sphere, stretched; no
+    # duplicate points), tumour surface likewise
+    def fibonacci(n: int) -> np.ndarray:
+        f = np.arange(n) + 0.5
+        polar = np.arccos(1 - 2 * f / n)
+        azim = np.pi * (1 + 5 ** 0.5) * f
+        return np.stack([np.cos(azim) * np.sin(polar), np.sin(azim) * np.sin(polar),
+                         np.cos(polar)], -1)
+
+    surf = zc + (fibonacci(60_000) * zr) @ ax  # ~0.3 mm apart
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(surf)
+    sph = fibonacci(5_000)
+    tpts = c + r * sph
+    d, _ = tree.query(tpts)
+    inside = np.sum(((tpts - zc) @ ax.T / zr) ** 2, axis=1) <= 1.0
+    signed = np.where(inside, d, -d)
+    assert signed.min() == pytest.approx(truth["minimal_margin_mm"], abs=0.05)
+    # coverage: fraction of a fine voxel grid over the tumour inside the zone
+    g = np.arange(-r, r, 0.25) + 0.125
+    gx, gy, gz = np.meshgrid(g, g, g, indexing="ij")
+    pts = np.stack([gx, gy, gz], -1).reshape(-1, 3)
+    pts = pts[np.sum(pts ** 2, axis=1) <= r * r] + c
+    cov = 100 * np.mean(np.sum(((pts - zc) @ ax.T / zr) ** 2, axis=1) <= 1.0)
+    assert cov == pytest.approx(truth["tumor_coverage_percent"], abs=0.3)
+
+
+def test_truth_deterministic() -> None:
+    a = ph.make_truth(5, "incomplete")
+    b = ph.make_truth(5, "incomplete")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert ph.make_truth(6)["tumor"] != a["tumor"]
+
+
+def test_bad_options_are_clear() -> None:
+    with pytest.raises(InputError, match="scenario"):
+        ph.make_truth(0, "perfect")
+    with pytest.raises(InputError, match="variant"):
+        ph.phantom_grid("sagittal")
+
+
+# ------------------------------------------------------------------ DICOM geometry
+@pytest.mark.parametrize("variant", ph.VARIANTS)
+def test_dicom_geometry_exact_for_variants(variant: str, tmp_path: Path) -> None:
+    grid = ph.phantom_grid(variant, SMALL, SMALL_SPACING)
+    ct, masks, truth = ph.make_planning(grid, seed=0)
+    write_ct_series(ct, tmp_path / variant, series_description=variant)
+    img = _read_series(tmp_path / variant)
+    assert img.GetSize() == ct.size_xyz
+    assert np.allclose(img.GetOrigin(), ct.origin_lps_mm, atol=1e-4)
+    assert np.allclose(img.GetSpacing(), ct.spacing_mm, atol=1e-4)
+    assert np.allclose(np.array(img.GetDirection()).reshape(3, 3), ct.direction, atol=1e-6)
+    # voxel-exact pixels (HU) and the same anatomy in LPS on every variant
+    assert np.array_equal(sitk.GetArrayFromImage(img), ct.array)
+    back = Volume.from_sitk(img)
+    c = np.array(truth["tumor"]["center_lps_mm"])
+    assert back.value_at_lps(c, order=0) < 80
+    assert masks["tumor"].value_at_lps(c, order=0) == 1
+    assert masks["liver"].value_at_lps(np.array([-100.0, -20.0, 20.0]), order=0) == 1
+
+
+def test_pydicom_positions_match_volume(tmp_path: Path) -> None:
+    grid = ph.phantom_grid("flipped", (32, 24, 12), (5.0, 6.0, 7.0))
+    vol = grid.with_array(np.arange(32 * 24 * 12, dtype=np.int16).reshape(12, 24, 32) % 2000)
+    paths = write_ct_series(vol, tmp_path)
+    for k, p in enumerate(paths):
+        ds = pydicom.dcmread(p)
+        assert np.allclose([float(v) for v in ds.ImagePositionPatient],
+                           vol.index_to_lps([0, 0, k]), atol=1e-4)
+        assert [float(v) for v in ds.PixelSpacing] == [6.0, 5.0]  # [row, column] spacing
+        hu = ds.pixel_array.astype(np.int32) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        assert np.array_equal(hu, vol.array[k])
+
+
+@pytest.mark.parametrize("ts", ["rle", "jpegls", "j2k"])
+def test_compressed_series_read_back(ts: str, tmp_path: Path) -> None:
+    grid = ph.phantom_grid("axial", (48, 40, 6), (6.0, 6.0, 6.0))
+    rng = np.random.default_rng(0)
+    vol = grid.with_array(rng.integers(-1024, 3000, (6, 40, 48)).astype(np.int16))
+    paths = write_ct_series(vol, tmp_path, transfer_syntax=ts)
+    ds = pydicom.dcmread(paths[2])
+    assert ds.file_meta.TransferSyntaxUID.is_compressed
+    hu = ds.pixel_array.astype(np.int32) + int(float(ds.RescaleIntercept))
+    assert np.array_equal(hu, vol.array[2])
+    img = _read_series(tmp_path)
+    assert np.array_equal(sitk.GetArrayFromImage(img), vol.array)
+
+
+# ------------------------------------------------------------------ SEG
+def test_seg_reads_back(phantom_case: Path) -> None:
+    seg = hd.seg.segread(phantom_case / "seg" / "planning_structures.dcm")
+    labels = {seg.get_segment_description(n).segment_label: n for n in seg.segment_numbers}
+    assert "Tumour" in labels and "Liver" in labels
+    ct_first = pydicom.dcmread(next((phantom_case / "planning").glob("*.dcm")),
+                               stop_before_pixels=True)
+    assert seg.FrameOfReferenceUID == ct_first.FrameOfReferenceUID
+    tumor = read_mask(phantom_case / "masks" / "planning" / "tumor.nii.gz")
+    # rebuild the tumour segment on the CT grid from per-frame positions
+    n = labels["Tumour"]
+    arr = np.zeros(tumor.array.shape, np.uint8)
+    pix = seg.pixel_array
+    for f, fg in enumerate(seg.PerFrameFunctionalGroupsSequence):
+        seg_no = fg.SegmentIdentificationSequence[0].ReferencedSegmentNumber
+        if seg_no != n:
+            continue
+        pos = [float(v) for v in fg.PlanePositionSequence[0].ImagePositionPatient]
+        k = int(round(tumor.lps_to_index(pos)[2]))
+        arr[k] = pix[f] if pix.ndim == 3 else pix
+    assert np.array_equal(arr, tumor.array)
