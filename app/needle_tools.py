@@ -119,6 +119,12 @@ class NeedleTools(QObject):
         self._prepare_timer.setSingleShot(True)
         self._prepare_timer.setInterval(300)
         self._prepare_timer.timeout.connect(self._prepare_checker)
+        self.zone = None                     # predicted thermal zone (heat-sink check)
+        self._zone_gen = 0
+        self._zone_timer = QTimer(self)
+        self._zone_timer.setSingleShot(True)
+        self._zone_timer.setInterval(600)
+        self._zone_timer.timeout.connect(self._predict_zone)
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(1000)
         self._autosave_timer.timeout.connect(self._autosave_tick)
@@ -153,6 +159,7 @@ class NeedleTools(QObject):
         plan.changed.connect(self._on_plan_changed)
 
     def _on_plan_replaced(self) -> None:
+        self._invalidate_zone()
         self.stack = UndoStack(self.case.plan)
         self.stack.changed.connect(self.panel.update_undo)
         self._connect_plan(self.case.plan)
@@ -178,6 +185,7 @@ class NeedleTools(QObject):
 
     def _on_plan_changed(self, topic: str) -> None:
         self.autosaver.mark_dirty()
+        self._invalidate_zone()
         if self.selected is not None and self.selected >= len(self.plan.needles):
             self.selected = len(self.plan.needles) - 1 if self.plan.needles else None
         self.request_recheck()
@@ -223,6 +231,7 @@ class NeedleTools(QObject):
             if gen == self._checker_gen:
                 self.checker = checker
                 self.request_recheck()
+                self._invalidate_zone()
                 self.checker_ready.emit()
 
         self.window.tasks.start("Preparing safety checks", job, done,
@@ -231,11 +240,45 @@ class NeedleTools(QObject):
     def request_recheck(self) -> None:
         self._recheck_timer.start()
 
+    def _invalidate_zone(self) -> None:
+        """The plan changed: the thermal zone is stale until predicted again (debounced)."""
+        self._zone_gen += 1
+        self.zone = None
+        if not self.plan.is_ire and self.plan.needles and self.case.ct is not None:
+            self._zone_timer.start()
+
+    def _predict_zone(self) -> None:
+        """Thermal plans: predict the zone off the GUI thread for the heat-sink check."""
+        try:
+            from irplan.planning.zone import ZoneOptions, predict_zone
+        except ImportError:
+            return
+        gen = self._zone_gen
+        plan = self.plan.copy()
+        structures = dict(self.case.structures)
+        ct = self.case.ct
+
+        def job(progress, cancel):
+            return predict_zone(plan, ct, structures, grid_mm=1.5,
+                                options=ZoneOptions(compute_margin=False)).zone
+
+        def done(zone) -> None:
+            if gen == self._zone_gen:
+                self.zone = zone
+                self.request_recheck()
+
+        def failed(msg: str) -> None:
+            if gen == self._zone_gen:
+                self.window.statusBar().showMessage(f"Heat-sink check: {msg}", 8000)
+
+        self.window.tasks.start("Predicting the thermal zone", job, done, failed)
+
     def recheck(self) -> None:
         """Re-evaluate every finding (milliseconds) and redraw paths and the panel."""
         checker = self.checker or SafetyChecker({}, None)
+        zone = self.zone if not self.plan.is_ire else None
         try:
-            self.findings = checker.check(self.plan)
+            self.findings = checker.check(self.plan, zone)
         except IrplanError as exc:
             self.findings = [Finding("error", "check_failed", f"checks failed: {exc}")]
         self.actors.update(self.plan, self.needle_severities(), self.selected,

@@ -409,7 +409,9 @@ class SafetyChecker:
         if plan.is_ire:
             out.extend(self.check_ire(plan))
         elif zone is not None:
-            out.extend(self.check_heat_sink(zone))
+            for f in self.check_heat_sink(zone):
+                f.needles = list(range(len(plan.needles)))   # the zone is theirs
+                out.append(f)
         out.extend(self.advice_findings(plan))
         out.extend(device_notes(plan))
         out.sort(key=lambda f: (_RANK[f.severity], f.needles[:1] or [-1], f.code))
@@ -734,9 +736,10 @@ def heat_sink_findings(zone: Volume, vessels: dict[str, Volume],
         k = int(np.nanargmin(d))
         if d[k] <= s.heat_sink_distance_mm:
             name = structure_display_name(key)
+            where = ("reaches into the predicted zone" if d[k] <= 0 else
+                     f"lies {d[k]:.1f} mm from the predicted zone")
             out.append(Finding("warning", "heat_sink",
-                               f"{name} (calibre {cals[big][k]:.1f} mm) lies "
-                               f"{max(d[k], 0.0):.1f} mm from the predicted zone: heat sink "
+                               f"{name} (calibre {cals[big][k]:.1f} mm) {where}: heat sink "
                                "may leave viable tumour next to it", key, float(d[k]), []))
     return out
 

@@ -163,10 +163,14 @@ def test_thermal_antenna_on_the_phantom(loaded, qtbot) -> None:
     # the tumour lies ~6 mm from the right hepatic vein: IRE advised for a thermal plan
     assert codes["modality_advice"].severity == "warning"
     assert "IRE is the indicated technique" in tools.panel.advice_label.text()
+    # the predicted zone (debounced, background) brings the heat-sink check: orange path
+    qtbot.waitUntil(lambda: "heat_sink" in {f.code for f in tools.findings}, timeout=60000)
+    assert tools.needle_severities() == ["warning"]
     n = plan.needles[0]
     win.views.set_crosshair(n.tip_lps_mm - 8.0 * n.direction)
     win.views.render_now()
     view = win.views.axial
-    assert _coloured(_rgb_at(view, n.tip_lps_mm - 8.0 * n.direction))
+    r, g, b = _rgb_at(view, n.tip_lps_mm - 8.0 * n.direction)
+    assert r > 200 and g > 90 and r - g > 40 and b < 90, (r, g, b)   # orange = warning
     qtbot.mouseClick(tools.panel.undo_btn, Qt.MouseButton.LeftButton)
     assert plan.needles == []
