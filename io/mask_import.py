@@ -214,8 +214,8 @@ def import_seg(path: str | Path, ct: Volume,
         number = int(item.SegmentNumber)
         label = str(getattr(item, "SegmentLabel", "") or f"segment {number}")
         try:
-            hv = seg.get_volume(segment_numbers=[number], combine_segments=True,
-                                skip_overlap_checks=True)
+            hv = seg.get_volume(segment_numbers=[number], combine_segments=False)
+            hv = hv.squeeze_channel()
         except Exception as exc:  # noqa: BLE001
             raise InputError(f"{p}: segment {number} '{label}' does not form a regular 3-D "
                              f"volume ({exc})") from None
@@ -223,7 +223,10 @@ def import_seg(path: str | Path, ct: Volume,
         if img is None:  # pragma: no cover - older highdicom
             raise InputError(f"{p}: highdicom too old to read SEG volumes")
         vol = Volume.from_sitk(img)
-        vol = vol.with_array((vol.array != 0).astype(np.uint8))
+        # FRACTIONAL segments come rescaled to 0..1: inside where >= 0.5
+        inside = vol.array >= 0.5 if np.issubdtype(vol.array.dtype, np.floating) \
+            else vol.array != 0
+        vol = vol.with_array(inside.astype(np.uint8))
         if not vol.array.any():
             continue
         out.append(_result(label, vol, ct, p, "dicom-seg", aliases))

@@ -128,7 +128,8 @@ def _slice_of(ds: pydicom.Dataset, grid: Volume) -> int:
 
 
 # ------------------------------------------------------------------ DICOM SEG round trip
-def _write_seg_highdicom(path: Path, datasets, masks: dict[str, Volume]) -> None:
+def _write_seg_highdicom(path: Path, datasets, masks: dict[str, Volume],
+                         fractional: bool = False) -> None:
     """Independent SEG writer: highdicom straight from the CT headers."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -136,7 +137,8 @@ def _write_seg_highdicom(path: Path, datasets, masks: dict[str, Volume]) -> None
     grid = next(iter(masks.values()))
     order = sorted(datasets, key=lambda d: _slice_of(d, grid))
     pixels = np.stack([np.stack([m.array[_slice_of(d, grid)] for d in order])
-                       for m in masks.values()], axis=-1).astype(np.uint8)
+                       for m in masks.values()], axis=-1)
+    pixels = pixels.astype(np.float32) if fractional else pixels.astype(np.uint8)
     descs = [hd.seg.SegmentDescription(
         segment_number=n + 1, segment_label=name,
         segmented_property_category=codes.SCT.Tissue,
@@ -145,7 +147,9 @@ def _write_seg_highdicom(path: Path, datasets, masks: dict[str, Volume]) -> None
         for n, name in enumerate(masks)]
     seg = hd.seg.Segmentation(
         source_images=order, pixel_array=pixels,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descs,
+        segmentation_type=(hd.seg.SegmentationTypeValues.FRACTIONAL if fractional
+                           else hd.seg.SegmentationTypeValues.BINARY),
+        segment_descriptions=descs,
         series_instance_uid=generate_uid(), series_number=77, sop_instance_uid=generate_uid(),
         instance_number=1, manufacturer="test", manufacturer_model_name="test",
         software_versions="1", device_serial_number="1")
@@ -166,6 +170,20 @@ def test_seg_round_trip_highdicom(planning, tmp_path):
         assert res[key].mask.same_geometry(ct)
     # dispatcher finds the SOP class by itself
     assert {r.name for r in import_masks(path, ct)} == {"Liver tumour 1", "Portal Vein"}
+
+
+def test_fractional_seg_is_thresholded_at_half(planning, tmp_path):
+    from scipy.ndimage import gaussian_filter
+
+    ct, datasets, truth = planning
+    prob = gaussian_filter(truth["tumor"].array.astype(np.float32), 1.5)
+    path = tmp_path / "prob.dcm"
+    _write_seg_highdicom(path, datasets, {"tumour probability": truth["tumor"].with_array(prob)},
+                         fractional=True)
+    [imp] = import_seg(path, ct)
+    expected = prob >= 0.5
+    assert dice(imp.mask.array, expected) >= 0.98
+    assert dice(imp.mask.array, truth["tumor"].array) >= 0.9
 
 
 def test_seg_from_other_frame_of_reference_is_refused(planning, tmp_path):
