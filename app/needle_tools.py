@@ -159,7 +159,7 @@ class NeedleTools(QObject):
         plan.changed.connect(self._on_plan_changed)
 
     def _on_plan_replaced(self) -> None:
-        self._invalidate_zone()
+        self._invalidate_zone(immediate=True)
         self.stack = UndoStack(self.case.plan)
         self.stack.changed.connect(self.panel.update_undo)
         self._connect_plan(self.case.plan)
@@ -231,7 +231,7 @@ class NeedleTools(QObject):
             if gen == self._checker_gen:
                 self.checker = checker
                 self.request_recheck()
-                self._invalidate_zone()
+                self._invalidate_zone(immediate=True)
                 self.checker_ready.emit()
 
         self.window.tasks.start("Preparing safety checks", job, done,
@@ -240,12 +240,13 @@ class NeedleTools(QObject):
     def request_recheck(self) -> None:
         self._recheck_timer.start()
 
-    def _invalidate_zone(self) -> None:
-        """The plan changed: the thermal zone is stale until predicted again (debounced)."""
+    def _invalidate_zone(self, immediate: bool = False) -> None:
+        """The plan changed: the thermal zone is stale until predicted again (debounced
+        during edits, at once when a plan or the anatomy was loaded)."""
         self._zone_gen += 1
         self.zone = None
         if not self.plan.is_ire and self.plan.needles and self.case.ct is not None:
-            self._zone_timer.start()
+            self._zone_timer.start(0 if immediate else 600)
 
     def _predict_zone(self) -> None:
         """Thermal plans: predict the zone off the GUI thread for the heat-sink check."""
