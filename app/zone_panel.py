@@ -321,7 +321,11 @@ class ZonePanel(QWidget):
 
 
 def install_zone_panel(window: Any) -> ZonePanel:
-    """Add the zone panel as a right-hand dock of ``window``; ``window.zone_panel``."""
+    """Add the zone panel as a right-hand dock of ``window``; ``window.zone_panel``.
+    Idempotent: a window that has one keeps it."""
+    existing = getattr(window, "zone_panel", None)
+    if isinstance(existing, ZonePanel):
+        return existing
     panel = ZonePanel(window)
     dock = QDockWidget("Predicted zone", window)
     dock.setObjectName("zoneDock")
