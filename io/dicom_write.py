@@ -10,6 +10,7 @@ Geometry (DICOM PS3.3 C.7.6.2): the row direction cosine is the Volume's i axis
 from __future__ import annotations
 
 import datetime as _dt
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
     UID,
     CTImageStorage,
@@ -173,6 +177,7 @@ def write_ct_series(volume: Volume, outdir: str | Path, *,
             raise InputError(f"write_ct_series: extra attribute {key}={value!r}: {exc}") from None
 
     stored = _to_stored(arr)
+    fast = _FastWriter(ds) if ts == ExplicitVRLittleEndian else None
     paths: list[Path] = []
     for k in range(nk):
         pos = volume.index_to_lps((0.0, 0.0, float(k)))
@@ -183,15 +188,11 @@ def write_ct_series(volume: Volume, outdir: str | Path, *,
         ds.ImagePositionPatient = [_ds(float(v)) for v in pos]
         ds.SliceLocation = _ds(float(pos @ normal))
         path = out / f"{file_prefix}{k + 1:04d}.dcm"
-        if ts == ExplicitVRLittleEndian:
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds.PixelData = stored[k].tobytes()
-            ds["PixelData"].VR = "OW"
-            ds.save_as(path, enforce_file_format=True)
+        if fast is not None:
+            fast.write(path, ds, stored[k])
         else:
             sl = ds.copy()
             sl.file_meta = FileMetaDataset(ds.file_meta)
-            sl.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             sl.PixelData = stored[k].tobytes()
             sl["PixelData"].VR = "OW"
             try:
@@ -202,6 +203,49 @@ def write_ct_series(volume: Volume, outdir: str | Path, *,
             sl.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+_PER_SLICE = (Tag("SOPInstanceUID"), Tag("InstanceNumber"), Tag("ImagePositionPatient"),
+              Tag("SliceLocation"))
+
+
+class _FastWriter:
+    """Explicit VR Little Endian files whose fixed elements are encoded once.
+
+    The header elements that are the same on every slice are serialised a single time
+    with pydicom's own element writer; per slice only the file meta, the four per-slice
+    elements and the pixel data are encoded (in ascending tag order, as DICOM requires).
+    """
+
+    def __init__(self, ds: pydicom.Dataset) -> None:
+        self.fixed: dict[BaseTag, bytes] = {}
+        for elem in ds:
+            if elem.tag not in _PER_SLICE and elem.tag != Tag("PixelData"):
+                self.fixed[elem.tag] = _encode(elem)
+        self.order = sorted(set(self.fixed) | set(_PER_SLICE))
+
+    def write(self, path: Path, ds: pydicom.Dataset, pixels: np.ndarray) -> None:
+        buf = DicomBytesIO()
+        buf.is_little_endian = True
+        buf.is_implicit_VR = False
+        buf.write(b"\x00" * 128 + b"DICM")
+        write_file_meta_info(buf, ds.file_meta, enforce_standard=True)
+        parts = [buf.getvalue()]
+        for tag in self.order:
+            parts.append(self.fixed[tag] if tag in self.fixed else _encode(ds[tag]))
+        data = pixels.astype("<u2", copy=False).tobytes()
+        parts.append(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, len(data)))
+        parts.append(data)
+        with open(path, "wb") as fh:
+            fh.write(b"".join(parts))
+
+
+def _encode(elem: pydicom.DataElement) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_data_element(fp, elem)
+    return fp.getvalue()
 
 
 def _to_stored(arr: np.ndarray) -> np.ndarray:

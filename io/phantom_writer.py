@@ -77,7 +77,7 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
     pdate = PLANNING_DATE.strftime("%Y%m%d")
     fdate = FOLLOWUP_DATE.strftime("%Y%m%d")
 
-    ct, masks, _ = ph.make_planning(grid, seed=seed, scenario=scenario, truth=truth)
+    ct, masks, ict = ph.make_planning_and_intraop(grid, truth, seed)
     plan_paths = write_ct_series(
         ct, out / "planning", **patient, study_uid=study_plan, series_uid=uids["planning"],
         frame_of_reference_uid=for_plan, series_description="Planning ceCT portal venous",
@@ -96,7 +96,6 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
               series_description="Phantom structures (ground truth)")
     del ct, masks, seg_masks
 
-    ict = ph.make_intraop(grid, truth, seed)
     write_ct_series(
         ict, out / "intraop", **patient, study_uid=study_plan, series_uid=uids["intraop"],
         frame_of_reference_uid=for_plan, series_description="Intra-procedural CT, electrodes",

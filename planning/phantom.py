@@ -295,38 +295,36 @@ def planning_from_followup(points_lps_mm: np.ndarray, truth: dict[str, Any],
     """Inverse of :func:`followup_from_planning` (fixed-point iteration, to ``tol_mm``).
 
     x = R^T (y - t) - u(x) converges because the bump's Jacobian norm is at most
-    |A| / (sigma sqrt(e)) << 1. Points farther than 7 sigma from the bump centre move by
-    less than 1e-10 mm and are not iterated.
+    |A| / (sigma sqrt(e)) << 1. Points (3,) or (N, 3), LPS mm.
     """
-    tf = truth["followup_transform"]
     y = np.asarray(points_lps_mm, dtype=np.float64)
+    cols = _inverse_cols(y[..., 0], y[..., 1], y[..., 2], truth, tol_mm)
+    return np.stack(cols, axis=-1)
+
+
+def _inverse_cols(y0: np.ndarray, y1: np.ndarray, y2: np.ndarray, truth: dict[str, Any],
+                  tol_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column form of :func:`planning_from_followup` (x, y, z arrays of any shape)."""
+    tf = truth["followup_transform"]
     rot = np.asarray(tf["rotation_matrix"], float)
-    xp = _affine3(y - np.asarray(tf["translation_mm"], float), rot.T)  # R^T (y - t) = x + u(x)
+    t = np.asarray(tf["translation_mm"], float)
+    d = (np.asarray(y0, float) - t[0], np.asarray(y1, float) - t[1], np.asarray(y2, float) - t[2])
+    q = [rot[0, r] * d[0] + rot[1, r] * d[1] + rot[2, r] * d[2] for r in range(3)]  # R^T d
     bp = tf["bump"]
     c = np.asarray(bp["center_lps_mm"], float)
     amp = np.asarray(bp["amplitude_mm"], float)
-    sig = float(bp["sigma_mm"])
-    flat = xp.reshape(-1, 3)
-    d2 = ((flat[:, 0] - c[0]) ** 2 + (flat[:, 1] - c[1]) ** 2 + (flat[:, 2] - c[2]) ** 2)
-    active = np.nonzero(d2 < (7.0 * sig + float(np.linalg.norm(amp))) ** 2)[0]
-    if active.size == 0:
-        return xp
-    q = [np.ascontiguousarray(flat[active, r]) for r in range(3)]
+    k = -1.0 / (2.0 * float(bp["sigma_mm"]) ** 2)
     x = [qq.copy() for qq in q]
-    k = -1.0 / (2.0 * sig * sig)
     for _ in range(100):
         g = np.exp(k * ((x[0] - c[0]) ** 2 + (x[1] - c[1]) ** 2 + (x[2] - c[2]) ** 2))
         step = 0.0
         for r in range(3):
             x_new = q[r] - g * amp[r]
-            step = max(step, float(np.max(np.abs(x_new - x[r]))))
+            step = max(step, float(np.max(np.abs(x_new - x[r]), initial=0.0)))
             x[r] = x_new
         if step < tol_mm:
             break
-    out = flat.copy()
-    for r in range(3):
-        out[active, r] = x[r]
-    return out.reshape(xp.shape)
+    return x[0], x[1], x[2]
 
 
 def _bump(p: np.ndarray, tf: dict[str, Any]) -> np.ndarray:
@@ -645,7 +643,7 @@ class _Renderer:
     works on the part of the slab inside its own box.
     """
 
-    def __init__(self, grid: Volume, inverse: Callable[[np.ndarray], np.ndarray] | None = None,
+    def __init__(self, grid: Volume, inverse: Callable[..., tuple[np.ndarray, ...]] | None = None,
                  forward: Callable[[np.ndarray], np.ndarray] | None = None,
                  pad_mm: float = 0.0) -> None:
         self.grid = grid
@@ -680,10 +678,8 @@ class _Renderer:
                for r in range(3)]
         if self.inverse is None:
             return tuple(c.astype(np.float32) for c in xyz)  # type: ignore[return-value]
-        pts = np.stack(xyz, axis=-1).reshape(-1, 3)
-        q = self.inverse(pts).reshape(shp + (3,))
-        return (q[..., 0].astype(np.float32), q[..., 1].astype(np.float32),
-                q[..., 2].astype(np.float32))
+        q = self.inverse(*xyz)
+        return (q[0].astype(np.float32), q[1].astype(np.float32), q[2].astype(np.float32))
 
     def run(self, steps: list[tuple[tuple[np.ndarray, np.ndarray], Callable[..., None]]],
             slab: int = 16) -> None:
@@ -707,11 +703,12 @@ _BIG = 1e4
 
 
 def _render(grid: Volume, truth: dict[str, Any], *, kind: str, seed: int,
-            slab: int = 16) -> PhantomScan:
-    """Render one scan. kind: "planning", "intraop" or "followup"."""
+            slab: int = 16) -> dict[str, PhantomScan]:
+    """Render scans. kind "planning" gives {"planning", "intraop"} (same anatomy, needles
+    added to a copy); kind "followup" gives {"followup"}."""
     if kind == "followup":
-        def inverse(p: np.ndarray) -> np.ndarray:
-            return planning_from_followup(p, truth, tol_mm=1e-5)
+        def inverse(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
+            return _inverse_cols(x, y, z, truth, 1e-6)
 
         def forward(p: np.ndarray) -> np.ndarray:
             return followup_from_planning(p, truth)
@@ -743,6 +740,8 @@ def _render(grid: Volume, truth: dict[str, Any], *, kind: str, seed: int,
     hu = np.empty(rend.shape, dtype=np.float32)
     masks = {k: np.zeros(rend.shape, dtype=np.uint8) for k in
              (MASK_KEYS if kind == "planning" else ("tumor", "ablation_zone"))}
+    if kind not in ("planning", "followup"):
+        raise ValueError(f"_render: unknown kind {kind!r}")
     steps: list[tuple[tuple[np.ndarray, np.ndarray], Callable[..., None]]] = []
 
     def step_background(sl, x, y, z):  # noqa: ANN001, ANN202
@@ -853,22 +852,33 @@ def _render(grid: Volume, truth: dict[str, Any], *, kind: str, seed: int,
 
     steps.append(((np.array([-45.0, 35.0, -_BIG]), np.array([45.0, 110.0, _BIG])), step_spine))
 
-    if kind == "intraop":
+    rend.run(steps, slab=slab)
+    scans: dict[str, PhantomScan] = {}
+    mask_vols = {k: grid.with_array(m) for k, m in masks.items()}
+    if kind == "planning":
+        intra = hu.copy()
+        needle_steps = []
         for nd in truth["needles"]:
             tip, entry = np.asarray(nd["tip_lps_mm"]), np.asarray(nd["entry_lps_mm"])
             hub = entry - 40.0 * _unit(tip - entry)  # shaft continues outside to the handle
 
             def step_needle(sl, x, y, z, a=hub, b=tip):  # noqa: ANN001, ANN202
-                hu[sl][_seg_dist2(x, y, z, a, b) <= NEEDLE_DRAW_RADIUS_MM ** 2] = HU["metal"]
+                intra[sl][_seg_dist2(x, y, z, a, b) <= NEEDLE_DRAW_RADIUS_MM ** 2] = HU["metal"]
 
-            steps.append(((np.minimum(hub, tip) - 3, np.maximum(hub, tip) + 3), step_needle))
+            needle_steps.append(((np.minimum(hub, tip) - 3, np.maximum(hub, tip) + 3),
+                                 step_needle))
+        rend.run(needle_steps, slab=slab)
+        scans["planning"] = PhantomScan(_finish(hu, grid, seed, 1, "planning"), mask_vols)
+        scans["intraop"] = PhantomScan(_finish(intra, grid, seed, 2, "intraop"), {})
+    else:
+        scans["followup"] = PhantomScan(_finish(hu, grid, seed, 3, "followup"), mask_vols)
+    return scans
 
-    rend.run(steps, slab=slab)
 
-    # scanner blur (partial volume), then seeded noise; a different noise field per scan
+def _finish(hu: np.ndarray, grid: Volume, seed: int, scan_no: int, kind: str) -> Volume:
+    """Scanner blur (partial volume), seeded noise (own field per scan), int16 HU Volume."""
     gaussian_filter(hu, sigma=BLUR_SIGMA_MM / grid.spacing_mm[::-1], output=hu,
                     mode="nearest", truncate=3.0)
-    scan_no = {"planning": 1, "intraop": 2, "followup": 3}[kind]
     rng = np.random.default_rng([int(seed), scan_no, 7919])
     noise = rng.standard_normal(hu.shape, dtype=np.float32)
     noise *= NOISE_SD_HU
@@ -876,8 +886,7 @@ def _render(grid: Volume, truth: dict[str, Any], *, kind: str, seed: int,
     hu += noise
     del noise
     np.clip(hu, -1024.0, 3071.0, out=hu)
-    ct = grid.with_array(np.rint(hu).astype(np.int16), phantom_scan=kind)
-    return PhantomScan(ct, {k: grid.with_array(m) for k, m in masks.items()})
+    return grid.with_array(np.rint(hu).astype(np.int16), phantom_scan=kind)
 
 
 # ----------------------------------------------------------------------------- public
@@ -891,13 +900,20 @@ def make_planning(template: Volume | None = None, seed: int = 0, scenario: str =
     """
     truth = truth if truth is not None else make_truth(seed, scenario)
     grid = template if template is not None else phantom_grid()
-    scan = _render(grid, truth, kind="planning", seed=seed)
+    scan = _render(grid, truth, kind="planning", seed=seed)["planning"]
     return scan.ct, scan.masks, truth
+
+
+def make_planning_and_intraop(template: Volume, truth: dict[str, Any], seed: int = 0
+                              ) -> tuple[Volume, dict[str, Volume], Volume]:
+    """Planning CT, its masks and the intra-op CT (electrodes in) from one anatomy pass."""
+    scans = _render(template, truth, kind="planning", seed=seed)
+    return scans["planning"].ct, scans["planning"].masks, scans["intraop"].ct
 
 
 def make_intraop(template: Volume, truth: dict[str, Any], seed: int = 0) -> Volume:
     """Intra-procedural CT (same anatomy and frame as planning) with the electrodes in."""
-    return _render(template, truth, kind="intraop", seed=seed).ct
+    return _render(template, truth, kind="planning", seed=seed)["intraop"].ct
 
 
 def followup_grid(planning_template: Volume) -> Volume:
@@ -914,7 +930,7 @@ def make_followup(template: Volume, truth: dict[str, Any], seed: int = 0
     Masks: "ablation_zone" and "tumor", mapped into the follow-up frame with the exact
     transform of ``truth``.
     """
-    scan = _render(template, truth, kind="followup", seed=seed)
+    scan = _render(template, truth, kind="followup", seed=seed)["followup"]
     return scan.ct, scan.masks
 
 
