@@ -223,13 +223,17 @@ def _star_bound(vol: Volume, seed_lps_mm: np.ndarray, rays_mm: np.ndarray,
         near = good[np.argsort(-(dirs[good] @ dirs[n]))[:n_neighbours]]
         r[n] = float(np.median(rays_mm[near]))
     cap = np.where(long_, 1.15 * r + 1.5, 1.3 * r + 3.0)
-    kk, jj, ii = np.meshgrid(*(np.arange(n) for n in vol.array.shape), indexing="ij")
-    pts = vol.index_to_lps(np.stack([ii, jj, kk], -1).reshape(-1, 3).astype(float))
-    v = pts - seed_lps_mm
+    from scipy.spatial import cKDTree
+
+    inside = _ball(vol, seed_lps_mm, max_mm)
+    kji = np.argwhere(inside)
+    v = vol.index_to_lps(kji[:, ::-1].astype(float)) - seed_lps_mm
     rho = np.linalg.norm(v, axis=1)
-    nearest = np.argmax(v @ dirs.T, axis=1)
-    allowed = rho <= np.minimum(cap[nearest], max_mm)
-    return allowed.reshape(vol.array.shape)
+    _, nearest = cKDTree(dirs).query(v / np.maximum(rho, 1e-9)[:, None])
+    allowed = np.zeros(vol.array.shape, dtype=bool)
+    ok_pts = rho <= cap[nearest]
+    allowed[tuple(kji[ok_pts].T)] = True
+    return allowed
 
 
 def _ray_lengths_mm(vol: Volume, arr: np.ndarray, seed_lps_mm: np.ndarray, lower: float,
@@ -357,7 +361,12 @@ def segment_liver(ct: Volume, seeds_lps_mm: Sequence[Sequence[float]] | np.ndarr
     grid = _work_grid(ct, work_spacing_mm)
     img = _to_float_sitk(ct)
     if grid is not ct:
-        img = sitk.SmoothingRecursiveGaussian(img, 0.5 * work_spacing_mm)
+        # block-average by whole factors first (anti-aliasing, and fast on 512^2 slices),
+        # then linear resampling onto the work grid
+        shrink = [max(1, int(np.floor(g / s + 1e-6)))
+                  for g, s in zip(grid.spacing_mm, ct.spacing_mm)]
+        if max(shrink) > 1:
+            img = sitk.BinShrink(img, shrink)
         img = sitk.Resample(img, grid.to_sitk(), sitk.Transform(), sitk.sitkLinear, -1000.0,
                             sitk.sitkFloat32)
     img = sitk.SmoothingRecursiveGaussian(img, 1.5)
