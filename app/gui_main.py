@@ -108,6 +108,7 @@ def run_gui(args) -> int:
             print(f"irplan: screenshot saved to {saved} ({t:.1f} s)")
             if os.environ.get("IRPLAN_TIMING"):
                 print(f"timing: first_render_epoch={win.first_render_epoch} "
+                      f"first_render_cpu_s={win.first_render_cpu_s} "
                       f"surfaces_done_epoch={win.surfaces_done_epoch} "
                       f"screenshot_epoch={time.time()}")
             result["code"] = 0

@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         # overlays in all views) and of the last structure surface shown in 3D
         self.first_render_epoch: float | None = None
         self.surfaces_done_epoch: float | None = None
+        self.first_render_cpu_s: float | None = None
 
         self.setWindowTitle(f"{APP_TITLE} — {NOTICE_SHORT}")
         self.setObjectName("irplanMainWindow")
@@ -465,6 +466,7 @@ class MainWindow(QMainWindow):
         if self.first_render_epoch is None and self.case.ct is not None:
             self.views.render_now()
             self.first_render_epoch = time.time()
+            self.first_render_cpu_s = time.process_time()   # all threads of the process
 
     def _on_structure_changed(self, key: str) -> None:
         mask = self.case.structures.get(key)
