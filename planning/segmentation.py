@@ -41,6 +41,9 @@ LUNG_MAX_HU = -400.0
 # 250 HU stays above portal-venous blood/kidney enhancement (~150-200 HU) and keeps the
 # cancellous rim; the marrow inside is filled per slice.
 BONE_MIN_HU = 250.0
+# Plausibility limit for one hepatic vessel tree (mL): IRCADb 17 venous system incl. IVC
+# 110 mL, portal vein 48 mL (../shared/data SOURCE.md); more means a leak.
+VESSEL_LEAK_ML = 250.0
 
 
 # ------------------------------------------------------------------ helpers
@@ -537,10 +540,16 @@ def segment_vessels(ct: Volume, seeds_lps_mm: Sequence[float] | Sequence[Sequenc
 
     comp = binary_fill_holes(comp)
     full = _paste(ct, sub.with_array(comp.astype(np.uint8))) if sub is not ct else comp
-    return _mask_volume(ct, full, structure=key, method="vessel threshold + connectivity"
-                        + (" + vesselness" if use_vesselness else ""),
-                        seeds_lps_mm=seeds.tolist(), hu_window=(round(lower, 1), round(upper, 1)),
-                        vessel_hu=round(mu_v, 1), parenchyma_hu=round(mu_p, 1))
+    out = _mask_volume(ct, full, structure=key, method="vessel threshold + connectivity"
+                       + (" + vesselness" if use_vesselness else ""),
+                       seeds_lps_mm=seeds.tolist(), hu_window=(round(lower, 1), round(upper, 1)),
+                       vessel_hu=round(mu_v, 1), parenchyma_hu=round(mu_p, 1))
+    ml = float(np.count_nonzero(full)) * ct.voxel_volume_ml
+    if ml > VESSEL_LEAK_ML:
+        out.metadata["warning"] = (
+            f"the vessel tree is {ml:.0f} mL: it probably runs into the aorta, heart or "
+            "kidneys" + ("; segment the liver first to limit it" if liver is None else ""))
+    return out
 
 
 # ------------------------------------------------------------------ bone / lung
