@@ -77,9 +77,9 @@ _CAVITY = (0.0, 5.0, 160.0 - 25.0, 115.0 - 25.0)
 _RIB_ELLIPSE = (0.0, 5.0, 140.0, 95.0)
 _RIB_RADIUS_MM = 5.0
 # posterior height of each rib (mm) and how far round (deg from the posterior midline) it runs
-_RIBS = ((-50.0, 100.0), (-22.0, 112.0), (6.0, 122.0), (34.0, 140.0), (62.0, 155.0),
-         (90.0, 160.0), (118.0, 165.0))
-_RIB_DROP_MM = 40.0  # ribs descend this much from the spine to the front (at 180 deg)
+_RIBS = ((-30.0, 100.0), (-2.0, 112.0), (26.0, 125.0), (54.0, 140.0), (82.0, 152.0),
+         (110.0, 160.0), (138.0, 165.0), (166.0, 165.0))
+_RIB_DROP_MM = 80.0  # ribs descend this much from the spine to the front (at 180 deg)
 
 
 @dataclass
@@ -620,6 +620,20 @@ def _colon_segments() -> list[tuple[np.ndarray, np.ndarray, float]]:
             (np.array([105.0, 0.0, -60.0]), np.array([108.0, 10.0, -160.0]), 20.0)]
 
 
+def _small_bowel_segments() -> list[tuple[np.ndarray, np.ndarray, float, bool]]:
+    """Fluid- or gas-filled small bowel loops (start, end, radius, gas) in the lower belly.
+
+    Short tubes at fixed pseudo-random places (the same anatomy for every seed)."""
+    rng = np.random.default_rng(4242)
+    out = []
+    for n in range(34):
+        c = rng.uniform([-75.0, -75.0, -135.0], [85.0, 15.0, -62.0])
+        d = _unit(rng.normal(size=3) * np.array([1.0, 0.6, 0.8]))
+        half = float(rng.uniform(12.0, 25.0))
+        out.append((c - half * d, c + half * d, float(rng.uniform(9.0, 12.0)), n % 6 == 2))
+    return out
+
+
 # ----------------------------------------------------------------------------- renderer
 def _seg_dist2(x: np.ndarray, y: np.ndarray, z: np.ndarray, a: np.ndarray,
                b: np.ndarray) -> np.ndarray:
@@ -777,6 +791,25 @@ def _render(grid: Volume, truth: dict[str, Any], *, kind: str, seed: int,
 
     steps.append(((np.array([-135.0, -95.0, -200.0]), np.array([135.0, 95.0, 60.0])),
                   step_organs))
+
+    for a, b, r, gas in _small_bowel_segments():
+        def step_bowel(sl, x, y, z, a=a, b=b, r=r, gas=gas):  # noqa: ANN001, ANN202
+            blk = hu[sl]
+            d2 = _seg_dist2(x, y, z, a, b)
+            free = blk < HU["muscle"]  # only in fat: never over organs or muscle
+            blk[(d2 <= r * r) & free] = HU["bowel_wall"]
+            blk[(d2 <= (r - 2.5) ** 2) & free] = HU["air"] if gas else HU["fluid"] + 15.0
+
+        steps.append(((np.minimum(a, b) - r, np.maximum(a, b) + r), step_bowel))
+
+    def step_psoas(sl, x, y, z):  # noqa: ANN001, ANN202
+        blk = hu[sl]
+        width = np.clip((-40.0 - z) / 60.0, 0.0, 1.0) * 14.0 + 6.0  # widens caudally
+        psoas = ((np.abs(x) - 40.0) ** 2 / width ** 2 + (y - 62.0) ** 2 / 16.0 ** 2 <= 1.0) & \
+            (z < -30.0)
+        blk[psoas] = HU["muscle"]
+
+    steps.append(((np.array([-80.0, 40.0, -_BIG]), np.array([80.0, 80.0, -30.0])), step_psoas))
 
     for a, b, r in _colon_segments():
         def step_colon(sl, x, y, z, a=a, b=b, r=r):  # noqa: ANN001, ANN202
