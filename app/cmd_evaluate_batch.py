@@ -46,7 +46,13 @@ OUT_COLUMNS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("cohort", metavar="cohort.csv", help="one row per lesion (see help)")
+    parser.epilog = ("cohort.csv columns: case_id, planning, followup, tumor, ablation "
+                     "(required); register, liver, plan_zone, margin_mm (optional). Relative "
+                     "paths are relative to the CSV's folder. Exit code 0 when every case is "
+                     "ok, 1 when one or more failed (status/error columns), 2 when the "
+                     "cohort file itself is unusable.")
+    parser.add_argument("cohort", metavar="cohort.csv",
+                        help="one row per lesion (columns below)")
     parser.add_argument("--out", metavar="results.csv", required=True,
                         help="results CSV (one row per input row)")
     parser.add_argument("--register", choices=METHODS, default="rigid",
