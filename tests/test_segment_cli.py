@@ -71,6 +71,15 @@ def test_segment_json_bone_and_errors(phantom_case: Path, tmp_path):
     rows = json.loads(r.stdout)
     assert rows[0]["structure"] == "bone" and rows[0]["volume_ml"] > 100
     assert (tmp_path / "o" / "bone.nii.gz").exists()
+    # a portal-vein seed without a liver: the tree runs on into the aorta (they touch in
+    # the phantom) and the tool says so
+    truth = json.loads((phantom_case / "truth.json").read_text())
+    rpv = next(v for v in truth["vessels"] if v["name"] == "right portal vein")
+    seed = 0.5 * (np.asarray(rpv["start_lps_mm"]) + np.asarray(rpv["end_lps_mm"]))
+    r = _irplan("segment", str(phantom_case / "planning"), "--vessel-seed", _fmt(seed),
+                "--out", str(tmp_path / "v"))
+    assert r.returncode == 0, r.stderr
+    assert "warning:" in r.stdout and "segment the liver first" in r.stdout
     # user errors: one line on stderr, exit 2, no traceback
     r = _irplan("segment", str(phantom_case / "planning"), "--tumor-seed=900,0,0",
                 "--out", str(tmp_path / "x"))
