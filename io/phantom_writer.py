@@ -63,6 +63,9 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
     grid = ph.phantom_grid(variant, size, spacing_mm)
     fgrid = ph.followup_grid(grid)
     out.mkdir(parents=True, exist_ok=True)
+    for sub in ("planning", "intraop", "followup"):  # rewriting a case: no stale slices
+        for old in (out / sub).glob("IM*.dcm"):
+            old.unlink()
 
     patient = {"patient_name": "PHANTOM^IRPLAN", "patient_id": f"IRPLAN-PH{seed:04d}"}
     study_plan = _uid_for(seed, scenario, variant, "study-planning")
