@@ -301,3 +301,46 @@ def test_double_click_maximises_a_view_and_back(window, qtbot) -> None:
     qtbot.waitUntil(lambda: v.axial.isVisible() and v.sagittal.width() < 0.6 * grid_w,
                     timeout=3000)
     assert v.maximised == ""
+
+
+def test_overlay_hook_draws_a_needle_clipped_to_the_slice_slab(window, qtbot) -> None:
+    """The hook other modules use (needles, zones): one polydata in every view, in LPS."""
+    from vtkmodules.vtkFiltersSources import vtkLineSource
+
+    ct, masks = synthetic_case()
+    _show(window, ct, masks, qtbot)
+    v = window.views
+    for key in v.structure_keys():
+        v.set_structure_style(key, visible=False)
+    v.set_crosshair(np.array([0.0, -60.0, 0.0]))
+    entry, tip = np.array([-60.0, -60.0, -30.0]), np.array([60.0, -60.0, 30.0])
+    line = vtkLineSource()
+    line.SetPoint1(*entry)
+    line.SetPoint2(*tip)
+    line.Update()
+    v.add_overlay_polydata("needle", line.GetOutput(), color=(0.0, 1.0, 1.0),
+                           line_width=4.0, slab_mm=4.0)
+    v.render_now()
+
+    def cyan(rgb: np.ndarray) -> bool:
+        return bool(rgb[1] > 200 and rgb[2] > 200 and rgb[0] < 80)
+
+    img = v.axial.capture_rgb()
+    h = img.shape[0]
+
+    def px(p):
+        x, y = v.axial.world_to_display(np.asarray(p, dtype=float))
+        return img[h - 1 - int(round(y)), int(round(x))].astype(int)
+
+    assert cyan(px([0.0, -60.0, 0.0])), "needle must show where it crosses the slice"
+    assert not cyan(px([40.0, -60.0, 0.0])), "needle far from the slice must be clipped"
+    # the 3D view shows the whole needle
+    s3 = v.scene3d
+    s3.set_camera_preset("anterior")
+    img3 = s3.capture_rgb()
+    x, y = s3.world_to_display((entry + tip) / 2 + (tip - entry) * 0.25)
+    assert cyan(img3[img3.shape[0] - 1 - int(round(y)), int(round(x))].astype(int))
+    v.remove_overlay("needle")
+    assert "needle" not in v.overlay_keys()
+    v.render_now()
+    assert not cyan(_pixel(v.axial, np.array([0.0, -60.0, 0.0])))

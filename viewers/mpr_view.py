@@ -150,6 +150,7 @@ class MprView(VtkWidget):
         self._struct_voxels: dict[str, int] = {}
         self._styles: dict[str, StructureStyle] = {}
         self._cut_plane = vtkPlane()
+        self._slabs: list[tuple[vtkActor, vtkPlane, vtkPlane, float]] = []
 
         # crosshair (overlay layer, never hidden by the image)
         self._cross_pts = vtkPoints()
@@ -363,7 +364,26 @@ class MprView(VtkWidget):
     def remove_overlay_actor(self, prop: vtkProp) -> None:
         self.overlay_renderer.RemoveViewProp(prop)
         self.renderer.RemoveViewProp(prop)
+        self._slabs = [s for s in self._slabs if s[0] is not prop]
         self.request_render()
+
+    def clip_to_slab(self, actor: vtkActor, half_thickness_mm: float) -> None:
+        """Show only the part of ``actor`` within +-half_thickness_mm of the slice plane
+        (kept up to date when the slice moves), e.g. a needle crossing the slice."""
+        below, above = vtkPlane(), vtkPlane()
+        mapper = actor.GetMapper()
+        mapper.AddClippingPlane(below)
+        mapper.AddClippingPlane(above)
+        self._slabs.append((actor, below, above, float(half_thickness_mm)))
+        self._update_slabs()
+
+    def _update_slabs(self) -> None:
+        fp, n = self.slice_plane()
+        for _actor, below, above, half in self._slabs:
+            below.SetOrigin(*(fp - n * half))
+            below.SetNormal(*n)          # keeps the side the normal points to
+            above.SetOrigin(*(fp + n * half))
+            above.SetNormal(*(-n))
 
     # ================================================================= geometry
     @property
@@ -447,6 +467,7 @@ class MprView(VtkWidget):
         fp = np.array(cam.GetFocalPoint())
         self._cut_plane.SetOrigin(*fp)
         self._cut_plane.SetNormal(*self._normal)
+        self._update_slabs()
         if self._bounds is not None:
             lo, hi = self._bounds
             d = float(np.linalg.norm(hi - lo)) + 100.0

@@ -288,10 +288,11 @@ class ViewSet(QObject):
                              color: tuple[float, float, float] = (1.0, 1.0, 0.0),
                              opacity: float = 1.0, line_width: float = 2.0,
                              views: Iterable[str] = VIEW_NAMES, on_top_2d: bool = True,
-                             ) -> dict[str, vtkActor]:
+                             slab_mm: float | None = None) -> dict[str, vtkActor]:
         """Draw one vtkPolyData (LPS mm) in several views under ``key`` (replaces an
         existing overlay of that key). In MPR views it is drawn on top of the image by
-        default. Returns the actor of each view for further styling."""
+        default; with ``slab_mm`` only its part within +-slab_mm/2 of the slice shows
+        there. Returns the actor of each view for further styling."""
         self.remove_overlay(key)
         actors: dict[str, vtkActor] = {}
         entries: list[tuple[QWidget, vtkProp]] = []
@@ -306,6 +307,8 @@ class ViewSet(QObject):
             a.GetProperty().SetLineWidth(line_width)
             v = self.view(name)
             v.add_overlay_actor(a, on_top=(on_top_2d and name != "3d"))
+            if slab_mm is not None and isinstance(v, MprView):
+                v.clip_to_slab(a, slab_mm / 2)
             actors[name] = a
             entries.append((v, a))
         self._overlays[key] = entries
