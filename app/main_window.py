@@ -122,6 +122,10 @@ class MainWindow(QMainWindow):
         self.case_panel.series_activated.connect(self.load_series_info)
         self.tasks.busy_changed.connect(self._on_busy)
         self.tasks.task_started.connect(self._on_task_started)
+        # Plan step: needle placement, live safety checks, undo/redo, autosave
+        from irplan.app.needle_tools import install as install_needle_tools
+
+        self.needle_tools = install_needle_tools(self)
 
         self.resize(1600, 1000)
         if restore_state:
