@@ -41,28 +41,28 @@ _OTHER = (_ANAT, codes.SCT.Tissue)
 
 def _label(key: str) -> str:
     st = structure_types().get(key)
-    return st.name if st else key
+    return st.name if st else key.replace("_", " ").capitalize()
 
 
-def _colour(key: str) -> hd.color.CIELabColor | None:
-    st = structure_types().get(key)
-    if st is None:
-        return None
+def _colour(key: str) -> hd.color.CIELabColor:
+    """Recommended display colour: the structure table's RGB (free names: 'other')."""
+    types = structure_types()
+    st = types.get(key) or types["other"]
     r, g, b = (int(round(255 * c)) for c in st.color)
-    return hd.color.CIELabColor.from_rgb(r, g, b) if hasattr(hd.color.CIELabColor,
-                                                              "from_rgb") else None
+    return hd.color.CIELabColor.from_rgb(r, g, b)
 
 
 def write_seg(masks: dict[str, Volume], source_datasets: list[pydicom.Dataset],
               out_path: str | Path, *, series_description: str = "IRPlan structures",
               series_number: int = 100, algorithm_name: str | None = None,
-              algorithm_version: str = "0.1") -> Path:
+              algorithm_version: str = "0.1", algorithm_family: Code | None = None) -> Path:
     """Write ``masks`` (uint8 0/1 Volumes on the CT grid) as one BINARY DICOM SEG.
 
     ``source_datasets``: the CT series' datasets (headers suffice), any order; every mask
     slice k is matched to the dataset whose ImagePositionPatient is voxel (0, 0, k).
     Segments are numbered in ``masks`` order. ``algorithm_name`` given: segments are
-    AUTOMATIC with that algorithm identification, else MANUAL. Raises InputError when a
+    AUTOMATIC with that algorithm identification (``algorithm_family`` from DICOM CID 7162,
+    default Artificial Intelligence), else MANUAL. Raises InputError when a
     mask is not on the CT grid or a slice has no source image.
     """
     if not masks:
@@ -101,8 +101,7 @@ def write_seg(masks: dict[str, Volume], source_datasets: list[pydicom.Dataset],
     if algorithm_name:
         algo_type = hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
         algo_id = hd.AlgorithmIdentificationSequence(
-            name=algorithm_name, family=codes.cid7162.ArtificialIntelligence
-            if hasattr(codes, "cid7162") else Code("113083", "DCM", "Other"),
+            name=algorithm_name, family=algorithm_family or codes.cid7162.ArtificialIntelligence,
             version=algorithm_version)
     else:
         algo_type = hd.seg.SegmentAlgorithmTypeValues.MANUAL

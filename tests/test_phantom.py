@@ -298,3 +298,63 @@ def test_seg_reads_back(phantom_case: Path) -> None:
         k = int(round(tumor.lps_to_index(pos)[2]))
         arr[k] = pix[f] if pix.ndim == 3 else pix
     assert np.array_equal(arr, tumor.array)
+
+
+def test_zone_masks_match_truth(phantom_case: Path) -> None:
+    truth = load_truth(phantom_case)
+    vol_true = truth["ablation_zone"]["volume_ml"]
+    r = np.array(truth["ablation_zone"]["radii_mm"])
+    area_mm2 = 4 * np.pi * (np.prod(r) ** (2 / 3))  # ~ellipsoid surface
+    for sub in ("planning", "followup"):
+        zone = read_mask(phantom_case / "masks" / sub / "ablation_zone.nii.gz")
+        tol_ml = area_mm2 * 0.25 * np.max(zone.spacing_mm) / 1000
+        assert abs(zone.array.sum() * zone.voxel_volume_ml - vol_true) < tol_ml, sub
+    # every tumour voxel lies in the zone when the margin is positive
+    tumor = read_mask(phantom_case / "masks" / "planning" / "tumor.nii.gz")
+    zone = read_mask(phantom_case / "masks" / "planning" / "ablation_zone.nii.gz")
+    assert truth["minimal_margin_mm"] > 0
+    assert np.all(zone.array[tumor.array == 1] == 1)
+
+
+def test_cli_small_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from irplan.app.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["phantom", str(out), "--seed", "4", "--scenario", "margin_at_risk",
+               "--size", "64,64,40", "--spacing-mm", "6,6,7"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    truth = load_truth(out)
+    assert f"{truth['minimal_margin_mm']:.2f} mm" in text
+    assert 0 <= truth["minimal_margin_mm"] < 5
+    assert len(list((out / "planning").glob("*.dcm"))) == 40
+    assert main(["phantom", str(tmp_path / "x"), "--size", "1,2"]) == 2
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert main(["phantom", str(tmp_path / "busy")]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_write_seg_refuses_mask_off_grid(tmp_path: Path) -> None:
+    from irplan.io.dicom_write import read_series_headers
+    from irplan.io.seg_write import write_seg
+
+    grid = ph.phantom_grid("axial", (32, 32, 8), (8.0, 8.0, 8.0))
+    ct = grid.with_array(np.zeros((8, 32, 32), np.int16))
+    headers = read_series_headers(write_ct_series(ct, tmp_path / "ct"))
+    shifted = Volume(np.ones((8, 32, 32), np.uint8), grid.origin_lps_mm + [0, 0, 4.0],
+                     grid.spacing_mm, grid.direction)
+    with pytest.raises(InputError, match="source CT image"):
+        write_seg({"liver": shifted}, headers, tmp_path / "seg.dcm")
+    ok = write_seg({"liver": grid.with_array(np.ones((8, 32, 32), np.uint8))}, headers,
+                   tmp_path / "seg.dcm", algorithm_name="threshold")
+    seg = hd.seg.segread(ok)
+    assert seg.get_segment_description(1).segmented_property_type.meaning == "Liver"
+
+
+def test_write_ct_series_rejects_nan(tmp_path: Path) -> None:
+    grid = ph.phantom_grid("axial", (8, 8, 2), (1.0, 1.0, 1.0))
+    arr = np.zeros((2, 8, 8), np.float32)
+    arr[1, 2, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        write_ct_series(grid.with_array(arr), tmp_path)
