@@ -44,6 +44,10 @@ BONE_MIN_HU = 250.0
 # Plausibility limit for one hepatic vessel tree (mL): IRCADb 17 venous system incl. IVC
 # 110 mL, portal vein 48 mL (../shared/data SOURCE.md); more means a leak.
 VESSEL_LEAK_ML = 250.0
+# The tumour tool needs a lesion at least this much darker than its surroundings (HU):
+# 3x the noise SD of a smoothed portal-venous CT (~5-7 HU at sigma 1 mm, from 10-15 HU
+# image noise); hypodense metastases/HCC washout are typically 20-60 HU below the liver.
+MIN_LESION_CONTRAST_HU = 20.0
 
 
 # ------------------------------------------------------------------ helpers
@@ -302,14 +306,24 @@ def segment_tumor(ct: Volume, seed_lps_mm: Sequence[float], radius_mm: float | N
         hist, edges = np.histogram(vals, bins=np.arange(mu + half, mu + 302.0, 4.0))
         hist = np.convolve(hist, np.ones(3) / 3.0, mode="same")
         mu_p = float(edges[int(np.argmax(hist))] + 2.0)
-    up = half
-    if mu_p is not None:
-        up = max(up, edge_fraction * (mu_p - mu))
+    if mu_p is None or mu_p - mu < MIN_LESION_CONTRAST_HU:
+        around = f"{mu_p:.0f} HU" if mu_p is not None else "no brighter tissue"
+        raise InputError(
+            f"tumour seed ({seed[0]:.1f}, {seed[1]:.1f}, {seed[2]:.1f}) mm: no hypodense "
+            f"lesion there (click {mu:.0f} HU, surroundings {around}); click inside a "
+            "lesion darker than the liver, or draw it with the brush")
+    up = max(half, edge_fraction * (mu_p - mu))
     lower, upper = mu - max(half, up), mu + up
     # Lesion extent from rays cast from the click: the bound becomes 1.3 x the 75th
     # percentile ray length + 2 mm (at most the drag bound), so a leak into an adjacent
     # hypodense structure (stomach, gallbladder, bowel) is cut at the lesion's own size.
     rays = _ray_lengths_mm(sub, sm, seed, lower, upper, bound_mm)
+    if np.mean(rays >= bound_mm - 0.5) > 0.5:
+        raise InputError(
+            f"tumour seed ({seed[0]:.1f}, {seed[1]:.1f}, {seed[2]:.1f}) mm: no lesion edge "
+            f"within {bound_mm:.0f} mm of the click (HU window {lower:.0f}..{upper:.0f} runs "
+            "on in most directions); click inside a lesion darker than the liver, give its "
+            "radius by dragging, or draw it with the brush")
     bound_mm = min(bound_mm, 1.3 * float(np.percentile(rays, 75)) + 2.0)
     ball = _ball(sub, seed, bound_mm) & _star_bound(sub, seed, rays, bound_mm)
     region = (sm >= lower) & (sm <= upper) & ball
