@@ -126,6 +126,10 @@ class MainWindow(QMainWindow):
         from irplan.app.needle_tools import install as install_needle_tools
 
         self.needle_tools = install_needle_tools(self)
+        # Predicted zone dock: live zone, |E| map, coverage and margin (app/zone_panel.py)
+        from irplan.app.zone_panel import install_zone_panel
+
+        self.zone_panel = install_zone_panel(self)
 
         self.resize(1600, 1000)
         if restore_state:
