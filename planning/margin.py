@@ -323,13 +323,19 @@ def point_triangle_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray,
 
 
 def distance_to_mesh(points: np.ndarray, verts: np.ndarray, faces: np.ndarray,
-                     k_nearest: int = 3) -> np.ndarray:
+                     k_nearest: int = 4, query_points: np.ndarray | None = None
+                     ) -> np.ndarray:
     """Unsigned distance (mm) from points to a triangle mesh: exact closest point over the
-    triangles around the ``k_nearest`` nearest mesh vertices (scipy cKDTree)."""
+    triangles around the ``k_nearest`` mesh vertices nearest to ``query_points`` (default
+    the points themselves; scipy cKDTree). Giving each point's approximate projection on
+    the mesh as its query point keeps the tree search short: a point deep inside a
+    near-concentric closed surface is almost equidistant from all of it, the worst case
+    for a k-d tree (measured 15x slower on a tumour inside its zone)."""
     from scipy.spatial import cKDTree
 
     k = min(k_nearest, len(verts))
-    _d, near = cKDTree(verts).query(points, k=k)
+    q = points if query_points is None else query_points
+    _d, near = cKDTree(verts).query(q, k=k)
     near = np.asarray(near).reshape(len(points), k)
     inc = _incident_faces(faces, len(verts))
     cand = inc[near].reshape(len(points), -1)  # (n, k * degree)
@@ -344,6 +350,32 @@ def distance_to_mesh(points: np.ndarray, verts: np.ndarray, faces: np.ndarray,
                                     verts[tri[:, 2]])
         best[ok] = np.minimum(best[ok], d)
     return best
+
+
+def _project_on_level(points: np.ndarray, verts_kji: np.ndarray, inside: np.ndarray,
+                      grid: Volume) -> np.ndarray:
+    """Approximate closest points (LPS) on the boundary of ``inside`` (a mask on ``grid``)
+    for ``points`` (given also as [k, j, i] grid indices): one step along the gradient of
+    the mask's signed distance map, p - sdf(p) * grad / |grad| (about 0.3 mm accurate)."""
+    from scipy.ndimage import map_coordinates
+
+    sdf = sitk.GetArrayFromImage(symmetric_sdf(grid.with_array(inside.astype(np.uint8))
+                                               .to_sitk()))
+    coords = verts_kji.T
+    s = map_coordinates(sdf, coords, order=1, mode="nearest")
+    g_idx = np.zeros((3, len(points)))  # dS/d(index) along k, j, i
+    for ax in range(3):
+        step = np.zeros((3, 1))
+        step[ax] = 0.5
+        g_idx[ax] = (map_coordinates(sdf, coords + step, order=1, mode="nearest")
+                     - map_coordinates(sdf, coords - step, order=1, mode="nearest"))
+    m = grid.direction * grid.spacing_mm[np.newaxis, :]      # LPS = o + m @ (i, j, k)
+    grad = np.linalg.solve(m.T, g_idx[::-1]).T                 # dS/dLPS = m^-T dS/didx
+    norm = np.linalg.norm(grad, axis=1, keepdims=True)
+    ok = norm[:, 0] > 1e-6
+    out = points.copy()
+    out[ok] = points[ok] - s[ok, None] * grad[ok] / norm[ok]
+    return out
 
 
 # ----------------------------------------------------------------------------- main API
@@ -404,7 +436,8 @@ def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
     z_at = map_coordinates(z_ind, verts_kji.T, order=1, mode="nearest")
     if z_ind.max() > 0.5 and z_ind.min() < 0.5:
         z_pts, z_faces, _zk = _iso_surface(z_ind, grid)
-        dist = distance_to_mesh(points, z_pts, z_faces)
+        proj = _project_on_level(points, verts_kji, z_ind >= 0.5, grid)
+        dist = distance_to_mesh(points, z_pts, z_faces, query_points=proj)
     else:
         dist = np.full(len(points), np.inf)
     margins = np.where(z_at >= 0.5, dist, -dist)
