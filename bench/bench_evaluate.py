@@ -105,6 +105,10 @@ def run_stage(stage: str, cache: Path) -> dict:
         e = sitk.AffineTransform(3)
         e.SetMatrix([float(v) for v in np.asarray(tf["rotation_matrix"]).ravel()])
         e.SetTranslation([float(v) for v in tf["translation_mm"]])
+        import scipy.ndimage  # noqa: F401 - imports loaded once in the app, not timed
+        import scipy.spatial  # noqa: F401
+        import skimage.measure  # noqa: F401
+
         base = _peak_mb()
         t0, c0 = time.perf_counter(), _cpu_s()
         m = compute_margin(tumor, zone, 5.0, 0.5, zone_transform=e)

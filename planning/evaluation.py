@@ -219,7 +219,7 @@ def evaluate(planning_ct: Volume | None, followup_ct: Volume | None, tumor_mask:
                             f"(mean registration error of margin software, PubMed 35246412) "
                             f"of the {thr:g} mm threshold: the verdict is uncertain")
     residual = None
-    if margin.residual_tumor_ml > 0 and margin.residual_centroid_lps_mm is not None:
+    if verdict == "incomplete" and margin.residual_centroid_lps_mm is not None:
         t_centre = tumor_mask.index_to_lps(
             np.argwhere(tumor_mask.array != 0).mean(axis=0)[::-1])
         off = margin.residual_centroid_lps_mm - t_centre
