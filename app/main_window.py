@@ -96,6 +96,12 @@ class MainWindow(QMainWindow):
         self.workflow = WorkflowPanel()
         self.case_panel = CasePanel(self.views)
         self.workflow.set_panel("case", self.case_panel)
+        from irplan.app.segment_panel import SegmentPanel
+
+        self.segment_panel = SegmentPanel(self.case, self.views, self.tasks)
+        self.workflow.set_panel("segment", self.segment_panel)
+        self.workflow.step_changed.connect(lambda s: self.segment_panel.activate()
+                                           if s == "segment" else self.segment_panel.deactivate())
         self.scan_result: Any = None
         self.case_dir: Path | None = None
         self.messages: list[str] = []

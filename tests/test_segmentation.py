@@ -145,6 +145,8 @@ def test_seeds_outside_or_in_wrong_tissue_are_refused(phantom):
         seg.segment_tumor(ct, [900.0, 0.0, 0.0])
     with pytest.raises(InputError, match="not brighter"):
         seg.segment_vessels(ct, deepest_point(masks["liver"]))
+    with pytest.raises(InputError, match="no hypodense lesion|no lesion edge"):
+        seg.segment_tumor(ct, deepest_point(masks["liver"]))
     with pytest.raises(InputError, match="X,Y,Z"):
         seg.segment_liver(ct, [1.0, 2.0])
 
@@ -300,3 +302,124 @@ def test_ircadb17_tools_against_expert_masks(ircadb17):
     # with a hypodense rim the expert includes): see the printed figures.
     assert min(dices.values()) >= 0.45
     assert d_liver >= 0.85
+
+
+# ------------------------------------------------------------------ GUI
+@pytest.fixture(scope="module")
+def seg_window(qapp, phantom):
+    """The main window on the phantom planning CT, Segment step open."""
+    from PySide6.QtTest import QTest
+
+    from irplan.app.gui_main import make_app
+    from irplan.app.main_window import MainWindow
+
+    make_app()
+    win = MainWindow(restore_state=False)
+    win.headless = True
+    win.resize(1400, 900)
+    win.show()
+    QTest.qWaitForWindowExposed(win)
+    ct, masks, truth = phantom
+    win.show_case(ct, {}, title="phantom")
+    assert win.tasks.wait_idle(120)
+    win.workflow.set_step("segment")
+    win.views.set_outline_mode(False)   # fills: a tinted pixel shows the structure
+    yield win
+    win.close()
+    win.deleteLater()
+
+
+def _click(qtbot, view, p_lps, drag_to=None) -> None:
+    from PySide6.QtCore import QPoint, Qt
+
+    def q(p):
+        x, y = view.lps_to_qt(p)
+        return QPoint(int(round(x)), int(round(y)))
+
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=q(p_lps))
+    if drag_to is not None:
+        for t in np.linspace(0.0, 1.0, 6)[1:]:
+            qtbot.mouseMove(view, q(np.asarray(p_lps) + t * (np.asarray(drag_to) - p_lps)))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton,
+                       pos=q(drag_to if drag_to is not None else p_lps))
+
+
+def _pixel(view, p_lps) -> np.ndarray:
+    img = view.capture_rgb()
+    x, y = view.world_to_display(np.asarray(p_lps, float))
+    return img[img.shape[0] - 1 - int(round(y)), int(round(x))].astype(int)
+
+
+@pytest.mark.gui
+def test_gui_tumour_click_accept_reject_undo(seg_window, phantom, qtbot):
+    win = seg_window
+    ct, masks, truth = phantom
+    panel = win.segment_panel
+    centre = np.asarray(truth["tumor"]["center_lps_mm"])
+    win.views.set_crosshair(centre)
+    win.views.render_now()
+    ax = win.views.axial
+    probe = centre + np.array([4.0, 3.0, 0.0])
+    before = _pixel(ax, probe)
+    panel.set_tool("tumor")
+    with qtbot.waitSignal(panel.proposal_ready, timeout=60000):
+        _click(qtbot, ax, centre)
+    assert dice(win.case.structures["tumor"], masks["tumor"]) >= 0.90
+    assert "mL" in panel.status.text() and "diameter" in panel.status.text()
+    assert panel.btn_accept.isEnabled() and panel.btn_reject.isEnabled()
+    win.views.render_now()
+    after = _pixel(ax, probe)
+    # the yellow tumour fill tints the dark lesion: red and green up, blue not
+    assert after[0] > before[0] + 15 and after[1] > before[1] + 15, (before, after)
+    # refine on the proposal, then reject: the whole proposal goes
+    v0 = volume_ml(win.case.structures["tumor"])
+    panel.step_spin.setValue(2.0)
+    panel.refine("grow")
+    assert volume_ml(win.case.structures["tumor"]) > v0 * 1.3
+    panel.reject()
+    assert "tumor" not in win.case.structures
+    win.views.render_now()
+    assert np.abs(_pixel(ax, probe) - before).max() <= 3
+    # redo brings the proposal back; accept keeps it; undo steps back through history
+    panel.undo_stack.redo()
+    assert "tumor" in win.case.structures
+    panel.accept()
+    assert not panel.btn_reject.isEnabled()
+    panel.undo_stack.undo()
+    assert "tumor" not in win.case.structures
+
+
+@pytest.mark.gui
+def test_gui_brush_paints_a_disc_in_the_shown_slice(seg_window, phantom, qtbot):
+    win = seg_window
+    ct, masks, truth = phantom
+    panel = win.segment_panel
+    centre = np.asarray(truth["tumor"]["center_lps_mm"])
+    win.views.set_crosshair(centre)
+    win.views.render_now()
+    ax = win.views.axial
+    panel.set_target("bile_duct")
+    panel.radius_spin.setValue(4.0)
+    panel.set_tool("brush")
+    a = centre + np.array([-10.0, 20.0, 0.0])
+    b = a + np.array([20.0, 0.0, 0.0])
+    _click(qtbot, ax, a, drag_to=b)
+    m = win.case.structures["bile_duct"]
+    slices = np.nonzero(m.array.any(axis=(1, 2)))[0]
+    assert len(slices) == 1  # only the slice on screen
+    area_mm2 = m.array.sum() * ct.spacing_mm[0] * ct.spacing_mm[1]
+    expected = np.pi * 16 + 20 * 8  # stadium: 4 mm brush dragged 20 mm
+    assert area_mm2 == pytest.approx(expected, rel=0.15)
+    win.views.render_now()
+    mid = 0.5 * (a + b)
+    px = _pixel(ax, mid)
+    assert px[1] > px[2] + 20  # bile-duct green tint
+    # eraser through the middle, then undo both strokes
+    panel.set_tool("erase")
+    _click(qtbot, ax, mid + [0, -6.0, 0], drag_to=mid + [0, 6.0, 0])
+    assert win.case.structures["bile_duct"].value_at_lps(mid, order=0) == 0
+    panel.undo_stack.undo()
+    assert win.case.structures["bile_duct"].value_at_lps(mid, order=0) == 1
+    panel.undo_stack.undo()
+    assert "bile_duct" not in win.case.structures
+    panel.set_tool("navigate")

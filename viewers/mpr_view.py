@@ -123,6 +123,9 @@ class MprView(VtkWidget):
         self._drag: tuple[str, float, float] | None = None
         self._drag_start: tuple[float, float, float, float, np.ndarray, np.ndarray] | None = None
         self._window = (400.0, 50.0)
+        # editing tool (ViewSet.set_tool): takes plain left presses when it wants them;
+        # an object with press(view, lps) -> bool, move(view, lps), release(view, lps)
+        self.tool = None
         self.outline_mode = True   # contour lines of the surfaces; fills until they exist
         self.show_crosshair = True
 
@@ -297,6 +300,15 @@ class MprView(VtkWidget):
         if style is not None:
             self._styles[key] = style
         self.set_structure_style(key, self._styles.get(key) or StructureStyle((0.6, 0.6, 0.6)))
+
+    def refresh_structure(self, key: str) -> None:
+        """Redraw a structure whose mask voxels were edited in place (brush)."""
+        entry = self._struct_slices.get(key)
+        if entry is not None:
+            img = entry[1]
+            img.GetPointData().GetScalars().Modified()
+            img.Modified()
+            self.request_render()
 
     def set_structure_style(self, key: str, style: StructureStyle) -> None:
         self._styles[key] = style
@@ -599,6 +611,11 @@ class MprView(VtkWidget):
             mode = "window"
         elif btn == Qt.MouseButton.MiddleButton:
             mode = "pan"
+        if mode == "cross" and self.tool is not None and self.tool.press(self,
+                                                                          self._event_lps(ev)):
+            self._drag = ("tool", pos.x(), pos.y())
+            ev.accept()
+            return
         if mode is None:
             return
         cam = self.renderer.GetActiveCamera()
@@ -618,6 +635,12 @@ class MprView(VtkWidget):
             self.cursor_moved.emit(p, self.hu_at(p))
             return
         mode = self._drag[0]
+        if mode == "tool":
+            if self.tool is not None:
+                self.tool.move(self, p)
+            self.cursor_moved.emit(p, self.hu_at(p))
+            ev.accept()
+            return
         x0, y0, w0, l0, fp0, pos0 = self._drag_start  # type: ignore[misc]
         pos = ev.position()
         dx, dy = pos.x() - x0, pos.y() - y0
@@ -645,6 +668,8 @@ class MprView(VtkWidget):
         ev.accept()
 
     def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
+        if self._drag is not None and self._drag[0] == "tool" and self.tool is not None:
+            self.tool.release(self, self._event_lps(ev))
         self._drag = None
         self._drag_start = None
         ev.accept()

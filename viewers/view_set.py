@@ -231,6 +231,18 @@ class ViewSet(QObject):
         for v in self.mprs():
             v.set_structure(key, mask, style, image=img)
 
+    def refresh_structure(self, key: str) -> None:
+        """Redraw a structure's slices after its mask was edited in place (brush)."""
+        for v in self.mprs():
+            v.refresh_structure(key)
+
+    def set_tool(self, tool: object | None) -> None:
+        """Give plain left-button presses in the slice views to an editing tool
+        (``press(view, lps) -> bool``, ``move(view, lps)``, ``release(view, lps)``, LPS mm);
+        None gives them back to the crosshair."""
+        for v in self.mprs():
+            v.tool = tool
+
     def set_surface(self, key: str, poly: vtkPolyData | None) -> None:
         """Surface mesh (LPS mm) of a structure: 3-D view and MPR outlines."""
         style = self.styles.setdefault(key, default_style(key))
