@@ -6,7 +6,7 @@ shown, a refined computation (1 mm, margin at 0.5 mm) follows. A newer change ca
 running computation; results of stale computations are dropped. The GUI never blocks.
 
 ``install_zone_panel(window)`` adds the panel as a dock on the right of the main window
-and returns it (``window.zone_panel``).
+and returns it (``window.zone_panel``); the dock shows once the plan has a needle.
 """
 
 from __future__ import annotations
@@ -194,6 +194,7 @@ class ZonePanel(QWidget):
         self._update_controls()
         plan = self.case.plan
         n_min = 2 if plan.modality == "IRE" else 1
+        self._set_dock_visible(len(plan.needles) > 0)
         if len(plan.needles) < n_min:
             self._cancel_running()
             self.result = None
@@ -228,6 +229,13 @@ class ZonePanel(QWidget):
             lambda f, _t, g=gen: self.progress.setValue(int(100 * f)) if g == self._gen else None)
         task.signals.cancelled.connect(lambda g=gen: self._end_progress(g))
         self._task = task
+
+    def _set_dock_visible(self, on: bool) -> None:
+        """The dock appears once the plan has a needle (the views keep their full width
+        until there is a zone to show)."""
+        dock = getattr(self, "dock", None)
+        if dock is not None and dock.isVisibleTo(self.window) != on:
+            dock.setVisible(on)
 
     def _cancel_running(self) -> None:
         if self._task is not None and self._task.state in ("pending", "running"):
@@ -334,6 +342,8 @@ def install_zone_panel(window: Any) -> ZonePanel:
                      | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     panel.setMinimumWidth(260)
+    panel.dock = dock
+    dock.setVisible(bool(window.case.plan.needles))
     window.zone_panel = panel
     window.zone_dock = dock
     return panel
