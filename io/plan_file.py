@@ -780,7 +780,13 @@ def _seg_structure(path: Path, key: str, reference: Volume | None,
     if path not in cache:
         cache[path] = import_seg(path, reference)
     items = cache[path]
-    match = [m for m in items if m.key == key or m.name == key]
+
+    def norm(text: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", text.lower())
+
+    match = [m for m in items if m.key == key and key != "other"]
+    if not match:   # free names ("body", "gallbladder"): by the segment label
+        match = [m for m in items if norm(m.name) == norm(key)]
     if not match and len(items) == 1:
         match = items
     if not match:
