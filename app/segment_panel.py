@@ -175,7 +175,7 @@ class SegmentPanel(QWidget):
         self._build()
         self.case.structures_changed.connect(self._on_structures_changed)
         self.case.ct_changed.connect(self._on_ct_changed)
-        self.undo_stack.indexChanged.connect(lambda _i: self._update_buttons())
+        self.undo_stack.indexChanged.connect(self._on_undo_index)
         self._update_buttons()
 
     # ------------------------------------------------------------------ layout
@@ -333,6 +333,12 @@ class SegmentPanel(QWidget):
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
         self.status.setStyleSheet("color:#ff6b6b" if error else "")
+
+    def _on_undo_index(self, _index: int) -> None:
+        import shiboken6
+
+        if shiboken6.isValid(self.btn_undo):  # not while the panel is being destroyed
+            self._update_buttons()
 
     def _update_buttons(self) -> None:
         has_ct = self.case.ct is not None
