@@ -163,3 +163,35 @@ def test_user_errors_name_the_problem():
         compute_margin(t, far)
     with pytest.raises(InputError, match="fine_spacing_mm"):
         compute_margin(t, z, fine_spacing_mm=0.0)
+
+
+def test_predicted_vs_achieved_on_shifted_spheres():
+    """Planned zone vs achieved zone shifted 3 mm: Dice, volumes, HD95 and centroid offset
+    match the geometry."""
+    from irplan.planning.evaluation import compare_zones
+
+    size = (88, 88, 88)
+    c = np.array([0.0, 0.0, 0.0])
+    shift = np.array([3.0, 0.0, 0.0])
+    a = sphere_mask((0.5, 0.5, 0.5), size, ORIGIN, c, 10.0)
+    b = sphere_mask((0.5, 0.5, 0.5), size, ORIGIN, c + shift, 10.0)
+    d = compare_zones(a, b)
+    dice_exact = lens_ml(10.0, 10.0, 3.0) / ball_ml(10.0)
+    assert d["dice"] == pytest.approx(dice_exact, abs=0.01)
+    assert d["predicted_volume_ml"] == pytest.approx(ball_ml(10.0), rel=0.01)
+    assert d["centroid_offset_mm"] == pytest.approx(3.0, abs=0.05)
+    assert 2.0 <= d["hd95_mm"] <= 3.2          # the largest surface gap is the 3 mm shift
+    same = compare_zones(a, a)
+    assert same["dice"] == 1.0 and same["hd95_mm"] == 0.0
+
+
+def test_verdict_terms_and_directions():
+    from irplan.planning.evaluation import classify, describe_direction
+
+    assert classify(-0.1) == "incomplete"
+    assert classify(0.0) == "complete_margin_at_risk"
+    assert classify(4.99) == "complete_margin_at_risk"
+    assert classify(5.0) == "complete_margin_ok"
+    assert classify(3.0, required_margin_mm=3.0) == "complete_margin_ok"
+    assert describe_direction([5.0, -4.0, 0.1]) == "left-anterior"   # +x left, -y anterior
+    assert describe_direction([0.0, 0.0, -2.0]) == "inferior"
