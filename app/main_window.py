@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self.messages: list[str] = []
         self._loading = False
         self._surface_tasks: dict[str, Task] = {}
+        self._surface_pending: set[str] = set()
         self._volumes_ml: dict[str, float] = {}
         # wall-clock (time.time()) of the first render of a loaded case (CT + slice
         # overlays in all views) and of the last structure surface shown in 3D
@@ -491,14 +492,30 @@ class MainWindow(QMainWindow):
         if mask is not None:
             self._volumes_ml[key] = float(np.count_nonzero(mask.array)) * mask.voxel_volume_ml
             # after the slices are drawn: the first picture must not wait for meshes
+            self._surface_pending.add(key)
             QTimer.singleShot(0, lambda k=key, m=mask: self._start_surface_if_current(k, m))
         else:
             self._volumes_ml.pop(key, None)
         self.case_panel.refresh_structures(self._volumes_ml)
 
     def _start_surface_if_current(self, key: str, mask: Volume) -> None:
+        self._surface_pending.discard(key)
         if self.case.structures.get(key) is mask and key not in self._surface_tasks:
             self._start_surface(key, mask)
+
+    def surfaces_pending(self) -> bool:
+        """True while structure surfaces are still being extracted for the 3D view."""
+        return bool(self._surface_pending or self._surface_tasks)
+
+    def wait_for_surfaces(self, timeout_s: float = 120.0) -> bool:
+        """Process events until every structure surface is shown (scripts, tests)."""
+        deadline = time.monotonic() + timeout_s
+        QApplication.processEvents()
+        while self.surfaces_pending() and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.005)
+        QApplication.processEvents()
+        return not self.surfaces_pending()
 
     def _start_surface(self, key: str, mask: Volume) -> None:
         from irplan.viewers.surfaces import mask_to_polydata
@@ -513,7 +530,9 @@ class MainWindow(QMainWindow):
                 if len(self._surface_tasks) == 0:
                     self.views.scene3d.reset_camera()
 
-        task = self.tasks.start(f"Surface {key}", job, done, self._report_error_quiet)
+        # surfaces are quick and what the user waits to see: ahead of long jobs (zones)
+        task = self.tasks.start(f"Surface {key}", job, done, self._report_error_quiet,
+                                priority=1)
         self._surface_tasks[key] = task
         task.signals.done.connect(lambda k=key, t=task: self._surface_done(k, t))
 

@@ -112,8 +112,9 @@ class TaskRunner(QObject):
         self.running: list[Task] = []
 
     def start(self, name: str, fn: TaskFn, on_result: Callable[[Any], None] | None = None,
-              on_error: Callable[[str], None] | None = None) -> Task:
-        """Run ``fn(progress, cancel)`` in the pool; callbacks run on the GUI thread."""
+              on_error: Callable[[str], None] | None = None, priority: int = 0) -> Task:
+        """Run ``fn(progress, cancel)`` in the pool; callbacks run on the GUI thread.
+        Tasks with a higher ``priority`` leave the queue first."""
         task = Task(name, fn)
         if on_result is not None:
             task.signals.finished.connect(on_result)
@@ -125,7 +126,7 @@ class TaskRunner(QObject):
         self.task_started.emit(task)
         if was_idle:
             self.busy_changed.emit(True)
-        self.pool.start(task)
+        self.pool.start(task, priority)
         return task
 
     def _finish(self, task: Task) -> None:

@@ -60,7 +60,7 @@ def _open(win, case: Path, qtbot) -> None:
     qtbot.waitUntil(lambda: bool(loaded) or bool(win.messages and win.case.ct is None),
                     timeout=60000)
     assert loaded, win.messages
-    assert win.tasks.wait_idle(60)
+    assert win.wait_for_surfaces(120)
     win.views.render_now()
 
 
@@ -80,16 +80,20 @@ def test_phantom_opens_with_structures_and_tumour_in_3d(window, variants, qtbot)
     assert "body" not in v.structure_keys() and "ablation_zone" not in v.structure_keys()
     np.testing.assert_allclose(v.crosshair_lps_mm, centre, atol=3.0)
     assert len(window.case.plan.needles) >= 2
-    # status bar: HU of the liver under the mouse is near the phantom's liver HU
     s3 = v.scene3d
     for key in ("bone", "lung"):    # the user hides what hides the liver
         v.set_structure_style(key, visible=False)
+    s3.set_planes_visible(False)     # the plane frames pass through the tumour centre
     for preset in ("anterior", "right", "superior"):
         s3.set_camera_preset(preset)
         img = s3.capture_rgb()
         x, y = s3.world_to_display(centre)
-        rgb = img[img.shape[0] - 1 - int(round(y)), int(round(x))].astype(int)
-        assert _yellow(rgb), (preset, rgb)
+        row, col = img.shape[0] - 1 - int(round(y)), int(round(x))
+        # most of a small patch around the projected centre is tumour-coloured (a needle
+        # drawn in front may cross it)
+        patch = img[row - 3:row + 4, col - 3:col + 4].reshape(-1, 3).astype(int)
+        share = np.mean([_yellow(p) for p in patch])
+        assert share > 0.6, (preset, share, patch.mean(axis=0))
 
 
 def test_oblique_and_flipped_phantoms_show_same_anatomy(window, variants, qtbot) -> None:

@@ -73,7 +73,7 @@ def window(qapp):
 
 def _show(win, ct, masks, qtbot) -> None:
     win.show_case(ct, masks, title="synthetic")
-    assert win.tasks.wait_idle(60)
+    assert win.wait_for_surfaces(120)
     win.views.render_now()
     qtbot.wait(50)
 
