@@ -303,11 +303,21 @@ class EvaluatePanel(QWidget):
         from irplan.planning.evaluation import zone_on_grid
         from irplan.planning.registration import identity_result
 
-        reg = self.registration or identity_result()
-        zp = zone_on_grid(self.zone_followup, self.case.ct, reg.transform)
-        self.views.set_structure(ZONE_KEY, zp)
-        self.views.set_structure_style(ZONE_KEY, color=(0.30, 0.80, 1.00), opacity_2d=0.25)
-        self.views.render()
+        reg = self.registration
+        tf = (reg or identity_result()).transform
+        zone, ct = self.zone_followup, self.case.ct
+
+        def job(progress, cancel):
+            return zone_on_grid(zone, ct, tf)
+
+        def done(zp):
+            if self.registration is reg and self.zone_followup is zone and self.case.ct is ct:
+                self.views.set_structure(ZONE_KEY, zp)
+                self.views.set_structure_style(ZONE_KEY, color=(0.30, 0.80, 1.00),
+                                               opacity_2d=0.25)
+                self.views.render()
+
+        self.window.tasks.start("Mapping the ablation zone", job, done, self._error)
 
     # ------------------------------------------------------------------ registration
     def register(self, method: str | None = None) -> Any:
@@ -393,22 +403,26 @@ class EvaluatePanel(QWidget):
         self._clear_result()
 
     # ------------------------------------------------------------------ display
-    def _fused_arrays(self) -> dict[str, np.ndarray]:
-        """Planning-grid arrays: "follow-up" (registered) and "checkerboard"."""
-        if self._fused or self.case.ct is None or self.followup is None:
-            return self._fused
-        import SimpleITK as sitk
+    def _prepare_fused(self) -> Any:
+        """Resample the follow-up onto the planning grid (background task); the chosen
+        display mode is applied when it is ready."""
+        if self.case.ct is None or self.followup is None:
+            return None
+        ct, fu = self.case.ct, self.followup
+        tf = self.registration.transform if self.registration is not None else None
+        reg = self.registration
 
-        ct = self.case.ct
-        tf = self.registration.transform if self.registration is not None else sitk.Transform()
-        fu = sitk.Resample(self.followup.to_sitk(), ct.to_sitk(), tf, sitk.sitkLinear, -1024.0,
-                           ct.to_sitk().GetPixelID())
-        fu_arr = sitk.GetArrayFromImage(fu)
-        ijk = np.indices(ct.array.shape)
-        n = [max(1, int(round(CHECKER_MM / s))) for s in ct.spacing_mm[::-1]]
-        chk = ((ijk[0] // n[0] + ijk[1] // n[1] + ijk[2] // n[2]) % 2).astype(bool)
-        self._fused = {"follow-up": fu_arr, "checkerboard": np.where(chk, fu_arr, ct.array)}
-        return self._fused
+        def job(progress, cancel):
+            progress(0.1, "resampling the follow-up onto the planning grid")
+            return fused_arrays(ct, fu, tf)
+
+        def done(res):
+            if self.registration is reg and self.case.ct is ct:
+                self._fused = res
+                if self.display_mode != "planning":
+                    self.set_display(self.display_mode)
+
+        return self.window.tasks.start("Preparing the fused display", job, done, self._error)
 
     def _show_array(self, arr: np.ndarray | None) -> None:
         """Swap the scalars of the views' CT image (no camera or crosshair change)."""
@@ -442,7 +456,10 @@ class EvaluatePanel(QWidget):
         if mode == "planning" or self.followup is None or self.case.ct is None:
             self._show_array(None)
             return
-        fused = self._fused_arrays()
+        if not self._fused:
+            self._prepare_fused()   # set_display runs again when the arrays are ready
+            return
+        fused = self._fused
         if mode == "flicker":
             self._flick_state = False
             self._flicker.start()
@@ -604,6 +621,22 @@ class EvaluatePanel(QWidget):
         self._fused.clear()
         self._clear_result()
         self._refresh()
+
+
+def fused_arrays(ct: Volume, followup: Volume, transform: Any,
+                 checker_mm: float = CHECKER_MM) -> dict[str, np.ndarray]:
+    """Planning-grid arrays: "follow-up" (registered through ``transform``, planning ->
+    follow-up; None = identity) and "checkerboard" (squares of ``checker_mm``)."""
+    import SimpleITK as sitk
+
+    ref = ct.to_sitk()
+    fu = sitk.Resample(followup.to_sitk(), ref, transform or sitk.Transform(), sitk.sitkLinear,
+                       -1024.0, ref.GetPixelID())
+    fu_arr = sitk.GetArrayFromImage(fu)
+    n = [max(1, int(round(checker_mm / sp))) for sp in ct.spacing_mm[::-1]]   # k, j, i
+    k, j, i = (np.arange(m, dtype=np.int32) // step for m, step in zip(ct.array.shape, n))
+    chk = ((k[:, None, None] + j[None, :, None] + i[None, None, :]) % 2).astype(bool)
+    return {"follow-up": fu_arr, "checkerboard": np.where(chk, fu_arr, ct.array)}
 
 
 def install_evaluate_panel(window: Any) -> EvaluatePanel:

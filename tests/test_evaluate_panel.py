@@ -60,6 +60,10 @@ def test_evaluate_panel_register_fuse_accept_evaluate(qtbot):
     qtbot.waitUntil(lambda: panel.registration is not None and not win.tasks.busy,
                     timeout=180_000)
     assert panel.display_mode == "checkerboard" and not panel.accepted
+    qtbot.waitUntil(lambda: not win.tasks.busy, timeout=60_000)
+    from irplan.app.evaluate_panel import ZONE_KEY
+
+    assert ZONE_KEY in win.views.structure_keys()   # registered zone drawn on the slices
     assert "proposed" in panel.lbl_registration.text()
     # a point in the ablated liver next to the tumour: liver (~100 HU) on the planning CT,
     # non-enhancing zone (~30 HU) on the registered follow-up -> darker pixel
@@ -69,6 +73,7 @@ def test_evaluate_panel_register_fuse_accept_evaluate(qtbot):
     win.views.set_crosshair(p + np.array([0.0, 0.0, 0.0]))
     axial = win.views.mpr("axial")
     probe = p + np.array([0.0, 0.0, 0.0])
+    qtbot.waitUntil(lambda: not win.tasks.busy, timeout=60_000)   # fused arrays ready
     panel.set_display("planning")
     before = _pixel(win, axial, probe)
     panel.set_display("follow-up")
