@@ -4,7 +4,9 @@ Geometry (DICOM PS3.3 C.7.6.2): the row direction cosine is the Volume's i axis
 (``direction[:, 0]``), the column cosine its j axis (``direction[:, 1]``); slice k sits at
 ``index_to_lps((0, 0, k))``; PixelSpacing is [row spacing, column spacing] =
 [spacing_j, spacing_i]. Pixels are stored as unsigned 16-bit with RescaleIntercept -1024
-(HU = stored - 1024), so HU below -1024 are clipped to -1024 and above 64511 to 64511.
+(HU = stored - 1024): HU below -1024 (scanner padding) are stored as -1024; values above
+64511 HU are refused (InputError). A left-handed direction (det -1) cannot be expressed in
+DICOM: positions stay exact, and readers rebuild k along row x column (reversed order).
 """
 
 from __future__ import annotations
@@ -255,6 +257,10 @@ def _to_stored(arr: np.ndarray) -> np.ndarray:
         if not np.all(np.isfinite(a)):
             raise InputError("write_ct_series: the volume holds NaN or infinite values")
         a = np.rint(a)
+    if a.size and float(a.max()) > 65535 + INTERCEPT_HU:
+        raise InputError(f"write_ct_series: values up to {float(a.max()):.0f} HU exceed the "
+                         f"storable maximum {65535 + INTERCEPT_HU:.0f} HU (is this HU?)")
+    # below -1024 HU (scanner padding, e.g. -2048/-3024) is stored as -1024 (air)
     shifted = np.clip(a.astype(np.int32) - int(INTERCEPT_HU), 0, 65535)
     return shifted.astype("<u2")
 

@@ -358,3 +358,31 @@ def test_write_ct_series_rejects_nan(tmp_path: Path) -> None:
     arr[1, 2, 3] = np.nan
     with pytest.raises(InputError, match="NaN"):
         write_ct_series(grid.with_array(arr), tmp_path)
+    with pytest.raises(InputError, match="exceed"):
+        write_ct_series(grid.with_array(np.full((2, 8, 8), 70000, np.int32)), tmp_path)
+    # padding below -1024 HU is stored as air
+    paths = write_ct_series(grid.with_array(np.full((2, 8, 8), -3024, np.int16)), tmp_path)
+    ds = pydicom.dcmread(paths[0])
+    assert int(ds.pixel_array.min()) + float(ds.RescaleIntercept) == -1024
+
+
+@pytest.mark.parametrize("variant", ph.VARIANTS)
+def test_seg_geometry_matches_masks(variant: str, tmp_path: Path) -> None:
+    """highdicom's own reconstruction of the SEG puts every voxel where our mask has it."""
+    from irplan.io.dicom_write import read_series_headers
+    from irplan.io.seg_write import write_seg
+
+    grid = ph.phantom_grid(variant, (64, 64, 30), (6.0, 6.0, 8.0))
+    ct, masks, _ = ph.make_planning(grid, seed=0)
+    headers = read_series_headers(write_ct_series(ct, tmp_path / "ct"))
+    keys = ("tumor", "liver")
+    seg = hd.seg.segread(write_seg({k: masks[k] for k in keys}, headers, tmp_path / "s.dcm"))
+    vol = seg.get_volume(combine_segments=False)
+    for n, key in enumerate(keys):
+        idx = np.argwhere(vol.array[..., n] > 0)  # highdicom (slice, row, column) order
+        lps = idx @ vol.affine[:3, :3].T + vol.affine[:3, 3]
+        ours = masks[key].lps_to_index(lps)
+        assert np.allclose(ours, np.rint(ours), atol=1e-3)  # lands on our voxel centres
+        ijk = np.rint(ours).astype(int)
+        assert np.all(masks[key].array[ijk[:, 2], ijk[:, 1], ijk[:, 0]] == 1)
+        assert len(idx) == int(masks[key].array.sum())
