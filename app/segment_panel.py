@@ -126,19 +126,28 @@ class _ViewTool:
     def release(self, view: Any, p_lps_mm: np.ndarray) -> None:
         self.panel.tool_release(view, np.asarray(p_lps_mm, float))
 
+    def hover(self, view: Any, p_lps_mm: np.ndarray) -> None:
+        self.panel.tool_hover(view, np.asarray(p_lps_mm, float))
 
-def _circle_poly(centre: np.ndarray, normal: np.ndarray, radius_mm: float, n: int = 64):
-    from vtkmodules.vtkCommonCore import vtkPoints
-    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 
-    nrm = normal / np.linalg.norm(normal)
+def _circle_points(centre: np.ndarray, normal: np.ndarray, radius_mm: float,
+                   n: int = 64) -> np.ndarray:
+    nrm = np.asarray(normal, float) / np.linalg.norm(normal)
     a = np.cross(nrm, [1.0, 0, 0] if abs(nrm[0]) < 0.9 else [0, 1.0, 0])
     a /= np.linalg.norm(a)
     b = np.cross(nrm, a)
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return centre + radius_mm * (np.outer(np.cos(t), a) + np.outer(np.sin(t), b))
+
+
+def _circle_poly(centre: np.ndarray, normal: np.ndarray, radius_mm: float, n: int = 64):
+    """A closed circle (LPS mm) in the plane with ``normal``: vtkPolyData lines."""
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+
     pts = vtkPoints()
     lines = vtkCellArray()
-    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    for x in centre + radius_mm * (np.outer(np.cos(t), a) + np.outer(np.sin(t), b)):
+    for x in _circle_points(centre, normal, radius_mm, n):
         pts.InsertNextPoint(*x)
     lines.InsertNextCell(n + 1)
     for i in [*range(n), 0]:
@@ -170,6 +179,8 @@ class SegmentPanel(QWidget):
         self._stroke: dict[str, Any] | None = None
         self._drag_view: Any = None
         self._drag_start: np.ndarray | None = None
+        self._brush_view: Any = None
+        self._brush_poly: Any = None
         self._busy = False
         self._view_tool = _ViewTool(self)
         self._build()
@@ -317,6 +328,8 @@ class SegmentPanel(QWidget):
             raise KeyError(tool)
         self.tool = tool
         self.tool_buttons[tool].setChecked(True)
+        if tool not in ("brush", "erase"):
+            self._hide_brush()
         if hasattr(self.views, "set_tool"):
             self.views.set_tool(None if tool == "navigate" else self._view_tool)
         hint = dict((k, t) for k, _, t in TOOLS)[tool]
@@ -326,6 +339,7 @@ class SegmentPanel(QWidget):
         """Give the mouse back to navigation (when the user leaves the Segment step)."""
         if hasattr(self.views, "set_tool"):
             self.views.set_tool(None)
+        self._hide_brush()
 
     def activate(self) -> None:
         self.set_tool(self.tool)
@@ -618,8 +632,40 @@ class SegmentPanel(QWidget):
             if hasattr(self.views, "add_overlay_polydata") and r > 1.0:
                 self.views.add_overlay_polydata(
                     "segment-drag", _circle_poly(self._drag_start, view.normal, r),
-                    color=(1.0, 0.9, 0.2), views=[view.name])
+                    color=(1.0, 0.9, 0.2), views=[view.name], line_width=1.5)
             self._say(f"Tumour radius {r:.1f} mm")
+
+    def tool_hover(self, view: Any, p: np.ndarray) -> None:
+        """Mouse over a slice view: the brush circle (radius in mm) follows it."""
+        if self.tool in ("brush", "erase"):
+            self._show_brush(view, p)
+        elif self._brush_view is not None:
+            self._hide_brush()
+
+    def _show_brush(self, view: Any, p: np.ndarray) -> None:
+        if not hasattr(self.views, "add_overlay_polydata"):
+            return
+        r = float(self.radius_spin.value())
+        if self._brush_view is not view or self._brush_poly is None:
+            self._hide_brush()
+            self._brush_poly = _circle_poly(p, view.normal, r)
+            color = (1.0, 0.4, 0.4) if self.tool == "erase" else (0.4, 1.0, 0.6)
+            self.views.add_overlay_polydata("segment-brush", self._brush_poly, color=color,
+                                            views=[view.name], line_width=1.5)
+            self._brush_view = view
+        else:
+            pts = self._brush_poly.GetPoints()
+            for i, x in enumerate(_circle_points(p, view.normal, r)):
+                pts.SetPoint(i, *x)
+            pts.Modified()
+            self._brush_poly.Modified()
+            view.request_render()
+
+    def _hide_brush(self) -> None:
+        if self._brush_view is not None and hasattr(self.views, "remove_overlay"):
+            self.views.remove_overlay("segment-brush")
+        self._brush_view = None
+        self._brush_poly = None
 
     def tool_release(self, view: Any, p: np.ndarray) -> None:
         if self.tool in ("brush", "erase"):
@@ -675,6 +721,8 @@ class SegmentPanel(QWidget):
         n = st["normal"]
         p = p - n * float(np.dot(p - st["last"], n))
         self._paint(st["last"], p)
+        if self._drag_view is not None:
+            self._show_brush(self._drag_view, p)
 
     def _end_stroke(self) -> None:
         st, self._stroke = self._stroke, None

@@ -423,3 +423,77 @@ def test_gui_brush_paints_a_disc_in_the_shown_slice(seg_window, phantom, qtbot):
     panel.undo_stack.undo()
     assert "bile_duct" not in win.case.structures
     panel.set_tool("navigate")
+
+
+@pytest.mark.gui
+def test_gui_import_then_vessel_click_in_liver(seg_window, phantom, phantom_case, qtbot,
+                                              tmp_path):
+    import shutil
+
+    win = seg_window
+    ct, masks, truth = phantom
+    panel = win.segment_panel
+    n_before = panel.undo_stack.index()
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for key in ("tumor", "liver", "hepatic_vein"):
+        shutil.copy(phantom_case / "masks" / "planning" / f"{key}.nii.gz", folder)
+    panel.import_path(folder)
+    qtbot.waitUntil(lambda: "Imported" in panel.status.text(), timeout=120000)
+    for key in ("tumor", "liver", "hepatic_vein"):
+        assert dice(win.case.structures[key], masks[key]) >= 0.99
+    # the whole import is one undo step
+    assert panel.undo_stack.index() == n_before + 1
+    panel.undo_stack.undo()
+    assert "liver" not in win.case.structures and "tumor" not in win.case.structures
+    panel.undo_stack.redo()
+    win.case.remove_structure("hepatic_vein")
+    # a click in the right hepatic vein, limited to the (imported) liver
+    p = _vessel_mid(truth, "right hepatic vein")
+    win.views.set_crosshair(p)
+    win.views.render_now()
+    panel.set_target("hepatic_vein")
+    panel.set_tool("vessel")
+    with qtbot.waitSignal(panel.proposal_ready, timeout=120000):
+        _click(qtbot, win.views.axial, p)
+    got = win.case.structures["hepatic_vein"].array.astype(bool)
+    hv = masks["hepatic_vein"].array.astype(bool)
+    in_liver = masks["liver"].array.astype(bool)
+    assert (got & hv & in_liver).sum() >= 0.9 * (hv & in_liver).sum()
+    assert (got & ~hv).sum() <= 0.05 * got.sum()
+    panel.accept()
+    panel.set_tool("navigate")
+
+
+@pytest.mark.gui
+def test_gui_brush_circle_follows_the_mouse(seg_window, phantom, qtbot):
+    from PySide6.QtCore import QPoint
+
+    win = seg_window
+    ct, masks, truth = phantom
+    panel = win.segment_panel
+    centre = np.asarray(truth["tumor"]["center_lps_mm"])
+    win.views.set_crosshair(centre + [0, 0, 10.0])
+    win.views.render_now()
+    ax = win.views.axial
+    panel.set_tool("brush")
+    panel.radius_spin.setValue(10.0)
+    p = centre + np.array([0.0, 30.0, 10.0])
+    x, y = ax.lps_to_qt(p)
+    qtbot.mouseMove(ax, QPoint(int(round(x)), int(round(y))))
+    win.views.render_now()
+    img = ax.capture_rgb()
+
+    def greenest(q):
+        dx, dy = ax.world_to_display(q)
+        r, c = img.shape[0] - 1 - int(round(dy)), int(round(dx))
+        win_ = img[r - 2:r + 3, c - 2:c + 3].astype(int)
+        return int((win_[..., 1] - win_[..., 0]).max())
+
+    # on the circle (10 mm right of the mouse): green line; at the mouse itself: none
+    assert greenest(p + [10.0, 0, 0]) > 80
+    assert greenest(p) < 30
+    panel.set_tool("navigate")
+    win.views.render_now()
+    img = ax.capture_rgb()
+    assert greenest(p + [10.0, 0, 0]) < 30  # gone with the tool

@@ -125,6 +125,7 @@ class MprView(VtkWidget):
         self._window = (400.0, 50.0)
         # editing tool (ViewSet.set_tool): takes plain left presses when it wants them;
         # an object with press(view, lps) -> bool, move(view, lps), release(view, lps)
+        # and optionally hover(view, lps) (mouse moves without a button)
         self.tool = None
         self.outline_mode = True   # contour lines of the surfaces; fills until they exist
         self.show_crosshair = True
@@ -633,6 +634,8 @@ class MprView(VtkWidget):
         p = self._event_lps(ev)
         if self._drag is None:
             self.cursor_moved.emit(p, self.hu_at(p))
+            if self.tool is not None and hasattr(self.tool, "hover"):
+                self.tool.hover(self, p)
             return
         mode = self._drag[0]
         if mode == "tool":
