@@ -79,6 +79,11 @@ def test_phantom_opens_with_structures_and_tumour_in_3d(window, variants, qtbot)
     assert {"tumor", "liver", "portal_vein", "hepatic_vein"} <= set(v.structure_keys())
     assert "body" not in v.structure_keys() and "ablation_zone" not in v.structure_keys()
     np.testing.assert_allclose(v.crosshair_lps_mm, centre, atol=3.0)
+    # window preset 5 = the series' own WindowWidth/WindowCenter
+    md = window.case.ct.metadata
+    window.apply_window_preset("dicom")
+    assert v.window == (float(md["window_width"]), float(md["window_center"]))
+    window.apply_window_preset("abdomen")
     assert len(window.case.plan.needles) >= 2
     s3 = v.scene3d
     for key in ("bone", "lung"):    # the user hides what hides the liver
