@@ -386,3 +386,21 @@ def test_seg_geometry_matches_masks(variant: str, tmp_path: Path) -> None:
         ijk = np.rint(ours).astype(int)
         assert np.all(masks[key].array[ijk[:, 2], ijk[:, 1], ijk[:, 0]] == 1)
         assert len(idx) == int(masks[key].array.sum())
+
+
+def test_needle_paths_avoid_bone_vessels_and_lung(phantom_case: Path) -> None:
+    plan = json.loads((phantom_case / "plan.irplan.json").read_text())
+    masks = {k: read_mask(phantom_case / "masks" / "planning" / f"{k}.nii.gz")
+             for k in ("bone", "portal_vein", "hepatic_vein", "lung", "liver", "body")}
+    for n in plan["needles"]:
+        tip, entry = np.array(n["tip_lps_mm"]), np.array(n["entry_lps_mm"])
+        pts = entry + np.linspace(0, 1, 300)[:, None] * (tip - entry)
+        for key in ("bone", "portal_vein", "hepatic_vein", "lung"):
+            assert np.all(masks[key].value_at_lps(pts, order=0) == 0), key
+        assert masks["liver"].value_at_lps(tip, order=0) == 1
+        # the entry point is on the skin: just inside vs. just outside the body
+        d = (tip - entry) / np.linalg.norm(tip - entry)
+        assert masks["body"].value_at_lps(entry + 3 * d, order=0) == 1
+        assert masks["body"].value_at_lps(entry - 3 * d, order=0) == 0
+        # patient's right (x < 0) and anterior half (y < 5) entry
+        assert entry[0] < 0 and entry[1] < 5
