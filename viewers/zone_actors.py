@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 from vtkmodules.vtkCommonCore import vtkLookupTable
 from vtkmodules.vtkCommonDataModel import vtkPolyData
+from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D
 from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
 from vtkmodules.vtkRenderingCore import vtkImageSlice
 from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
@@ -37,9 +38,28 @@ FIELD_OPACITY = 0.7
 
 
 def zone_surface(result: ZoneResult, cancel: Callable[[], bool] | None = None) -> vtkPolyData:
-    """Surface mesh of the zone (LPS mm); light smoothing so voxel steps do not show."""
-    return mask_to_polydata(result.zone, smoothing_iterations=15, target_reduction=0.3,
-                            cancel=cancel)
+    """Surface mesh of the zone (LPS mm). IRE: the |E| = threshold iso-surface of the field
+    (sub-voxel, no staircase); thermal: the smoothed surface of the zone mask."""
+    fld, thr = result.field_v_per_cm, result.threshold_v_per_cm
+    if fld is None or thr is None or not np.allclose(fld.direction, np.eye(3)):
+        return mask_to_polydata(result.zone, smoothing_iterations=15, target_reduction=0.3,
+                                cancel=cancel)
+    arr = np.ascontiguousarray(fld.array, dtype=np.float32)
+    # pad with zeros so the surface closes where the zone touches the grid border
+    padded = np.pad(arr, 1)
+    vol = Volume(padded, fld.origin_lps_mm - fld.spacing_mm, fld.spacing_mm)
+    fe = vtkFlyingEdges3D()
+    fe.SetInputData(volume_to_vtk(vol))
+    fe.SetValue(0, float(thr))
+    fe.ComputeNormalsOn()
+    fe.Update()
+    if cancel is not None and cancel():
+        from irplan.planning.errors import CancelledError
+
+        raise CancelledError("zone surface cancelled")
+    out = vtkPolyData()
+    out.DeepCopy(fe.GetOutput())
+    return out
 
 
 def field_lookup_table(threshold_v_per_cm: float, e_rev_v_per_cm: float = E_REVERSIBLE_V_PER_CM,
