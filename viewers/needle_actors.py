@@ -77,11 +77,19 @@ class NeedleActors:
     def __init__(self, views: ViewSet) -> None:
         self.views = views
         self._keys: set[str] = set()
+        self._drawn: dict[int, tuple] = {}    # needle index -> what its overlays show
 
     def clear(self) -> None:
         for k in list(self._keys):
             self.views.remove_overlay(k)
         self._keys.clear()
+        self._drawn.clear()
+
+    def _remove_needle(self, i: int) -> None:
+        for k in [k for k in self._keys if k.startswith(f"needle:{i}:")]:
+            self.views.remove_overlay(k)
+            self._keys.discard(k)
+        self._drawn.pop(i, None)
 
     def _add(self, key: str, poly: vtkPolyData, color, views, line_width: float = 2.0,
              opacity: float = 1.0) -> None:
@@ -92,9 +100,18 @@ class NeedleActors:
     def update(self, plan: Plan, severities: list[str | None], selected: int | None = None,
                radii_mm: list[float] | None = None,
                pending_target_lps_mm: np.ndarray | None = None) -> None:
-        """Redraw every needle of ``plan``; ``severities[i]``: worst finding of needle i."""
-        self.clear()
+        """Redraw the needles of ``plan`` whose geometry or colour changed (a drag redraws
+        one needle, not all); ``severities[i]``: worst finding of needle i."""
+        for i in [i for i in self._drawn if i >= len(plan.needles)]:
+            self._remove_needle(i)
         for i, n in enumerate(plan.needles):
+            sig = (tuple(n.tip_lps_mm), tuple(n.entry_lps_mm), n.exposure_mm,
+                   severities[i] if i < len(severities) else None, i == selected,
+                   radii_mm[i] if radii_mm and i < len(radii_mm) else None)
+            if self._drawn.get(i) == sig:
+                continue
+            self._remove_needle(i)
+            self._drawn[i] = sig
             sev = severities[i] if i < len(severities) else None
             rgb = np.asarray(SEVERITY_RGB.get(sev, SEVERITY_RGB[None]))
             sel = i == selected
@@ -115,6 +132,9 @@ class NeedleActors:
                           ("3d",))
             self._add(f"needle:{i}:handles", spheres_polydata([tip, entry], 2.0), color,
                       MPR_VIEWS, opacity=0.9)
+        if "needle:pending" in self._keys:
+            self.views.remove_overlay("needle:pending")
+            self._keys.discard("needle:pending")
         if pending_target_lps_mm is not None:
             self._add("needle:pending", spheres_polydata([pending_target_lps_mm], 2.5),
                       TARGET_RGB, MPR_VIEWS + ("3d",))
