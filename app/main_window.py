@@ -137,6 +137,10 @@ class MainWindow(QMainWindow):
         from irplan.app.zone_panel import install_zone_panel
 
         self.zone_panel = install_zone_panel(self)
+        # Evaluate step: follow-up registration, margin map, verdict (app/evaluate_panel.py)
+        from irplan.app.evaluate_panel import install_evaluate_panel
+
+        self.evaluate_panel = install_evaluate_panel(self)
 
         self.resize(1600, 1000)
         if restore_state:
