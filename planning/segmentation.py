@@ -541,7 +541,12 @@ def segment_vessels(ct: Volume, seeds_lps_mm: Sequence[float] | Sequence[Sequenc
             region |= extra
     starts = []
     for s in seeds:
-        st = _nearest_in(region, _seed_kji(sub, s), max_vox=2)
+        kji = _seed_kji(sub, s)
+        if allowed is not None and not allowed[kji]:
+            raise InputError(f"vessel seed ({s[0]:.1f}, {s[1]:.1f}, {s[2]:.1f}) mm lies more "
+                             f"than {liver_margin_mm:g} mm outside the liver; click a vessel "
+                             "in or near the liver (or remove the liver to search everywhere)")
+        st = _nearest_in(region, kji, max_vox=2)
         if st is None:
             raise InputError(f"vessel seed ({s[0]:.1f}, {s[1]:.1f}, {s[2]:.1f}) mm is not in "
                              f"an enhanced vessel (threshold {lower:.0f} HU)")

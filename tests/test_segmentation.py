@@ -145,6 +145,8 @@ def test_seeds_outside_or_in_wrong_tissue_are_refused(phantom):
         seg.segment_tumor(ct, [900.0, 0.0, 0.0])
     with pytest.raises(InputError, match="not brighter"):
         seg.segment_vessels(ct, deepest_point(masks["liver"]))
+    with pytest.raises(InputError, match="outside the liver"):
+        seg.segment_vessels(ct, [14.0, 28.0, 0.0], liver=masks["liver"])  # the aorta
     with pytest.raises(InputError, match="no hypodense lesion|no lesion edge"):
         seg.segment_tumor(ct, deepest_point(masks["liver"]))
     with pytest.raises(InputError, match="X,Y,Z"):
