@@ -83,7 +83,7 @@ def write_ct_series(volume: Volume, outdir: str | Path, *,
                     series_time: str | None = None, study_description: str = "",
                     accession_number: str = "", study_id: str = "1",
                     file_prefix: str = "IM", extra: dict[str, Any] | None = None,
-                    ) -> list[Path]:
+                    deterministic_uids: bool = False) -> list[Path]:
     """Write ``volume`` (HU, array [k, j, i]) as a CT series in ``outdir``, one file per slice.
 
     Files are named ``{file_prefix}{k+1:04d}.dcm`` in k order (not necessarily the order
@@ -91,7 +91,9 @@ def write_ct_series(volume: Volume, outdir: str | Path, *,
     ``transfer_syntax``: None/"explicit" (uncompressed), "rle", "jpegls" or "j2k"
     (all lossless). ``window``: (centre, width) in HU. ``extra``: DICOM keyword -> value
     set on every file (e.g. ``{"ContrastBolusAgent": "iodine"}``). Returns the paths in
-    k order. Raises InputError for values DICOM cannot hold.
+    k order. ``deterministic_uids``: SOP Instance UIDs derived from the series UID and the
+    slice index (reproducible files, e.g. phantoms), else random. Raises InputError for
+    values DICOM cannot hold.
     """
     arr = np.asarray(volume.array)
     if arr.ndim != 3:
@@ -183,7 +185,8 @@ def write_ct_series(volume: Volume, outdir: str | Path, *,
     paths: list[Path] = []
     for k in range(nk):
         pos = volume.index_to_lps((0.0, 0.0, float(k)))
-        sop_uid = generate_uid()
+        sop_uid = (generate_uid(entropy_srcs=[str(series_uid), "instance", str(k)])
+                   if deterministic_uids else generate_uid())
         ds.SOPInstanceUID = sop_uid
         ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
         ds.InstanceNumber = k + 1

@@ -86,7 +86,8 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
         frame_of_reference_uid=for_plan, series_description="Planning ceCT portal venous",
         series_number=2, study_date=pdate, study_time="081500", series_time="082000",
         study_description="IRE liver (phantom)", transfer_syntax=transfer_syntax,
-        extra={"ContrastBolusAgent": "Iodinated contrast (portal venous phase)"})
+        extra={"ContrastBolusAgent": "Iodinated contrast (portal venous phase)"},
+        deterministic_uids=True)
     mask_dir = out / "masks" / "planning"
     structures: dict[str, str] = {}
     for key in ph.MASK_KEYS:
@@ -96,7 +97,9 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
     seg_masks = {k: masks[k] for k in ("tumor", "liver", "portal_vein", "hepatic_vein",
                                        "bone", "lung", "body")}
     write_seg(seg_masks, read_series_headers(plan_paths), out / "seg" / "planning_structures.dcm",
-              series_description="Phantom structures (ground truth)")
+              series_description="Phantom structures (ground truth)",
+              series_uid=_uid_for(seed, scenario, variant, "series-seg"),
+              sop_uid=_uid_for(seed, scenario, variant, "sop-seg"))
     del ct, masks, seg_masks
 
     write_ct_series(
@@ -104,7 +107,7 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
         frame_of_reference_uid=for_plan, series_description="Intra-procedural CT, electrodes",
         series_number=3, study_date=pdate, study_time="081500", series_time="101000",
         study_description="IRE liver (phantom)", transfer_syntax=transfer_syntax,
-        window=(40.0, 400.0))
+        window=(40.0, 400.0), deterministic_uids=True)
     del ict
 
     fct, fmasks = ph.make_followup(fgrid, truth, seed)
@@ -113,7 +116,8 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
         frame_of_reference_uid=for_fu, series_description="Follow-up ceCT 1 month",
         series_number=2, study_date=fdate, study_time="093000", series_time="093500",
         study_description="Liver follow-up (phantom)", transfer_syntax=transfer_syntax,
-        extra={"ContrastBolusAgent": "Iodinated contrast (portal venous phase)"})
+        extra={"ContrastBolusAgent": "Iodinated contrast (portal venous phase)"},
+        deterministic_uids=True)
     for key in ("ablation_zone", "tumor"):
         write_mask(fmasks[key], out / "masks" / "followup" / f"{key}.nii.gz")
     del fct, fmasks

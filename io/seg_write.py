@@ -55,7 +55,8 @@ def _colour(key: str) -> hd.color.CIELabColor:
 def write_seg(masks: dict[str, Volume], source_datasets: list[pydicom.Dataset],
               out_path: str | Path, *, series_description: str = "IRPlan structures",
               series_number: int = 100, algorithm_name: str | None = None,
-              algorithm_version: str = "0.1", algorithm_family: Code | None = None) -> Path:
+              algorithm_version: str = "0.1", algorithm_family: Code | None = None,
+              series_uid: str | None = None, sop_uid: str | None = None) -> Path:
     """Write ``masks`` (uint8 0/1 Volumes on the CT grid) as one BINARY DICOM SEG.
 
     ``source_datasets``: the CT series' datasets (headers suffice), any order; every mask
@@ -63,7 +64,8 @@ def write_seg(masks: dict[str, Volume], source_datasets: list[pydicom.Dataset],
     Segments are numbered in ``masks`` order. ``algorithm_name`` given: segments are
     AUTOMATIC with that algorithm identification (``algorithm_family`` from DICOM CID 7162,
     default Artificial Intelligence), else MANUAL. Raises InputError when a
-    mask is not on the CT grid or a slice has no source image.
+    mask is not on the CT grid or a slice has no source image. ``series_uid``/``sop_uid``
+    default to new UIDs.
     """
     if not masks:
         raise InputError("write_seg: no masks to write")
@@ -113,14 +115,15 @@ def write_seg(masks: dict[str, Volume], source_datasets: list[pydicom.Dataset],
             segment_number=n, segment_label=_label(key)[:64],
             segmented_property_category=cat, segmented_property_type=typ,
             algorithm_type=algo_type, algorithm_identification=algo_id,
-            tracking_uid=generate_uid(), tracking_id=key,
+            tracking_uid=generate_uid(entropy_srcs=[str(series_uid), key]) if series_uid
+            else generate_uid(), tracking_id=key,
             display_color=_colour(key)))
     try:
         seg = hd.seg.Segmentation(
             source_images=sources, pixel_array=pixels,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=descriptions, series_instance_uid=generate_uid(),
-            series_number=int(series_number), sop_instance_uid=generate_uid(),
+            segment_descriptions=descriptions, series_instance_uid=series_uid or generate_uid(),
+            series_number=int(series_number), sop_instance_uid=sop_uid or generate_uid(),
             instance_number=1, manufacturer="IRPlan", manufacturer_model_name="IRPlan",
             software_versions="0.1", device_serial_number="0",
             series_description=series_description)

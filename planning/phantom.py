@@ -390,6 +390,12 @@ def make_truth(seed: int = 0, scenario: str = "margin_ok") -> dict[str, Any]:
                  "sigma_mm": 25.0},
         "inverse": "irplan.planning.phantom.planning_from_followup (fixed-point iteration)",
     }
+    rigid = np.eye(4)
+    rigid[:3, :3] = np.asarray(tf["rotation_matrix"])
+    rigid[:3, 3] = trans
+    tf["rigid_matrix_4x4"] = rigid.tolist()
+    tf["rigid_note"] = ("the rigid part alone (bump left out): y = M @ (x, 1); the bump moves "
+                        "the tumour by followup_bump_at_tumor_mm")
     bump_at_tumour = float(np.linalg.norm(_bump(centre_t, tf)))
 
     vol_t = 4.0 / 3.0 * np.pi * radius_t ** 3 / 1000.0

@@ -328,6 +328,18 @@ def test_cli_small_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert f"{truth['minimal_margin_mm']:.2f} mm" in text
     assert 0 <= truth["minimal_margin_mm"] < 5
     assert len(list((out / "planning").glob("*.dcm"))) == 40
+    # deterministic: the same seed writes byte-identical files (pixels, UIDs, truth)
+    from irplan.io.phantom_writer import write_phantom_case
+
+    again = write_phantom_case(tmp_path / "again", seed=4, scenario="margin_at_risk",
+                               size=(64, 64, 40), spacing_mm=(6.0, 6.0, 7.0))
+    for rel in ("planning/IM0012.dcm", "intraop/IM0020.dcm", "followup/IM0007.dcm",
+                "truth.json", "plan.irplan.json", "masks/followup/ablation_zone.nii.gz"):
+        assert (out / rel).read_bytes() == (again / rel).read_bytes(), rel
+    seg_a = pydicom.dcmread(out / "seg" / "planning_structures.dcm")
+    seg_b = pydicom.dcmread(again / "seg" / "planning_structures.dcm")
+    assert seg_a.SOPInstanceUID == seg_b.SOPInstanceUID
+    assert seg_a.PixelData == seg_b.PixelData
     assert main(["phantom", str(tmp_path / "x"), "--size", "1,2"]) == 2
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
