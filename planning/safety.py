@@ -9,7 +9,7 @@ needles 1-based or by their name).
 Speed: a :class:`SafetyChecker` computes one signed distance map per structure (exact
 Euclidean distance transforms with the voxel spacing, ITK SignedMaurerDistanceMap,
 cropped to the structure's box + a pad) the first time it is needed; afterwards a check
-only samples these maps along the paths (trilinear, 0.5 mm steps refined to 0.05 mm
+only samples these maps along the paths (trilinear, 1 mm steps refined to 0.1 mm
 around the closest point), so
 re-checking a plan after a drag costs milliseconds (bench/bench_checks.py).
 
@@ -117,7 +117,8 @@ class SafetySettings:
     ire_v_per_cm_range: tuple[float, float] = (1500.0, 1700.0)
     heat_sink_calibre_mm: float = 3.0
     heat_sink_distance_mm: float = 10.0
-    step_mm: float = 0.5
+    step_mm: float = 0.5        # CT/body sampling along the path (air, skin)
+    map_step_mm: float = 1.0    # distance-map sampling; the minimum is refined to 0.1 mm
     pad_mm: float = 25.0  # distances beyond this are reported as ">= 25 mm" (not needed)
 
 
@@ -484,7 +485,7 @@ class SafetyChecker:
                                f"{label}: exposure {n.exposure_mm:g} mm is longer than the "
                                f"insertion depth {n.length_mm:.1f} mm (active part outside "
                                "the body)", None, None, [i]))
-        samples = sample_segment(n.entry_lps_mm, n.tip_lps_mm, self.settings.step_mm)
+        samples = sample_segment(n.entry_lps_mm, n.tip_lps_mm, self.settings.map_step_mm)
         for key in self.structures:
             role = structure_role(key)
             if role in ("target", "body"):
@@ -520,7 +521,7 @@ class SafetyChecker:
         """(clearance from the needle surface to structure ``key`` in mm, closest point on
         the axis, its depth from the entry in mm). Negative clearance = crossing."""
         f = self.field(key)
-        d, p, s = f.min_along(needle.entry_lps_mm, needle.tip_lps_mm, self.settings.step_mm)
+        d, p, s = f.min_along(needle.entry_lps_mm, needle.tip_lps_mm, self.settings.map_step_mm)
         return d - radius_mm, p, s
 
     def _path_vs_structure(self, plan: Plan, i: int, key: str, role: str, f: DistanceField,
@@ -529,7 +530,7 @@ class SafetyChecker:
         n = plan.needles[i]
         label = needle_label(plan, i)
         name = structure_display_name(key)
-        d, p, s = f.min_along(n.entry_lps_mm, n.tip_lps_mm, self.settings.step_mm, samples)
+        d, p, s = f.min_along(n.entry_lps_mm, n.tip_lps_mm, self.settings.map_step_mm, samples)
         clearance = d - radius
         if not np.isfinite(clearance) or clearance >= f.pad_mm - 1e-6:
             return []
