@@ -453,6 +453,17 @@ def _plan_needles(centre: np.ndarray, radius_t: float, vessels: list[dict[str, A
     and stays out of the lung.
     """
     spacing = float(rng.uniform(15.0, 18.0))
+    va = np.array([v["start_lps_mm"] for v in vessels], float)
+    vab = np.array([v["end_lps_mm"] for v in vessels], float) - va
+    vr = np.array([v["radius_mm"] for v in vessels], float)
+
+    def vessel_clearance(pts: np.ndarray) -> float:
+        """Smallest distance (mm) of path points (N, 3) to any vessel wall."""
+        rel = pts[:, None, :] - va[None, :, :]
+        t = np.clip(np.sum(rel * vab, axis=-1) / np.sum(vab * vab, axis=-1), 0.0, 1.0)
+        dist = np.linalg.norm(rel - t[..., None] * vab, axis=-1) - vr
+        return float(dist.min())
+
     best = None
     for az in (65, 60, 55, 70, 50, 30, 35, 40, 25, 45):
         for el in (10, 5, 15, 20, 0, 25, 30, 35, 40, 45, 50):
@@ -477,11 +488,9 @@ def _plan_needles(centre: np.ndarray, radius_t: float, vessels: list[dict[str, A
                         break
                     pts = entry + np.outer(np.linspace(0, 1, 400), tip - entry)
                     rib_clear = float(np.min(_rib_sdf(pts[:, 0], pts[:, 1], pts[:, 2])))
-                    ves_clear = min(float(np.min(_segment_distance(
-                        pts, np.asarray(v["start_lps_mm"]), np.asarray(v["end_lps_mm"]))))
-                        - v["radius_mm"] for v in vessels)
-                    in_lung = bool(np.any(_lung(pts[:, 0], pts[:, 1], pts[:, 2])))
-                    if rib_clear < 4.0 or ves_clear < 3.0 or in_lung:
+                    ves_clear = vessel_clearance(pts) if rib_clear >= 4.0 else -1.0
+                    if rib_clear < 4.0 or ves_clear < 3.0 or \
+                            bool(np.any(_lung(pts[:, 0], pts[:, 1], pts[:, 2]))):
                         ok = False
                         break
                     needles.append({"name": f"E{i + 1}", "device": "ire-19g-monopolar",
