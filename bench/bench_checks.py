@@ -51,6 +51,11 @@ def main() -> None:
         sd = getattr(checker.field(key), "sd", None)
         print(f"  distance map {key:14s} {(time.perf_counter() - t) * 1e3:8.0f} ms "
               f"(crop {sd.shape if sd is not None else 'none: inside/outside sampling only'})")
+    t = time.perf_counter()
+    for key in masks:
+        if structure_role(key) == "vessel":
+            checker.class_fields(key)
+    print(f"  vessel calibre classes    {(time.perf_counter() - t) * 1e3:8.0f} ms")
     checker.tumour_points()
     print(f"prepare total {(time.perf_counter() - t_all):.2f} s (once per case)")
 

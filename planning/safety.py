@@ -339,6 +339,7 @@ class SafetyChecker:
         self._fields: dict[str, DistanceField | BodyField] = {}
         self._tumour_pts: np.ndarray | None = None
         self._advice: Any = None
+        self._class_fields: dict[str, list[tuple[float, float, float, DistanceField]]] = {}
         self._target_pts: dict[tuple[str, ...], np.ndarray] = {}
 
     # -- caches
@@ -357,10 +358,38 @@ class SafetyChecker:
             self._fields[key] = f
         return f
 
+    def class_fields(self, key: str) -> list[tuple[float, float, float, DistanceField]]:
+        """Vessels: one distance map per calibre class of ``calibre_clearance_mm``, as
+        (min calibre, max calibre, clearance mm, field), so every part of the tree is held
+        to its own threshold (a thick branch a little further away is not hidden by a
+        thin one closer by) and moving a needle away never makes a finding worse."""
+        cached = self._class_fields.get(key)
+        if cached is not None:
+            return cached
+        f = self.field(key)
+        out: list[tuple[float, float, float, DistanceField]] = []
+        cal = self.calibre_mm.get(key)
+        if not f.empty and cal is not None:
+            mask = self.structures[key]
+            upper = np.inf
+            for min_cal, clr in self.settings.calibre_clearance_mm:   # largest first
+                sel = (mask.array != 0) & (cal.array >= min_cal) & (cal.array < upper)
+                if sel.any():
+                    sub = mask.with_array(sel.astype(np.uint8))
+                    out.append((min_cal, upper, clr,
+                                DistanceField(sub, self.settings.pad_mm,
+                                              cal.with_array(np.where(sel, cal.array, 0)))))
+                upper = min_cal
+        self._class_fields[key] = out
+        return out
+
     def prepare(self) -> None:
         for key in self.structures:
-            if structure_role(key) != "target":
+            role = structure_role(key)
+            if role != "target":
                 self.field(key)
+            if role == "vessel":
+                self.class_fields(key)
         self.tumour_points()
 
     def tumour_points(self, targets: list[str] | None = None) -> np.ndarray | None:
@@ -536,6 +565,20 @@ class SafetyChecker:
             return []
         calibre = f.calibre_at(p, d) if role == "vessel" else None
         thr = self.clearance_threshold_mm(key, calibre)
+        if role == "vessel" and clearance >= 0 and self.class_fields(key):
+            # each calibre class against its own threshold; report the most exceeded one
+            worst = None
+            for _lo, _hi, clr_mm, fc in self.class_fields(key):
+                dc, pc, _sc = fc.min_along(n.entry_lps_mm, n.tip_lps_mm,
+                                           self.settings.map_step_mm, samples)
+                cc = dc - radius
+                if np.isfinite(cc) and cc < clr_mm and (worst is None
+                                                        or clr_mm - cc > worst[0]):
+                    worst = (clr_mm - cc, cc, clr_mm, fc.calibre_at(pc, dc))
+            if worst is not None:
+                _, clearance, thr, calibre = worst
+            else:
+                thr = -np.inf   # no class within its threshold
         cal_txt = f" (calibre {calibre:.1f} mm)" if calibre is not None else ""
         if clearance < 0:
             return [Finding("error", "path_crosses",

@@ -494,3 +494,44 @@ def test_user_supplied_device_figures_are_flagged() -> None:
     plan = ire([E([0, 0, 0], [0, 0, 100]), E([15, 0, 0], [15, 0, 100])])
     (f,) = codes(check_plan(plan, {}), "device_unverified")
     assert f.severity == "info" and f.needles == [0, 1] and "user-supplied" in f.message
+
+
+def test_thick_branch_behind_a_thin_one_is_not_hidden() -> None:
+    # thin 2 mm branch 2.5 mm from the needle (2 mm threshold: fine), thick 7 mm branch
+    # 4 mm from it on the other side (5 mm threshold: warning)
+    x = 20.0
+    thin = tube_z((x - R14 - 2.5 - 1.0, 20.0), 1.0)
+    thick = tube_z((x + R14 + 4.0 + 3.5, 20.0), 3.5)
+    pv = thin.with_array(thin.array | thick.array)
+    (f,) = [g for g in check_plan(mwa([x, 20.0, 20.0], [x, 39.5, 20.0]), {"portal_vein": pv})
+            if g.structure == "portal_vein"]
+    assert f.code == "path_near" and f.distance_mm == pytest.approx(4.0, abs=0.5)
+    assert "threshold 5 mm" in f.message and "calibre 7." in f.message
+
+
+@lru_cache(maxsize=1)
+def _tree_checker() -> SafetyChecker:
+    thin = tube_z((12.0, 20.0), 1.0)
+    thick = tube_z((27.0, 20.0), 3.5)
+    c = SafetyChecker({"portal_vein": thin.with_array(thin.array | thick.array)})
+    c.prepare()
+    return c
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=st.floats(8.0, 32.0), step=st.floats(1.0, 6.0), direction=st.sampled_from([-1, 1]))
+def test_moving_away_from_a_vessel_tree_never_worse(x, step, direction) -> None:
+    c = _tree_checker()
+
+    def worst(xx: float):
+        f = [g for g in c.check(mwa([xx, 20.0, 20.0], [xx, 39.5, 20.0]))
+             if g.structure == "portal_vein"]
+        return _RANK[f[0].severity] if f else _RANK[None]
+
+    # away from both branches: beyond the outer one, moving outwards
+    x0 = 27.0 + 3.5 + R14 + 0.2 + (x - 8.0) / 4.0 if direction > 0 else \
+        12.0 - 1.0 - R14 - 0.2 - (x - 8.0) / 4.0
+    x1 = x0 + direction * step
+    if not 1.0 < x1 < 38.5:
+        return
+    assert worst(x1) >= worst(x0)
