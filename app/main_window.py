@@ -335,6 +335,7 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.tasks.cancel_all()
         self.tasks.pool.waitForDone(5000)
+        self.tasks.quick_pool.waitForDone(5000)
         self.views.finalize()
         super().closeEvent(ev)
 
@@ -536,7 +537,7 @@ class MainWindow(QMainWindow):
 
         # surfaces are quick and what the user waits to see: ahead of long jobs (zones)
         task = self.tasks.start(f"Surface {key}", job, done, self._report_error_quiet,
-                                priority=1)
+                                priority=1, quick=True)
         self._surface_tasks[key] = task
         task.signals.done.connect(lambda k=key, t=task: self._surface_done(k, t))
 

@@ -109,12 +109,18 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
+        # a separate lane for short jobs the user is looking at (surfaces): long jobs
+        # (field solvers, registrations) in the main pool cannot starve them
+        self.quick_pool = QThreadPool(self)
+        self.quick_pool.setMaxThreadCount(1)
         self.running: list[Task] = []
 
     def start(self, name: str, fn: TaskFn, on_result: Callable[[Any], None] | None = None,
-              on_error: Callable[[str], None] | None = None, priority: int = 0) -> Task:
+              on_error: Callable[[str], None] | None = None, priority: int = 0,
+              quick: bool = False) -> Task:
         """Run ``fn(progress, cancel)`` in the pool; callbacks run on the GUI thread.
-        Tasks with a higher ``priority`` leave the queue first."""
+        Tasks with a higher ``priority`` leave the queue first; ``quick`` tasks (seconds,
+        e.g. a surface mesh) run in their own lane beside long jobs."""
         task = Task(name, fn)
         if on_result is not None:
             task.signals.finished.connect(on_result)
@@ -126,7 +132,7 @@ class TaskRunner(QObject):
         self.task_started.emit(task)
         if was_idle:
             self.busy_changed.emit(True)
-        self.pool.start(task, priority)
+        (self.quick_pool if quick else self.pool).start(task, priority)
         return task
 
     def _finish(self, task: Task) -> None:

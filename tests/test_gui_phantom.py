@@ -53,13 +53,22 @@ def _truth(case: Path) -> dict:
     return json.loads((case / "truth.json").read_text())
 
 
-def _open(win, case: Path, qtbot) -> None:
+def _open(win, case: Path, qtbot, ct_only: bool = False) -> None:
+    """Open a case folder (CT + masks + plan), or with ``ct_only`` its planning DICOM
+    folder and then the tumour/liver/vessel masks through Case.set_structure (as other
+    modules add structures; no plan, so no zone prediction competes for the CPU)."""
     loaded = []
     win.case_loaded.connect(lambda: loaded.append(1))
-    win.open_path(case)
+    win.open_path(case / "planning" if ct_only else case)
     qtbot.waitUntil(lambda: bool(loaded) or bool(win.messages and win.case.ct is None),
                     timeout=60000)
     assert loaded, win.messages
+    if ct_only:
+        from irplan.io.masks import read_mask
+
+        for key in ("liver", "tumor", "portal_vein", "hepatic_vein"):
+            win.case.set_structure(key, read_mask(case / "masks" / "planning"
+                                                  / f"{key}.nii.gz"))
     assert win.wait_for_surfaces(120)
     win.views.render_now()
 
@@ -106,7 +115,7 @@ def test_oblique_and_flipped_phantoms_show_same_anatomy(window, variants, qtbot)
     centre = np.array(truth["tumor"]["center_lps_mm"])
     pics: dict[str, dict[str, np.ndarray]] = {}
     for name in ("axial", "oblique", "flipped"):
-        _open(window, variants[name], qtbot)
+        _open(window, variants[name], qtbot, ct_only=True)
         v = window.views
         window.apply_window_preset("liver")
         v.set_crosshair(centre)
