@@ -6,7 +6,8 @@ so the same anatomy appears on axial, oblique and flipped grids. Three scans of 
 patient are made:
 
 * planning portal-venous ceCT (:func:`make_planning`),
-* intra-procedural CT with four parallel IRE electrodes in place (:func:`make_intraop`),
+* intra-procedural CT with four parallel IRE electrodes in place (:func:`make_intraop`;
+  :func:`make_planning_and_intraop` makes both from one anatomy pass),
 * 1-month follow-up ceCT (:func:`make_followup`): the same anatomy moved by a known rigid
   transform plus a smooth Gaussian displacement bump, with a non-enhancing ablation zone.
 
@@ -195,7 +196,8 @@ def tumor_coverage_percent(tumor_center: np.ndarray, tumor_radius_mm: float,
     """Percentage (0-100) of a spherical tumour's volume inside an ellipsoidal zone.
 
     Integrates min(t_exit, R)^3 / 3 over directions from the tumour centre (which must lie
-    inside the convex zone): Gauss-Legendre in cos(theta) x uniform phi (error < 1e-3 %).
+    inside the convex zone): Gauss-Legendre in cos(theta) x uniform phi; n_polar=256 agrees
+    with n_polar=1500 to 3e-5 percentage points.
     """
     c = np.asarray(zone_axes, float) @ (np.asarray(tumor_center, float) - np.asarray(zone_center))
     r = np.asarray(zone_radii_mm, float)
