@@ -416,3 +416,22 @@ def test_needle_paths_avoid_bone_vessels_and_lung(phantom_case: Path) -> None:
         assert masks["body"].value_at_lps(entry - 3 * d, order=0) == 0
         # patient's right (x < 0) and anterior half (y < 5) entry
         assert entry[0] < 0 and entry[1] < 5
+
+
+@pytest.mark.parametrize("variant", ["oblique", "flipped"])
+def test_small_case_variants_masks_on_dicom_grid(variant: str, tmp_path: Path) -> None:
+    from irplan.io.phantom_writer import write_phantom_case
+
+    out = write_phantom_case(tmp_path / variant, seed=1, variant=variant, size=(64, 64, 36),
+                             spacing_mm=(6.0, 6.0, 7.0))
+    img = Volume.from_sitk(_read_series(out / "planning"))
+    intra = Volume.from_sitk(_read_series(out / "intraop"))
+    assert intra.same_geometry(img)
+    for key in ph.MASK_KEYS:
+        assert read_mask(out / "masks" / "planning" / f"{key}.nii.gz").same_geometry(img), key
+    truth = load_truth(out)
+    assert truth["variant"] == variant
+    assert np.allclose(np.array(truth["grids"]["planning"]["direction"]).reshape(3, 3),
+                       img.direction, atol=1e-6)
+    seg = hd.seg.segread(out / "seg" / "planning_structures.dcm")
+    assert len(seg.segment_numbers) == len(ph.MASK_KEYS)
