@@ -66,7 +66,7 @@ from irplan.planning.needle_geometry import (
     tumour_centroid_near,
 )
 from irplan.planning.plan import MODALITIES, Needle, Plan
-from irplan.planning.safety import Finding, SafetyChecker
+from irplan.planning.safety import Finding, SafetyChecker, structure_role
 from irplan.planning.structures import classify_structure_name
 from irplan.viewers.needle_actors import SEVERITY_RGB, NeedleActors
 
@@ -223,6 +223,8 @@ class NeedleTools(QObject):
                     raise CancelledError("safety check preparation cancelled")
                 progress(n / max(len(keys), 1), f"distance map {key}")
                 checker.field(key)
+                if structure_role(key) == "vessel":
+                    checker.class_fields(key)
             checker.tumour_points()
             checker.advice()
             return checker
