@@ -151,6 +151,17 @@ class Plan:
                     copy.deepcopy(self.thermal), dict(self.structures),
                     copy.deepcopy(self.extra), self.file_dir, list(self.targets))
 
+    def __deepcopy__(self, memo: dict) -> Plan:
+        return self.copy()   # no signal connections (they belong to the original)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("changed", None)   # the psygnal instance; a new one is made on access
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def assign_from(self, other: Plan) -> None:
         """Make this plan equal to ``other`` in place (keeps signal connections)."""
         src = other.copy()

@@ -182,3 +182,21 @@ def test_random_edit_sequences_undo_exactly(ops: list[tuple[int, float]]) -> Non
     while stack.undo():
         pass
     assert plan == start
+
+
+def test_copies_and_pickles_do_not_carry_signal_connections() -> None:
+    import copy
+    import pickle
+    import warnings
+
+    plan = _plan()
+    seen: list[str] = []
+    plan.changed.connect(seen.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for other in (copy.deepcopy(plan), pickle.loads(pickle.dumps(plan)), plan.copy()):
+            assert other == plan
+            other.notify("x")
+    assert seen == []
+    plan.notify("y")
+    assert seen == ["y"]
