@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tumor-radius-mm", type=float, default=None, metavar="R",
                         help="approximate lesion radius (the GUI's drag), bounds the result")
     parser.add_argument("--liver-seed", action="append", type=_point, default=[],
-                        metavar="X,Y,Z", help="seed in the liver parenchyma; repeatable")
+                        metavar="X,Y,Z", help="seed in the liver parenchyma; repeatable "
+                        "(the segmented tumour is counted as liver)")
     parser.add_argument("--vessel-seed", action="append", type=_point, default=[],
                         metavar="X,Y,Z", help="seed in an enhanced vessel lumen; repeatable "
                         "(limited to the liver +10 mm when a liver is segmented)")
@@ -103,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             union.array |= m.array
         results["tumor"] = union
     if args.liver_seed:
-        results["liver"] = timed("liver", seg.segment_liver, ct, args.liver_seed)
+        results["liver"] = timed("liver", seg.segment_liver, ct, args.liver_seed,
+                                 include=results.get("tumor"))
     if args.vessel_seed:
         results["vessels"] = timed("vessels", seg.segment_vessels, ct, args.vessel_seed,
                                    liver=results.get("liver"),

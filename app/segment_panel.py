@@ -488,10 +488,11 @@ class SegmentPanel(QWidget):
         self.liver_seeds.append(np.asarray(seed_lps_mm, float))
         seeds = [s.copy() for s in self.liver_seeds]
         ct = self.case.ct
+        tumour = self.case.structures.get("tumor")  # lesions are part of the liver
         self._show_seed_markers()
 
         def fn() -> Volume:
-            return seg.segment_liver(ct, seeds)
+            return seg.segment_liver(ct, seeds, include=tumour)
 
         def done(m: Volume) -> None:
             if self.pending == "liver":  # a new seed refines the same proposal

@@ -295,15 +295,19 @@ def test_ircadb17_tools_against_expert_masks(ircadb17):
             dices[(name, how)] = d
             lines.append(f"IRCADb17 {name} seed={how}: Dice {d:.3f}, {volume_ml(m):.1f} mL "
                          f"(expert {volume_ml(truth):.1f}), HU window {m.metadata['hu_window']}")
-    liver = seg.segment_liver(ct, [deepest_point(res["liver"])])
+    # the workflow order: tumours first, then the liver with them counted in
+    ours = [seg.segment_tumor(ct, ct.index_to_lps(np.argwhere(res[n].array).mean(0)[::-1]))
+            for n in ("livertumor1", "livertumor2")]
+    tumours = ours[0].with_array(ours[0].array | ours[1].array)
+    liver = seg.segment_liver(ct, [deepest_point(res["liver"])], include=tumours)
     d_liver = dice(liver, res["liver"])
-    lines.append(f"IRCADb17 liver one seed: Dice {d_liver:.3f}, {volume_ml(liver):.0f} mL "
-                 f"(expert {volume_ml(res['liver']):.0f})")
+    lines.append(f"IRCADb17 liver one seed (+ tool tumours): Dice {d_liver:.3f}, "
+                 f"{volume_ml(liver):.0f} mL (expert {volume_ml(res['liver']):.0f})")
     print("\n".join(lines))
     # Sane lower bounds the real data supports (heterogeneous, partly calcified lesions
     # with a hypodense rim the expert includes): see the printed figures.
     assert min(dices.values()) >= 0.45
-    assert d_liver >= 0.85
+    assert d_liver >= 0.88
 
 
 # ------------------------------------------------------------------ GUI
