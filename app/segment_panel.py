@@ -23,6 +23,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -244,6 +245,10 @@ class SegmentPanel(QWidget):
         self.btn_clear_seeds = QPushButton("Clear liver seeds")
         self.btn_clear_seeds.clicked.connect(self.clear_liver_seeds)
         tl.addWidget(self.btn_clear_seeds, row + 2, 0, 1, 2)
+        self.vesselness_check = QCheckBox("Vesselness")
+        self.vesselness_check.setToolTip("Vessel tool: add thin branches by Hessian vesselness "
+                                         "inside the liver (needs a liver)")
+        tl.addWidget(self.vesselness_check, row + 2, 2)
         auto = QHBoxLayout()
         self.btn_bone = QPushButton("Bone (auto)")
         self.btn_bone.clicked.connect(lambda: self.run_auto("bone"))
@@ -532,8 +537,11 @@ class SegmentPanel(QWidget):
         liver = self.case.structures.get("liver")
         key = self.target_key if self.target_key in VESSEL_KEYS else "portal_vein"
 
+        use_vn = self.vesselness_check.isChecked() and liver is not None
+
         def fn() -> Volume:
-            return seg.segment_vessels(ct, seed_lps_mm, liver=liver, key=key)
+            return seg.segment_vessels(ct, seed_lps_mm, liver=liver, key=key,
+                                       use_vesselness=use_vn)
 
         self._run(f"{_name(key)}", fn, lambda m: self._propose(key, m, _name(key), union=True))
 
