@@ -5,11 +5,12 @@ All seeds are LPS mm; every result is a uint8 0/1 :class:`Volume` on the CT grid
 
 Tools:
 * :func:`segment_tumor` - hypodense lesion from one click (optional drag radius in mm):
-  region growing in an HU window from seed statistics and the local tumour/parenchyma
-  contrast (Otsu), bounded by a sphere, then opening / closing / hole filling.
+  region growing in an HU window at half the lesion/parenchyma contrast, bounded by a
+  sphere and a star-shaped hull measured by rays from the click (no leaks into touching
+  organs of the same density), then opening / closing / hole filling.
 * :func:`segment_liver` - liver from one or more seeds: HU window from seed statistics,
-  opening to cut thin bridges to neighbours, connectivity, closing and hole filling
-  (fills enhanced vessels and enclosed lesions).
+  opening to cut bridges to neighbours, connectivity, closing and hole filling (fills
+  enhanced vessels and enclosed lesions); segmented tumours can be counted in.
 * :func:`segment_vessels` - enhanced vessel tree from a seed: half-maximum threshold
   between vessel and parenchyma + connectivity, optionally helped by a Hessian
   vesselness (ObjectnessMeasure) inside the liver.
