@@ -277,7 +277,7 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
-        self.cursor_label = QLabel("")
+        self.cursor_label = QLabel("Point at a slice: position (LPS mm) and HU show here")
         self.cursor_label.setMinimumWidth(330)
         self.hu_label = QLabel("")
         self.hu_label.setMinimumWidth(90)
