@@ -396,7 +396,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Still loading the previous case…", 3000)
             return
         self._loading = True
-        self.tasks.start(name, job, self._on_loaded, self._on_load_failed)
+        task = self.tasks.start(name, job, self._on_loaded, self._on_load_failed)
+        task.signals.cancelled.connect(self._on_load_cancelled)
+
+    def _on_load_cancelled(self) -> None:
+        self._loading = False
+        self.messages.append("loading cancelled")
+        self.statusBar().showMessage("Loading cancelled; the case shown is unchanged.", 8000)
 
     def _on_load_failed(self, msg: str) -> None:
         self._loading = False

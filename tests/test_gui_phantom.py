@@ -149,3 +149,18 @@ def test_oblique_and_flipped_phantoms_show_same_anatomy(window, variants, qtbot)
             corr = np.corrcoef(ga.ravel(), gb.ravel())[0, 1]
             assert corr > 0.85, (name, view_name, corr)
             assert abs(ga.mean() - gb.mean()) < 12, (name, view_name)
+
+
+def test_cancel_while_loading_keeps_the_window_usable(window, variants, qtbot) -> None:
+    before = window.case.ct
+    done = []
+    window.tasks.busy_changed.connect(lambda busy: done.append(busy))
+    window.open_path(variants["flipped"])
+    assert window.cancel_button.isVisible() and window.progress.isVisible()
+    window.tasks.cancel_all()
+    qtbot.waitUntil(lambda: not window._loading, timeout=60000)
+    assert window.case.ct is before, "a cancelled load must not replace the case"
+    assert "cancelled" in window.statusBar().currentMessage()
+    # and the next open works
+    _open(window, variants["flipped"], qtbot, ct_only=True)
+    assert window.case.ct is not before
