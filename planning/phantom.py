@@ -424,10 +424,11 @@ def make_truth(seed: int = 0, scenario: str = "margin_ok") -> dict[str, Any]:
         "followup_bump_at_tumor_mm": bump_at_tumour,
         "needles": needles,
         "needle_spacing_mm": spacing,
-        "ire": {"voltage_v": float(round(1500.0 * spacing / 10.0 / 10.0) * 10.0),
+        "ire": {"voltage_v": None,
                 "pulses": 90, "pulse_width_us": 90.0,
-                "source": "1500 V/cm of electrode spacing (Kos et al. 2015); 90 pulses of "
-                          "90 us (CLINICAL.md, trial protocol)"},
+                "source": "voltage per pair = 1500 V/cm x that pair's spacing, capped at "
+                          "3000 V (Kos et al. 2015, CLINICAL.md); 90 pulses of 90 us "
+                          "(CLINICAL.md, trial protocol)"},
         "hu": dict(HU),
         "hu_source": "Kalender, Computed Tomography 3rd ed. 2011 (typical CT numbers); "
                      "Bae, Radiology 2010;256:32-61 (portal venous enhancement); brief.",
@@ -454,7 +455,11 @@ def _plan_needles(centre: np.ndarray, radius_t: float, vessels: list[dict[str, A
     where every electrode path keeps >= 4 mm from rib surfaces, >= 3 mm from vessel walls
     and stays out of the lung.
     """
-    spacing = float(rng.uniform(15.0, 18.0))
+    # 15-16 mm: the tight end of the protocol's 1.5-2.0 cm (CLINICAL.md); with the static
+    # field model (637 V/cm) a 4-electrode square wider than this leaves the tumour centre
+    # below threshold (measured with planning/zone.py).
+    spacing = float(rng.uniform(15.0, 16.0))
+    # Active part spans the tumour + 5 mm margin along the axis (19 G electrode: 5-40 mm).
     va = np.array([v["start_lps_mm"] for v in vessels], float)
     vab = np.array([v["end_lps_mm"] for v in vessels], float) - va
     vr = np.array([v["radius_mm"] for v in vessels], float)
@@ -467,41 +472,46 @@ def _plan_needles(centre: np.ndarray, radius_t: float, vessels: list[dict[str, A
         return float(dist.min())
 
     best = None
-    for az in (65, 60, 55, 70, 50, 30, 35, 40, 25, 45):
-        for el in (10, 5, 15, 20, 0, 25, 30, 35, 40, 45, 50):
-            a, e = np.radians(az), np.radians(el)
-            # from entry towards tip: medial (+x), posterior (+y) for anterior entries
-            d = _unit([np.cos(a) * np.cos(e), np.sin(a) * np.cos(e), np.sin(e)])
-            for roll in (0.0, 22.5, 45.0, 67.5):
-                zref = np.array([0.0, 0.0, 1.0])
-                u = _unit(zref - (zref @ d) * d)
-                w = np.cross(d, u)
-                ru = _axis_angle(d, roll)
-                u, w = ru @ u, ru @ w
-                h = spacing / 2.0
-                offs = [(-h, -h), (-h, h), (h, h), (h, -h)]
-                tips = [centre + ou * u + ow * w + d * (radius_t * 0.6) for ou, ow in offs]
-                ok = True
-                needles = []
-                for i, tip in enumerate(tips):
-                    entry = _skin_entry(tip, d)
-                    if entry is None:
-                        ok = False
+    # Preferred: tips 5 mm beyond the tumour; a shallower tip only when no safe window.
+    for reach in (radius_t + 5.0, radius_t + 2.5, radius_t * 0.6):
+        exposure = float(min(40.0, round(2.0 * reach, 1)))
+        for az in (65, 60, 55, 70, 50, 30, 35, 40, 25, 45):
+            for el in (10, 5, 15, 20, 0, 25, 30, 35, 40, 45, 50):
+                a, e = np.radians(az), np.radians(el)
+                # from entry towards tip: medial (+x), posterior (+y) for anterior entries
+                d = _unit([np.cos(a) * np.cos(e), np.sin(a) * np.cos(e), np.sin(e)])
+                for roll in (0.0, 22.5, 45.0, 67.5):
+                    zref = np.array([0.0, 0.0, 1.0])
+                    u = _unit(zref - (zref @ d) * d)
+                    w = np.cross(d, u)
+                    ru = _axis_angle(d, roll)
+                    u, w = ru @ u, ru @ w
+                    h = spacing / 2.0
+                    offs = [(-h, -h), (-h, h), (h, h), (h, -h)]
+                    tips = [centre + ou * u + ow * w + d * reach for ou, ow in offs]
+                    ok = True
+                    needles = []
+                    for i, tip in enumerate(tips):
+                        entry = _skin_entry(tip, d)
+                        if entry is None:
+                            ok = False
+                            break
+                        pts = entry + np.outer(np.linspace(0, 1, 400), tip - entry)
+                        rib_clear = float(np.min(_rib_sdf(pts[:, 0], pts[:, 1], pts[:, 2])))
+                        ves_clear = vessel_clearance(pts) if rib_clear >= 4.0 else -1.0
+                        if rib_clear < 4.0 or ves_clear < 3.0 or \
+                                bool(np.any(_lung(pts[:, 0], pts[:, 1], pts[:, 2]))):
+                            ok = False
+                            break
+                        needles.append({"name": f"E{i + 1}", "device": "ire-19g-monopolar",
+                                        "tip_lps_mm": tip.tolist(), "entry_lps_mm": entry.tolist(),
+                                        "exposure_mm": exposure,
+                                        "clearance_rib_mm": rib_clear,
+                                        "clearance_vessel_mm": ves_clear})
+                    if ok:
+                        best = (needles, d, u, w)
                         break
-                    pts = entry + np.outer(np.linspace(0, 1, 400), tip - entry)
-                    rib_clear = float(np.min(_rib_sdf(pts[:, 0], pts[:, 1], pts[:, 2])))
-                    ves_clear = vessel_clearance(pts) if rib_clear >= 4.0 else -1.0
-                    if rib_clear < 4.0 or ves_clear < 3.0 or \
-                            bool(np.any(_lung(pts[:, 0], pts[:, 1], pts[:, 2]))):
-                        ok = False
-                        break
-                    needles.append({"name": f"E{i + 1}", "device": "ire-19g-monopolar",
-                                    "tip_lps_mm": tip.tolist(), "entry_lps_mm": entry.tolist(),
-                                    "exposure_mm": 20.0,
-                                    "clearance_rib_mm": rib_clear,
-                                    "clearance_vessel_mm": ves_clear})
-                if ok:
-                    best = (needles, d, u, w)
+                if best:
                     break
             if best:
                 break
