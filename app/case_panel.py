@@ -143,6 +143,14 @@ class CasePanel(QWidget):
         self.planes_check.setChecked(True)
         self.planes_check.toggled.connect(self.views.scene3d.set_planes_visible)
         dl.addWidget(self.planes_check)
+        self.ct_slices_check = QCheckBox("CT slices in 3D")
+        self.ct_slices_check.setTristate(True)
+        self.ct_slices_check.setCheckState(Qt.CheckState.PartiallyChecked)
+        self.ct_slices_check.setToolTip("Draw the three CT slices in the 3D view "
+                                        "(partly checked: automatic, while no structure "
+                                        "surface is shown)")
+        self.ct_slices_check.checkStateChanged.connect(self._on_ct_slices)
+        dl.addWidget(self.ct_slices_check)
         vr = QHBoxLayout()
         self.vr_check = QCheckBox("CT volume rendering")
         self.vr_combo = QComboBox()
@@ -208,6 +216,10 @@ class CasePanel(QWidget):
     def _on_fill_opacity(self, v: int) -> None:
         for key in self.views.structure_keys():
             self.views.set_structure_style(key, opacity_2d=v / 100.0)
+
+    def _on_ct_slices(self, state: Qt.CheckState) -> None:
+        on = {Qt.CheckState.Checked: True, Qt.CheckState.Unchecked: False}.get(state)
+        self.views.scene3d.set_ct_slices_visible(on)
 
     def _on_vr(self, on: bool) -> None:
         self.views.scene3d.set_volume_rendering(on, self.vr_combo.currentText())

@@ -344,3 +344,30 @@ def test_overlay_hook_draws_a_needle_clipped_to_the_slice_slab(window, qtbot) ->
     assert "needle" not in v.overlay_keys()
     v.render_now()
     assert not cyan(_pixel(v.axial, np.array([0.0, -60.0, 0.0])))
+
+
+def test_ct_slices_in_3d_when_there_are_no_structures(window, qtbot) -> None:
+    ct, _ = synthetic_case()
+    _show(window, ct, {}, qtbot)
+    v = window.views
+    s3 = v.scene3d
+    assert s3.ct_slices_visible()
+    window.apply_window_preset("abdomen")
+    s3.set_planes_visible(False)
+    centre = np.zeros(3)
+    v.set_crosshair(centre)
+    s3.set_camera_preset("anterior")
+    img = s3.capture_rgb()
+    # a body point on the coronal slice, towards the camera side of the other two
+    p = np.array([-100.0, 0.0, -20.0])
+    x, y = s3.world_to_display(p)
+    rgb = img[img.shape[0] - 1 - int(round(y)), int(round(x))].astype(int)
+    w, lvl = v.window
+    expect = np.clip((BODY_HU - (lvl - w / 2)) / w, 0, 1) * 255
+    assert np.all(np.abs(rgb - expect) <= 6), (rgb, expect)
+    # turning the CT slices off leaves the background there
+    s3.set_ct_slices_visible(False)
+    img = s3.capture_rgb()
+    rgb2 = img[img.shape[0] - 1 - int(round(y)), int(round(x))].astype(int)
+    assert np.abs(rgb2 - expect).max() > 30
+    s3.set_ct_slices_visible(None)

@@ -15,6 +15,7 @@ from vtkmodules.vtkCommonDataModel import (
     vtkCellArray,
     vtkImageData,
     vtkPiecewiseFunction,
+    vtkPlane,
     vtkPolyData,
 )
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
@@ -24,12 +25,14 @@ from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
     vtkColorTransferFunction,
+    vtkImageSlice,
     vtkPolyDataMapper,
     vtkProp,
     vtkTextActor,
     vtkVolume,
     vtkVolumeProperty,
 )
+from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
 
 from irplan.planning.volume import Volume
 from irplan.viewers.mpr_view import ORIENTATIONS, StructureStyle
@@ -132,6 +135,11 @@ class Scene3DView(VtkWidget):
             self._plane_polys[name] = poly
             self._plane_actors[name] = a
         self._positions = np.zeros(3)
+        # the CT's three MPR slices drawn in 3D (textured planes); None = automatic:
+        # shown while there are no structure surfaces to look at
+        self._slices: dict[str, tuple[vtkImageSlice, vtkPlane]] = {}
+        self._ct_slices_user: bool | None = None
+        self._window = (400.0, 50.0)
 
         # orientation cube labelled in patient terms (LPS: +x = L, +y = P, +z = S)
         cube = vtkAnnotatedCubeActor()
@@ -191,8 +199,65 @@ class Scene3DView(VtkWidget):
         self._positions = (lo + hi) / 2
         for a in self._plane_actors.values():
             a.VisibilityOn()
+        self._build_ct_slices()
         self._update_planes()
         self.set_camera_preset(self._camera_preset)
+
+    def _build_ct_slices(self) -> None:
+        for sl, _ in self._slices.values():
+            self.renderer.RemoveViewProp(sl)
+        self._slices.clear()
+        if self._ct_volume is None:
+            return
+        if self._ct_image is None:
+            self._ct_image = volume_to_vtk(self._ct_volume)
+        for name in ("axial", "coronal", "sagittal"):
+            plane = vtkPlane()
+            n = np.zeros(3)
+            n[ORIENTATIONS[name].axis] = 1.0
+            plane.SetNormal(*n)
+            m = vtkImageResliceMapper()
+            m.SetInputData(self._ct_image)
+            m.SetSlicePlane(plane)
+            m.SliceFacesCameraOff()
+            m.SliceAtFocalPointOff()
+            m.ResampleToScreenPixelsOff()
+            sl = vtkImageSlice()
+            sl.SetMapper(m)
+            sl.GetProperty().SetInterpolationTypeToLinear()
+            sl.PickableOff()
+            self.renderer.AddViewProp(sl)
+            self._slices[name] = (sl, plane)
+        self.set_window(*self._window)
+        self._update_ct_slice_visibility()
+
+    def set_window(self, width_hu: float, level_hu: float) -> None:
+        """Window/level (HU) of the CT slices drawn in 3D (same as the MPR views)."""
+        self._window = (float(width_hu), float(level_hu))
+        for sl, _ in self._slices.values():
+            sl.GetProperty().SetColorWindow(self._window[0])
+            sl.GetProperty().SetColorLevel(self._window[1])
+        self.request_render()
+
+    def set_ct_slices_visible(self, on: bool | None) -> None:
+        """Show (True) or hide (False) the CT slices in 3D; None = automatic (shown while
+        no structure surface is visible)."""
+        self._ct_slices_user = on
+        self._update_ct_slice_visibility()
+
+    def ct_slices_visible(self) -> bool:
+        if self._ct_slices_user is not None:
+            return self._ct_slices_user
+        if self._volume_actor is not None and self._volume_actor.GetVisibility():
+            return False
+        return not any(self._styles.get(k) is None or self._styles[k].visible
+                       for k in self._surfaces)
+
+    def _update_ct_slice_visibility(self) -> None:
+        on = self.ct_slices_visible()
+        for sl, _ in self._slices.values():
+            sl.SetVisibility(on)
+        self.request_render()
 
     def set_surface(self, key: str, poly: vtkPolyData | None,
                     style: StructureStyle | None = None) -> None:
@@ -202,7 +267,7 @@ class Scene3DView(VtkWidget):
             self.renderer.RemoveActor(old)
         if poly is None:
             self._styles.pop(key, None)
-            self.request_render()
+            self._update_ct_slice_visibility()
             return
         m = vtkPolyDataMapper()
         m.SetInputData(poly)
@@ -217,6 +282,7 @@ class Scene3DView(VtkWidget):
         p.SetAmbient(0.12)
         self.renderer.AddActor(a)
         self._surfaces[key] = a
+        self._update_ct_slice_visibility()
         if style is not None:
             self._styles[key] = style
         self.set_structure_style(key, self._styles.get(key) or StructureStyle((0.6, 0.6, 0.6)))
@@ -231,7 +297,7 @@ class Scene3DView(VtkWidget):
         a.SetVisibility(style.visible)
         # translucent shells drawn without back faces look cleaner
         a.GetProperty().SetBackfaceCulling(style.opacity_3d < 0.99)
-        self.request_render()
+        self._update_ct_slice_visibility()
 
     def surface_keys(self) -> list[str]:
         return list(self._surfaces)
@@ -281,6 +347,10 @@ class Scene3DView(VtkWidget):
             poly.SetPoints(pts)
             poly.SetLines(cells)
             poly.Modified()
+            if name in self._slices:
+                origin = np.zeros(3)
+                origin[ax] = self._positions[ax]
+                self._slices[name][1].SetOrigin(*origin)
         self.request_render()
 
     # ------------------------------------------------------------ volume rendering
@@ -293,7 +363,7 @@ class Scene3DView(VtkWidget):
         if not on:
             if self._volume_actor is not None:
                 self._volume_actor.VisibilityOff()
-            self.request_render()
+            self._update_ct_slice_visibility()
             return
         if self._ct_image is None and getattr(self, "_ct_volume", None) is not None:
             self._ct_image = volume_to_vtk(self._ct_volume)
@@ -329,7 +399,7 @@ class Scene3DView(VtkWidget):
         prop.SetAmbient(0.25)
         prop.SetDiffuse(0.75)
         self._volume_actor.VisibilityOn()
-        self.request_render()
+        self._update_ct_slice_visibility()
 
     # ------------------------------------------------------------ camera
     def set_camera_preset(self, name: str) -> None:
@@ -349,7 +419,14 @@ class Scene3DView(VtkWidget):
         cam.SetViewAngle(30)
         self.renderer.ResetCamera(*[v for pair in zip(lo, hi) for v in pair]
                                   if self._bounds is not None else (-100, 100) * 3)
-        cam.Zoom(0.95)
+        if self._slices and self.ct_slices_visible() and not self._surfaces:
+            # only CT slices to show: a slightly oblique anterior view shows all three
+            cam.Azimuth(-30 if name == "anterior" else 0)
+            cam.Elevation(20 if name == "anterior" else 0)
+            cam.OrthogonalizeViewUp()
+            cam.Zoom(1.3)
+        else:
+            cam.Zoom(0.95)
         self.renderer.ResetCameraClippingRange()
         self.request_render()
 

@@ -159,6 +159,7 @@ class ViewSet(QObject):
         self._window = (float(width_hu), float(level_hu))
         for v in self.mprs():
             v.set_window(width_hu, level_hu)
+        self.scene3d.set_window(width_hu, level_hu)
         self.window_changed.emit(float(width_hu), float(level_hu))
 
     def apply_window_preset(self, key: str) -> tuple[float, float]:
@@ -182,6 +183,7 @@ class ViewSet(QObject):
         for v in self.mprs():
             if v.window != (w, lvl):
                 v.set_window(w, lvl)
+        self.scene3d.set_window(w, lvl)
         self.window_changed.emit(w, lvl)
 
     # ------------------------------------------------------------------ crosshair
