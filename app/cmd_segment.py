@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vessel-seed", action="append", type=_point, default=[],
                         metavar="X,Y,Z", help="seed in an enhanced vessel lumen; repeatable "
                         "(limited to the liver +10 mm when a liver is segmented)")
+    parser.add_argument("--vessel-threshold-hu", type=float, default=None, metavar="HU",
+                        help="lower HU threshold of the vessel tool (default: half way "
+                        "between the seed's vessel and the liver)")
     parser.add_argument("--vesselness", action="store_true",
                         help="add thin branches by Hessian vesselness inside the liver")
     parser.add_argument("--calibre", action="store_true",
@@ -109,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if args.vessel_seed:
         results["vessels"] = timed("vessels", seg.segment_vessels, ct, args.vessel_seed,
                                    liver=results.get("liver"),
-                                   use_vesselness=args.vesselness)
+                                   use_vesselness=args.vesselness,
+                                   lower_hu=args.vessel_threshold_hu)
     if args.bone:
         results["bone"] = timed("bone", seg.segment_bone, ct)
     if args.lung:

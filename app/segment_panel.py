@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -249,6 +250,14 @@ class SegmentPanel(QWidget):
         self.vesselness_check.setToolTip("Vessel tool: add thin branches by Hessian vesselness "
                                          "inside the liver (needs a liver)")
         tl.addWidget(self.vesselness_check, row + 2, 2)
+        tl.addWidget(QLabel("Vessel threshold"), row + 4, 0)
+        self.vessel_hu_spin = QSpinBox()
+        self.vessel_hu_spin.setRange(0, 600)
+        self.vessel_hu_spin.setSuffix(" HU")
+        self.vessel_hu_spin.setSpecialValueText("auto")
+        self.vessel_hu_spin.setToolTip("Lowest HU of the vessel tool; auto = half way between "
+                                       "the clicked vessel and the liver")
+        tl.addWidget(self.vessel_hu_spin, row + 4, 1, 1, 2)
         auto = QHBoxLayout()
         self.btn_bone = QPushButton("Bone (auto)")
         self.btn_bone.clicked.connect(lambda: self.run_auto("bone"))
@@ -538,10 +547,11 @@ class SegmentPanel(QWidget):
         key = self.target_key if self.target_key in VESSEL_KEYS else "portal_vein"
 
         use_vn = self.vesselness_check.isChecked() and liver is not None
+        lower = float(self.vessel_hu_spin.value()) or None  # 0 = auto
 
         def fn() -> Volume:
             return seg.segment_vessels(ct, seed_lps_mm, liver=liver, key=key,
-                                       use_vesselness=use_vn)
+                                       use_vesselness=use_vn, lower_hu=lower)
 
         self._run(f"{_name(key)}", fn, lambda m: self._propose(key, m, _name(key), union=True))
 

@@ -477,6 +477,22 @@ def _half_max_rim(sm: np.ndarray, core: np.ndarray, upper: float, darker_than: f
     return out
 
 
+def _surroundings_hu(vol: Volume, sm: np.ndarray, seeds: np.ndarray, vessel_hu: float) -> float:
+    """Median HU of the tissue around vessel seeds: the soft tissue (> -200 HU: no fat or
+    air) of a shell 8-15 mm from the seeds, or 15-30 mm when the first shell is mostly
+    vessel (a wide vessel such as the IVC fills it: median within 30 HU of the seed)."""
+    med = vessel_hu
+    for r0, r1 in ((8.0, 15.0), (15.0, 30.0)):
+        shell = np.concatenate([sm[_ball(vol, s, r1) & ~_ball(vol, s, r0)] for s in seeds])
+        shell = shell[shell > -200.0]
+        if len(shell) == 0:
+            continue
+        med = float(np.median(shell))
+        if med < vessel_hu - 30.0:
+            break
+    return med
+
+
 def segment_vessels(ct: Volume, seeds_lps_mm: Sequence[float] | Sequence[Sequence[float]],
                     liver: Volume | None = None, use_vesselness: bool = False,
                     lower_hu: float | None = None, liver_margin_mm: float = 10.0,
@@ -484,8 +500,9 @@ def segment_vessels(ct: Volume, seeds_lps_mm: Sequence[float] | Sequence[Sequenc
     """Segment the enhanced vessel tree connected to seed(s) in a vessel lumen (LPS mm).
 
     Threshold: half way between the vessel (median in 1.5 mm around each seed) and the
-    parenchyma (median inside ``liver`` when given, else of a 8-15 mm shell around the
-    seed) - the half-maximum edge of the vessel - unless ``lower_hu`` is given; upper
+    parenchyma (median inside ``liver`` when given, else of the soft tissue darker than
+    the vessel 8-15 mm (or 15-30 mm) around the seed) - the half-maximum edge of the
+    vessel - unless ``lower_hu`` is given; upper
     bound vessel + 3 x (vessel - threshold) keeps bone out. Connectivity from the seeds;
     with ``liver`` the search is limited to the liver grown by ``liver_margin_mm``.
     ``use_vesselness`` adds voxels of high Hessian vesselness (above a quarter of the
@@ -521,8 +538,7 @@ def segment_vessels(ct: Volume, seeds_lps_mm: Sequence[float] | Sequence[Sequenc
         par = sm[core] if core.any() else sm[lsub.array != 0]
         mu_p = float(np.median(par))
     else:
-        shells = [_ball(sub, s, 15.0) & ~_ball(sub, s, 8.0) for s in seeds]
-        mu_p = float(np.median(np.concatenate([sm[m] for m in shells])))
+        mu_p = _surroundings_hu(sub, sm, seeds, mu_v)
     if lower_hu is None:
         if mu_v - mu_p < 20.0:
             raise InputError(
