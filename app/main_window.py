@@ -529,11 +529,11 @@ class MainWindow(QMainWindow):
         return not self.surfaces_pending()
 
     def _start_surface(self, key: str, mask: Volume) -> None:
-        from irplan.viewers.surfaces import mask_to_polydata
+        from irplan.viewers.surfaces import mask_to_polydata, triangle_budget
 
         def job(progress, cancel):
             progress(0.0, f"Surface of {key}")
-            return mask_to_polydata(mask, cancel=cancel)
+            return mask_to_polydata(mask, max_triangles=triangle_budget(key), cancel=cancel)
 
         def done(poly, k=key, m=mask):
             if self.case.structures.get(k) is m:

@@ -46,7 +46,7 @@ def frame_rate(seconds: float = 5.0) -> tuple[float, float, int]:
     from irplan.app.gui_main import make_app
     from irplan.io.masks import read_mask
     from irplan.viewers.scene3d import Scene3DView
-    from irplan.viewers.surfaces import mask_to_polydata
+    from irplan.viewers.surfaces import mask_to_polydata, triangle_budget
     from irplan.viewers.view_set import default_style
 
     app = make_app()
@@ -56,7 +56,7 @@ def frame_rate(seconds: float = 5.0) -> tuple[float, float, int]:
     app.processEvents()
     n_tri = 0
     for key, path in demo_masks(demo_case()).items():
-        poly = mask_to_polydata(read_mask(path))
+        poly = mask_to_polydata(read_mask(path), max_triangles=triangle_budget(key))
         n_tri += poly.GetNumberOfCells()
         view.set_surface(key, poly, default_style(key))
     view.reset_camera()

@@ -275,7 +275,7 @@ class Scene3DView(VtkWidget):
         a = vtkActor()
         a.SetMapper(m)
         p = a.GetProperty()
-        p.SetInterpolationToPhong()
+        p.SetInterpolationToGouraud()
         p.SetSpecular(0.25)
         p.SetSpecularPower(20)
         p.SetDiffuse(0.85)

@@ -37,8 +37,21 @@ from irplan.viewers.vtk_convert import local_to_lps_matrix
 CLUSTER_ABOVE_TRIANGLES = 400_000
 
 
+# Triangle budgets per structure for the 3D view: context anatomy (bone, lung) is drawn
+# coarser than the planning targets; with Mesa llvmpipe the skeleton alone halved the
+# frame rate at 40k triangles (bench_render).
+TRIANGLE_BUDGET: dict[str, int] = {"bone": 16000, "lung": 10000, "liver": 25000,
+                                   "body": 10000}
+DEFAULT_TRIANGLE_BUDGET = 40000
+
+
+def triangle_budget(key: str) -> int:
+    """Maximum triangles of a structure's display mesh."""
+    return TRIANGLE_BUDGET.get(key, DEFAULT_TRIANGLE_BUDGET)
+
+
 def mask_to_polydata(mask: Volume, smoothing_iterations: int = 20, pass_band: float = 0.05,
-                     target_reduction: float = 0.6, max_triangles: int = 60000,
+                     target_reduction: float = 0.6, max_triangles: int = 40000,
                      cancel: Callable[[], bool] | None = None) -> vtkPolyData:
     """Closed surface of ``mask != 0`` in LPS mm (empty vtkPolyData for an empty mask).
 
