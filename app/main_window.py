@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         self._loading = False
         self._surface_tasks: dict[str, Task] = {}
         self._surface_pending: set[str] = set()
+        self._loaded_once = False   # a loaded case waits for its first full render
         self._volumes_ml: dict[str, float] = {}
         # wall-clock (time.time()) of the first render of a loaded case (CT + slice
         # overlays in all views) and of the last structure surface shown in 3D
@@ -423,6 +424,7 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, res: dict) -> None:
         self._loading = False
+        self._loaded_once = self.first_render_epoch is None
         vol: Volume = res["ct"]
         self.scan_result = res.get("scan")
         self.case_dir = res.get("case_dir")
@@ -488,11 +490,20 @@ class MainWindow(QMainWindow):
             self.views.apply_window_preset("dicom")
         self.case_panel.refresh_structures()
 
-    def _mark_first_render(self) -> None:
-        if self.first_render_epoch is None and self.case.ct is not None:
-            self.views.render_now()
-            self.first_render_epoch = time.time()
-            self.first_render_cpu_s = time.process_time()   # all threads of the process
+    def _mark_first_render(self, index: int = 0) -> None:
+        """Draw the four views one per event-loop turn (the first draw of a view compiles
+        its shaders: with software GL that is hundreds of ms each, and the GUI keeps
+        answering in between), then note the time of the first full picture."""
+        if self.first_render_epoch is not None or self.case.ct is None:
+            return
+        views = list(self.views)
+        if index < len(views):
+            views[index].render_now()
+            QTimer.singleShot(0, lambda: self._mark_first_render(index + 1))
+            return
+        self.first_render_epoch = time.time()
+        self.first_render_cpu_s = time.process_time()   # all threads of the process
+        self._loaded_once = False
 
     def _on_structure_changed(self, key: str) -> None:
         mask = self.case.structures.get(key)
@@ -510,6 +521,10 @@ class MainWindow(QMainWindow):
         self.case_panel.refresh_structures(self._volumes_ml)
 
     def _start_surface_if_current(self, key: str, mask: Volume) -> None:
+        if self.first_render_epoch is None and self.case.ct is not None and self._loaded_once:
+            # the first picture of a case comes first; meshes right after it
+            QTimer.singleShot(20, lambda: self._start_surface_if_current(key, mask))
+            return
         self._surface_pending.discard(key)
         if self.case.structures.get(key) is mask and key not in self._surface_tasks:
             self._start_surface(key, mask)

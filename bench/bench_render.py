@@ -106,7 +106,7 @@ def gui_responsiveness() -> dict[str, float]:
     loaded: list[int] = []
     win.case_loaded.connect(lambda: loaded.append(1))
     win.open_demo()
-    while not loaded:
+    while not loaded or win.first_render_epoch is None:
         app.processEvents()
         time.sleep(0.002)
     phase[0] = "surfaces"
