@@ -3,6 +3,8 @@ judged by the plan model and by the pictures (paths drawn in the finding's colou
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -35,7 +37,12 @@ def loaded(qapp, phantom_case):
     ct = load_plan_image(ref)
     masks, _ = load_plan_structures(ref, ct)
     win.show_case(ct, masks, plan=Plan(modality="IRE", image=ref.image), title="phantom")
-    assert win.tasks.wait_idle(240)
+    # the checker is prepared in a worker started by a short timer after the structures
+    # arrive, so wait for the result itself, not only for the task queue to drain
+    deadline = time.monotonic() + 240
+    while tools.checker is None and time.monotonic() < deadline:
+        QTest.qWait(50)
+        win.tasks.wait_idle(240)
     assert tools.checker is not None, "safety checks were not prepared"
     win.workflow.set_step("plan")
     win.views.set_maximised("axial")
