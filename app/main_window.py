@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self._surface_tasks: dict[str, Task] = {}
         self._surface_pending: set[str] = set()
         self._loaded_once = False   # a loaded case waits for its first full render
+        self._defer_surfaces_until = 0.0
         self._volumes_ml: dict[str, float] = {}
         # wall-clock (time.time()) of the first render of a loaded case (CT + slice
         # overlays in all views) and of the last structure surface shown in 3D
@@ -425,6 +426,7 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, res: dict) -> None:
         self._loading = False
         self._loaded_once = self.first_render_epoch is None
+        self._defer_surfaces_until = time.monotonic() + 10.0
         vol: Volume = res["ct"]
         self.scan_result = res.get("scan")
         self.case_dir = res.get("case_dir")
@@ -521,7 +523,8 @@ class MainWindow(QMainWindow):
         self.case_panel.refresh_structures(self._volumes_ml)
 
     def _start_surface_if_current(self, key: str, mask: Volume) -> None:
-        if self.first_render_epoch is None and self.case.ct is not None and self._loaded_once:
+        if (self.first_render_epoch is None and self.case.ct is not None and self._loaded_once
+                and time.monotonic() < self._defer_surfaces_until):
             # the first picture of a case comes first; meshes right after it
             QTimer.singleShot(20, lambda: self._start_surface_if_current(key, mask))
             return
