@@ -138,9 +138,18 @@ class TaskRunner(QObject):
     def _finish(self, task: Task) -> None:
         if task in self.running:
             self.running.remove(task)
-        self.task_done.emit(task)
-        if not self.running:
-            self.busy_changed.emit(False)
+        try:
+            self.task_done.emit(task)
+            if not self.running:
+                self.busy_changed.emit(False)
+        except RuntimeError:   # the runner's window was closed while the task ran
+            pass
+
+    def shutdown(self, timeout_s: float = 60.0) -> bool:
+        """Cancel every task and wait for the pools to drain (True when they did)."""
+        self.cancel_all()
+        ms = int(timeout_s * 1000)
+        return bool(self.pool.waitForDone(ms) and self.quick_pool.waitForDone(ms))
 
     @property
     def busy(self) -> bool:

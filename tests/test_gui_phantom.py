@@ -45,8 +45,13 @@ def window(qapp):
     win.show()
     QTest.qWaitForWindowExposed(win)
     yield win
+    # let running jobs (also other modules' ones) end and deliver their results while
+    # the window still exists, then close it
+    win.tasks.shutdown(120)
+    QTest.qWait(100)
     win.close()
     win.deleteLater()
+    QTest.qWait(50)
 
 
 def _truth(case: Path) -> dict:
