@@ -143,6 +143,10 @@ class MainWindow(QMainWindow):
         from irplan.app.evaluate_panel import install_evaluate_panel
 
         self.evaluate_panel = install_evaluate_panel(self)
+        # File > Write PDF report... (the `irplan report` code, in a child process)
+        from irplan.app.report_action import install_report_action
+
+        self.report_action = install_report_action(self)
 
         self.resize(1600, 1000)
         if restore_state:
