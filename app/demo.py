@@ -1,7 +1,7 @@
 """The built-in demo case: the standard phantom, generated once into a cache folder.
 
-Location: ``$IRPLAN_CONFIG_DIR/demo-<version>`` when IRPLAN_CONFIG_DIR is set, else
-``~/.cache/irplan/demo-<version>`` (``$XDG_CACHE_HOME`` honoured). A ``.complete``
+Location: ``$IRPLAN_CONFIG_DIR/demo-<version>-phantom<N>`` when IRPLAN_CONFIG_DIR is set, else
+``~/.cache/irplan/demo-<version>-phantom<N>`` (``$XDG_CACHE_HOME`` honoured). A ``.complete``
 marker is written last, so an interrupted generation is redone, never half-used.
 """
 
@@ -36,7 +36,9 @@ def demo_dir() -> Path:
     else:
         cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         root = Path(cache) / "irplan"
-    return root / f"demo-{_version()}"
+    from irplan.planning.phantom import PHANTOM_VERSION
+
+    return root / f"demo-{_version()}-phantom{PHANTOM_VERSION}"
 
 
 def demo_case(progress: Callable[[float, str], None] | None = None) -> Path:
