@@ -225,8 +225,10 @@ def test_dynamic_conductivity_raises_current_and_widens_the_zone():
     dynamic = solve_ire(grid, els, sigma, voltages_v=2250.0, dynamic_ratio=3.0)
     print(f"current {static.pairs[0].current_a:.1f} -> {dynamic.pairs[0].current_a:.1f} A, "
           f"zone {static.zone_volume_ml:.2f} -> {dynamic.zone_volume_ml:.2f} ml")
-    assert 1.5 * static.pairs[0].current_a < dynamic.pairs[0].current_a
-    assert dynamic.pairs[0].current_a < 3.0 * static.pairs[0].current_a
+    # sigma x3 where |E| >= the reversible threshold, which holds in the high-current region
+    # between and around the rods: the current must approach (never exceed) 3x
+    ratio = dynamic.pairs[0].current_a / static.pairs[0].current_a
+    assert 2.0 < ratio < 3.0
     assert dynamic.zone_volume_ml > 1.05 * static.zone_volume_ml
     assert any("not verified" in w for w in dynamic.warnings)
     assert not any("did not converge" in w for w in dynamic.warnings)

@@ -115,8 +115,20 @@ def test_tumour_mask_matches_truth(phantom_case: Path) -> None:
 def test_vessel_near_tumour(phantom_case: Path) -> None:
     truth = load_truth(phantom_case)
     assert 5.0 <= truth["nearest_vessel_distance_mm"] <= 8.0
+    masks = {k: read_mask(phantom_case / "masks" / "planning" / f"{k}.nii.gz")
+             for k in {v["type"] for v in truth["vessels"]}}
     for v in truth["vessels"]:
-        assert 1.4 <= v["radius_mm"] <= 11.0
+        # the mask has the truth's calibre: inside one voxel within the wall at the segment
+        # midpoint, outside one voxel beyond it
+        m = masks[v["type"]]
+        a, b = np.array(v["start_lps_mm"]), np.array(v["end_lps_mm"])
+        mid, axis = (a + b) / 2, (b - a) / np.linalg.norm(b - a)
+        u = np.cross(axis, [0.0, 0.0, 1.0])
+        u = u if np.linalg.norm(u) > 1e-3 else np.cross(axis, [1.0, 0.0, 0.0])
+        u /= np.linalg.norm(u)
+        r, vox = v["radius_mm"], float(m.spacing_mm.max())
+        assert m.value_at_lps(mid + u * max(r - vox, 0.0), order=0) == 1, v["name"]
+        assert m.value_at_lps(mid + u * (r + vox), order=0) == 0, v["name"]
     diam = sorted({2 * v["radius_mm"] for v in truth["vessels"] if v["type"] == "portal_vein"})
     assert diam[0] <= 3.5 and diam[-1] >= 14.0
 

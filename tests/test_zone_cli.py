@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,13 @@ def test_ire_zone_json_and_zone_file(phantom_case: Path, capsys, tmp_path):
         # the reference plan leaves the voltage to the per-pair rule (1500 V/cm, <= 3000 V)
         assert plan.ire.voltage_v is None
         assert p["voltage_v"] == pytest.approx(default_voltage_v(e.spacing_mm)[0])
-        assert 1.0 < p["current_a"] < 60.0
+        # long-rod current I = pi sigma V L / ln((d-a)/a) over the active length, bracketed
+        # by homogeneous liver (lower) and homogeneous tumour conductivity (upper)
+        a_mm = 0.535
+        geom = math.pi * p["voltage_v"] * plan.needles[0].exposure_mm / 1000.0 / math.log(
+            (p["spacing_mm"] - a_mm) / a_mm)
+        sig = default_table()
+        assert sig["liver"] * geom < p["current_a"] < sig["tumor"] * geom
     assert d["threshold_v_per_cm"] == pytest.approx(637.0)
     assert d["grid_mm"] == 1.0
     assert 0.0 <= d["tumor_coverage_percent"] <= 100.0
