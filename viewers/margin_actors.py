@@ -237,11 +237,9 @@ def _render_3d(result: Any, size: tuple[int, int]) -> np.ndarray:
     import vtkmodules.vtkRenderingFreeType  # noqa: F401
     import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
     from vtkmodules.util import numpy_support
-    from vtkmodules.vtkRenderingCore import (
-        vtkRenderer,
-        vtkRenderWindow,
-        vtkWindowToImageFilter,
-    )
+    from vtkmodules.vtkRenderingCore import vtkRenderer
+
+    from irplan.viewers.offscreen import grab_offscreen
 
     margin = result.margin
     ren = vtkRenderer()
@@ -281,21 +279,9 @@ def _render_3d(result: Any, size: tuple[int, int]) -> np.ndarray:
     cam.SetViewUp(*((0.0, 0.0, 1.0) if abs(view[2]) < 0.9 else (0.0, -1.0, 0.0)))
     ren.ResetCamera()
     cam.Zoom(1.2)
-    rw = vtkRenderWindow()
-    rw.SetOffScreenRendering(1)
-    rw.SetMultiSamples(4)
-    rw.AddRenderer(ren)
-    rw.SetSize(int(size[0]), int(size[1]))
-    rw.Render()
-    grab = vtkWindowToImageFilter()
-    grab.SetInput(rw)
-    grab.SetInputBufferTypeToRGB()
-    grab.ReadFrontBufferOff()
-    grab.Update()
-    img = grab.GetOutput()
+    img = grab_offscreen(ren, size)
     w, h, _ = img.GetDimensions()
     arr = numpy_support.vtk_to_numpy(img.GetPointData().GetScalars()).reshape(h, w, 3)
-    rw.Finalize()
     return arr[::-1].astype(np.float32) / 255.0
 
 

@@ -65,27 +65,17 @@ def _vtk() -> Any:
 
 
 def _render_png(renderer: Any, size: tuple[int, int], out: Path) -> Path:
-    rc = _vtk()
+    _vtk()
     from vtkmodules.vtkIOImage import vtkPNGWriter
-    from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
-    rw = rc.vtkRenderWindow()
-    rw.SetOffScreenRendering(1)
-    rw.SetMultiSamples(4)
-    rw.AddRenderer(renderer)
-    rw.SetSize(int(size[0]), int(size[1]))
-    rw.Render()
-    grab = vtkWindowToImageFilter()
-    grab.SetInput(rw)
-    grab.SetInputBufferTypeToRGB()
-    grab.ReadFrontBufferOff()
-    grab.Update()
+    from irplan.viewers.offscreen import grab_offscreen
+
+    image = grab_offscreen(renderer, size)
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = vtkPNGWriter()
     writer.SetFileName(str(out))
-    writer.SetInputConnection(grab.GetOutputPort())
+    writer.SetInputData(image)
     writer.Write()
-    rw.Finalize()
     return out
 
 
