@@ -1,7 +1,9 @@
 """DICOM export of IRPlan results, consistent with the source CT study.
 
 * :func:`export_seg` — structures and predicted/actual ablation zones as one DICOM SEG
-  (highdicom, BINARY) on the CT's grid and Frame of Reference.
+  (highdicom, BINARY) on the CT's grid and Frame of Reference. IRPlan's only SEG writer:
+  the phantom writer uses it too, through :func:`source_series_on_grid` (CT headers
+  matched to a grid's slices by ImagePositionPatient, no pixel data needed).
 * :func:`export_encapsulated_pdf` — the PDF report as Encapsulated PDF (Modality DOC).
 * :func:`export_secondary_capture` — a screenshot PNG as RGB Secondary Capture.
 
@@ -36,6 +38,7 @@ from pydicom.uid import (
 )
 
 from irplan.planning.errors import GeometryError, InputError
+from irplan.planning.structures import structure_color
 from irplan.planning.volume import Volume
 
 MANUFACTURER = "IRPlan (research software, not a certified medical device)"
@@ -73,8 +76,13 @@ _COMPUTED_KEYS = ("predicted_zone",)
 
 @dataclass
 class SourceSeries:
-    """A CT series as read from disk: datasets sorted along the slice normal (with pixel
-    data), their folder, and the CT as a Volume (HU, LPS mm)."""
+    """A CT series: its datasets, one per slice of ``volume`` in its k order, the files
+    they came from (same order) and the CT grid as a Volume (LPS mm).
+
+    From :func:`load_source_series`: datasets with pixel data sorted along the slice
+    normal, ``volume`` the CT in HU. From :func:`source_series_on_grid`: headers suffice;
+    the exports use only ``volume``'s geometry.
+    """
 
     datasets: list[Dataset]
     volume: Volume
@@ -152,6 +160,45 @@ def load_source_series(folder_or_files: str | Path | Sequence[str | Path],
     return SourceSeries([ds for _p, ds in items], vol, [p for p, _ds in items])
 
 
+def source_series_on_grid(datasets: Sequence[Dataset], grid: Volume,
+                          files: Sequence[str | Path] = ()) -> SourceSeries:
+    """The CT images (headers suffice, any order) that make up ``grid``'s slices.
+
+    Slice k of ``grid`` is the dataset whose ImagePositionPatient is voxel (0, 0, k)
+    (within 0.01 voxel); ``files``, when given, are the datasets' paths in the same
+    order. Raises InputError when the orientation or rows/columns differ from the grid's
+    or a slice has no image.
+    """
+    if not datasets:
+        raise InputError("DICOM SEG: no source CT images given")
+    ds0 = datasets[0]
+    iop = np.asarray([float(v) for v in ds0.ImageOrientationPatient])
+    if not (np.allclose(iop[:3], grid.direction[:, 0], atol=1e-4)
+            and np.allclose(iop[3:], grid.direction[:, 1], atol=1e-4)):
+        raise InputError("DICOM SEG: mask orientation differs from the CT's "
+                         "ImageOrientationPatient")
+    if int(ds0.Rows) != grid.array.shape[1] or int(ds0.Columns) != grid.array.shape[2]:
+        raise InputError(f"DICOM SEG: mask rows/columns {grid.array.shape[1:]} differ from "
+                         f"the CT's {int(ds0.Rows)}x{int(ds0.Columns)}")
+    paths = [Path(f) for f in files]
+    if paths and len(paths) != len(datasets):
+        raise InputError(f"DICOM SEG: {len(paths)} file names for {len(datasets)} images")
+    nk = grid.array.shape[0]
+    by_k: dict[int, int] = {}
+    for n, ds in enumerate(datasets):
+        idx = grid.lps_to_index([float(v) for v in ds.ImagePositionPatient])
+        k = int(round(idx[2]))
+        if np.max(np.abs(idx - [0.0, 0.0, k])) <= 1e-2 and 0 <= k < nk:
+            by_k[k] = n
+    missing = [k for k in range(nk) if k not in by_k]
+    if missing:
+        raise InputError(f"DICOM SEG: no source CT image at mask slice(s) {missing[:5]}"
+                         f"{' ...' if len(missing) > 5 else ''}")
+    order = [by_k[k] for k in range(nk)]
+    return SourceSeries([datasets[n] for n in order], grid,
+                        [paths[n] for n in order] if paths else [])
+
+
 def _on_grid(source: SourceSeries, key: str, mask: Volume) -> np.ndarray:
     if mask.same_geometry(source.volume, tol_mm=1e-3):
         arr = mask.array
@@ -165,28 +212,46 @@ def _on_grid(source: SourceSeries, key: str, mask: Volume) -> np.ndarray:
     return np.asarray(arr != 0)
 
 
-def _display_color(key: str) -> hd.color.CIELabColor | None:
-    try:
-        from irplan.planning.structures import structure_color
+# zones: orange for the prediction, red for the actual zone; else the structure table's
+_ZONE_RGB = {"predicted_zone": (1.0, 0.55, 0.0), "ablation_zone": (0.85, 0.1, 0.1),
+             "actual_zone": (0.85, 0.1, 0.1)}
 
-        rgb = structure_color(key if key in SEGMENT_CODES and "zone" not in key else "other")
-        if "zone" in key:
-            rgb = (1.0, 0.55, 0.0) if key == "predicted_zone" else (0.85, 0.1, 0.1)
-        return hd.color.CIELabColor.from_rgb(*(int(round(255 * c)) for c in rgb))
-    except Exception:  # noqa: BLE001 - colour is a display hint only
-        return None
+
+def _display_color(key: str) -> hd.color.CIELabColor:
+    """Recommended display colour (free names: the table's 'other' grey)."""
+    rgb = _ZONE_RGB.get(key) or structure_color(key)
+    return hd.color.CIELabColor.from_rgb(*(int(round(255 * c)) for c in rgb))
 
 
 def export_seg(source: SourceSeries, masks: Mapping[str, Volume], out_path: str | Path, *,
                series_description: str = "IRPlan structures", series_number: int = 901,
-               labels: Mapping[str, str] | None = None) -> Path:
+               labels: Mapping[str, str] | None = None, algorithm_name: str | None = None,
+               algorithm_family: Code | None = None,
+               algorithm_version: str = SOFTWARE_VERSION, series_uid: str | None = None,
+               sop_uid: str | None = None) -> Path:
     """Write ``masks`` (structure key -> uint8 mask Volume) as one BINARY DICOM SEG.
 
-    Segment order follows ``masks``; labels from :data:`SEGMENT_CODES` (or ``labels``).
-    Empty masks are refused (InputError) because a SEG segment needs at least one voxel.
+    Segment order follows ``masks``; labels and SNOMED CT codes from
+    :data:`SEGMENT_CODES` (or ``labels``). A mask on another grid than ``source.volume``
+    is resampled onto it (nearest neighbour, by LPS position). Empty masks are refused
+    (InputError) because a SEG segment needs at least one voxel. ``algorithm_name``
+    given: every segment is AUTOMATIC with that algorithm (``algorithm_family`` from
+    DICOM CID 7162, default Artificial Intelligence); else computed keys
+    (``predicted_zone``) are AUTOMATIC by IRPlan's zone model and the rest MANUAL.
+    ``series_uid``/``sop_uid`` default to new UIDs; given, the segments' tracking UIDs
+    derive from ``series_uid`` too (a deterministic writer writes the same UIDs).
     """
     if not masks:
         raise InputError("export_seg: no structures to export")
+    series_uid = series_uid or generate_uid()
+    given_algo = hd.AlgorithmIdentificationSequence(
+        name=algorithm_name, version=algorithm_version,
+        family=algorithm_family or codes.cid7162.ArtificialIntelligence) \
+        if algorithm_name else None
+    # CID 7162 is extensible: a private (99-prefixed) scheme names IRPlan's model.
+    zone_algo = hd.AlgorithmIdentificationSequence(
+        name="IRPlan ablation zone model", version=SOFTWARE_VERSION,
+        family=Code("ZONEMODEL", "99IRPLAN", "Ablation zone model"))
     arrays, descs = [], []
     for n, (key, mask) in enumerate(masks.items(), start=1):
         arr = _on_grid(source, key, mask)
@@ -195,29 +260,30 @@ def export_seg(source: SourceSeries, masks: Mapping[str, Volume], out_path: str 
         label, cat, typ = SEGMENT_CODES.get(key, (key.replace("_", " "), _ANAT, _TISSUE))
         if labels and key in labels:
             label = labels[key]
-        computed = key in _COMPUTED_KEYS
-        # CID 7162 is extensible: a private (99-prefixed) scheme names IRPlan's model.
-        algo = hd.AlgorithmIdentificationSequence(
-            name="IRPlan ablation zone model", version=SOFTWARE_VERSION,
-            family=Code("ZONEMODEL", "99IRPLAN", "Ablation zone model")) if computed else None
+        algo = given_algo or (zone_algo if key in _COMPUTED_KEYS else None)
         descs.append(hd.seg.SegmentDescription(
             segment_number=n, segment_label=label[:64], segmented_property_category=cat,
             segmented_property_type=typ,
-            algorithm_type=(hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if computed
+            algorithm_type=(hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if algo is not None
                             else hd.seg.SegmentAlgorithmTypeValues.MANUAL),
-            algorithm_identification=algo, tracking_uid=generate_uid(), tracking_id=key,
+            algorithm_identification=algo,
+            tracking_uid=generate_uid(entropy_srcs=[series_uid, key]), tracking_id=key,
             display_color=_display_color(key)))
         arrays.append(arr)
     pixel = np.stack(arrays, axis=-1).astype(bool)  # (frames=k, rows=j, cols=i, segments)
-    seg = hd.seg.Segmentation(
-        source_images=source.datasets, pixel_array=pixel,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descs, series_instance_uid=generate_uid(),
-        series_number=series_number, sop_instance_uid=generate_uid(), instance_number=1,
-        manufacturer=MANUFACTURER[:64], manufacturer_model_name=MODEL_NAME,
-        software_versions=SOFTWARE_VERSION, device_serial_number="0",
-        content_description="IRPlan structures and ablation zones"[:64],
-        content_label="IRPLAN", omit_empty_frames=True)
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=source.datasets, pixel_array=pixel,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descs, series_instance_uid=series_uid,
+            series_number=int(series_number), sop_instance_uid=sop_uid or generate_uid(),
+            instance_number=1, manufacturer=MANUFACTURER[:64],
+            manufacturer_model_name=MODEL_NAME, software_versions=SOFTWARE_VERSION,
+            device_serial_number="0",
+            content_description="IRPlan structures and ablation zones"[:64],
+            content_label="IRPLAN", omit_empty_frames=True)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InputError(f"export_seg: cannot build the DICOM SEG: {exc}") from None
     seg.SeriesDescription = series_description[:64]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from pydicom.uid import generate_uid
 
+from irplan.io.dicom_export import export_seg, source_series_on_grid
 from irplan.io.dicom_write import read_series_headers, write_ct_series
 from irplan.io.masks import write_mask
-from irplan.io.seg_write import write_seg
 from irplan.planning import phantom as ph
 from irplan.planning.errors import InputError
 
@@ -96,10 +96,11 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
     write_mask(ph.planning_zone_mask(grid, truth), mask_dir / "ablation_zone.nii.gz")
     seg_masks = {k: masks[k] for k in ("tumor", "liver", "portal_vein", "hepatic_vein",
                                        "bone", "lung", "body")}
-    write_seg(seg_masks, read_series_headers(plan_paths), out / "seg" / "planning_structures.dcm",
-              series_description="Phantom structures (ground truth)",
-              series_uid=_uid_for(seed, scenario, variant, "series-seg"),
-              sop_uid=_uid_for(seed, scenario, variant, "sop-seg"))
+    export_seg(source_series_on_grid(read_series_headers(plan_paths), ct, plan_paths),
+               seg_masks, out / "seg" / "planning_structures.dcm",
+               series_description="Phantom structures (ground truth)", series_number=100,
+               series_uid=_uid_for(seed, scenario, variant, "series-seg"),
+               sop_uid=_uid_for(seed, scenario, variant, "sop-seg"))
     del ct, masks, seg_masks
 
     write_ct_series(
