@@ -111,20 +111,13 @@ class NeedleTools(QObject):
             v.installEventFilter(self)
         window.installEventFilter(self)   # close: ask to save, then drop the recovery file
 
-        self._recheck_timer = QTimer(self)
-        self._recheck_timer.setSingleShot(True)
-        self._recheck_timer.setInterval(0)
-        self._recheck_timer.timeout.connect(self.recheck)
-        self._prepare_timer = QTimer(self)
-        self._prepare_timer.setSingleShot(True)
-        self._prepare_timer.setInterval(300)
-        self._prepare_timer.timeout.connect(self._prepare_checker)
+        # debounced work through the task runner: its busy/wait_idle see it pending
+        tasks = window.tasks
+        self._recheck_call = tasks.deferred(0, self.recheck, parent=self)
+        self._prepare_call = tasks.deferred(300, self._prepare_checker, parent=self)
         self.zone = None                     # predicted thermal zone (heat-sink check)
         self._zone_gen = 0
-        self._zone_timer = QTimer(self)
-        self._zone_timer.setSingleShot(True)
-        self._zone_timer.setInterval(600)
-        self._zone_timer.timeout.connect(self._predict_zone)
+        self._zone_call = tasks.deferred(600, self._predict_zone, parent=self)
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(1000)
         self._autosave_timer.timeout.connect(self._autosave_tick)
@@ -144,7 +137,7 @@ class NeedleTools(QObject):
             window.addAction(a)
 
         self.case.plan_replaced.connect(self._on_plan_replaced)
-        self.case.structures_changed.connect(lambda _key: self._prepare_timer.start())
+        self.case.structures_changed.connect(lambda _key: self._prepare_call.start())
         self.case.ct_changed.connect(self._on_ct_changed)
         self.stack.changed.connect(self.panel.update_undo)
         self._connect_plan(self.case.plan)
@@ -181,7 +174,7 @@ class NeedleTools(QObject):
             self.plan.image.series_uid = str(ct.metadata.get("series_uid", ""))
             self.plan.image.frame_of_reference_uid = str(
                 ct.metadata.get("frame_of_reference_uid", ""))
-        self._prepare_timer.start()
+        self._prepare_call.start()
 
     def _on_plan_changed(self, topic: str) -> None:
         self.autosaver.mark_dirty()
@@ -240,7 +233,7 @@ class NeedleTools(QObject):
                                 lambda msg: self.window.statusBar().showMessage(msg, 8000))
 
     def request_recheck(self) -> None:
-        self._recheck_timer.start()
+        self._recheck_call.start()
 
     def _invalidate_zone(self, immediate: bool = False) -> None:
         """The plan changed: the thermal zone is stale until predicted again (debounced
@@ -248,7 +241,7 @@ class NeedleTools(QObject):
         self._zone_gen += 1
         self.zone = None
         if not self.plan.is_ire and self.plan.needles and self.case.ct is not None:
-            self._zone_timer.start(0 if immediate else 600)
+            self._zone_call.start(0 if immediate else 600)
 
     def _predict_zone(self) -> None:
         """Thermal plans: predict the zone off the GUI thread for the heat-sink check."""

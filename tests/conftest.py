@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import atexit
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +40,67 @@ def phantom_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("phantom") / "case"
     write_phantom_case(out, seed=0)
     return out
+
+
+# --- GUI: one main window per module ---------------------------------------------------
+DEFAULT_WINDOW_SIZE = (1400, 900)
+
+
+@pytest.fixture(scope="module")
+def main_window(qapp, request: pytest.FixtureRequest):
+    """An empty IRPlan main window for the module: panels installed, settings not
+    restored, ``headless`` (errors go to ``win.messages``, no dialogs), shown and exposed.
+
+    Size: the module's ``WINDOW_SIZE = (w, h)``, else 1400x900 (creating a window costs
+    seconds on 2 shared cores, so modules share one). At the end the window lets running
+    jobs (also other modules' ones) end and deliver their results, then closes.
+    """
+    from PySide6.QtTest import QTest
+
+    from irplan.app.gui_main import make_app
+    from irplan.app.main_window import MainWindow
+
+    make_app()
+    win = MainWindow(restore_state=False)
+    win.headless = True
+    win.resize(*getattr(request.module, "WINDOW_SIZE", DEFAULT_WINDOW_SIZE))
+    win.show()
+    QTest.qWaitForWindowExposed(win)
+    yield win
+    win.tasks.shutdown(120)
+    QTest.qWait(100)
+    win.close()
+    win.deleteLater()
+    QTest.qWait(50)
+
+
+@dataclass
+class PhantomWindow:
+    """:func:`phantom_window`: the window, the case's reference plan (as read, not
+    shown), the planning CT and its structure masks (LPS mm, on the CT grid)."""
+
+    win: Any
+    reference: Any
+    ct: Any
+    masks: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def phantom_window(main_window, phantom_case: Path) -> PhantomWindow:
+    """:func:`main_window` showing the phantom's planning CT and structure masks with an
+    empty IRE plan on that image, once every job the load started (surfaces, safety
+    check preparation) is done."""
+    from irplan.io.plan_file import load_plan, load_plan_image, load_plan_structures
+    from irplan.planning.plan import Plan
+
+    ref = load_plan(phantom_case / "plan.irplan.json")
+    ct = load_plan_image(ref)
+    masks, _notes = load_plan_structures(ref, ct)
+    main_window.show_case(ct, masks, plan=Plan(modality="IRE", image=ref.image),
+                          title="phantom")
+    assert main_window.tasks.wait_idle(240), "the phantom's jobs did not finish"
+    assert main_window.wait_for_surfaces(240), "the phantom's surfaces did not arrive"
+    return PhantomWindow(main_window, ref, ct, masks)
 
 
 @pytest.fixture(autouse=True)

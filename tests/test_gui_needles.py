@@ -3,52 +3,25 @@ judged by the plan model and by the pictures (paths drawn in the finding's colou
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
 pytestmark = pytest.mark.gui
 
+WINDOW_SIZE = (1500, 950)   # main_window fixture (conftest)
+
 
 @pytest.fixture(scope="module")
-def loaded(qapp, phantom_case):
-    """Main window showing the phantom's CT and masks with an empty IRE plan."""
-    from PySide6.QtTest import QTest
-
-    from irplan.app.gui_main import make_app
-    from irplan.app.main_window import MainWindow
-    from irplan.io.plan_file import load_plan, load_plan_image, load_plan_structures
-    from irplan.planning.plan import Plan
-
-    make_app()
-    win = MainWindow(restore_state=False)
-    win.headless = True
-    win.resize(1500, 950)
-    win.show()
-    QTest.qWaitForWindowExposed(win)
-    tools = getattr(win, "needle_tools", None)
-    if tools is None:
-        from irplan.app.needle_tools import install
-
-        tools = install(win)
-    ref = load_plan(phantom_case / "plan.irplan.json")
-    ct = load_plan_image(ref)
-    masks, _ = load_plan_structures(ref, ct)
-    win.show_case(ct, masks, plan=Plan(modality="IRE", image=ref.image), title="phantom")
-    # the checker is prepared in a worker started by a short timer after the structures
-    # arrive, so wait for the result itself, not only for the task queue to drain
-    deadline = time.monotonic() + 240
-    while tools.checker is None and time.monotonic() < deadline:
-        QTest.qWait(50)
-        win.tasks.wait_idle(240)
+def loaded(phantom_window):
+    """Main window showing the phantom's CT and masks with an empty IRE plan, safety
+    checks prepared (TaskRunner.wait_idle covers their deferred start)."""
+    win = phantom_window.win
+    tools = win.needle_tools
     assert tools.checker is not None, "safety checks were not prepared"
     win.workflow.set_step("plan")
     win.views.set_maximised("axial")
-    yield win, tools, ref, masks
-    win.close()
-    win.deleteLater()
+    yield win, tools, phantom_window.reference, phantom_window.masks
 
 
 def _qt_point(view, p_lps):

@@ -1,0 +1,87 @@
+"""TaskRunner: work deferred on the GUI thread (debounce timers) counts as busy, so
+``wait_idle`` returns only once the task such a call starts has delivered its result."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import QObject
+
+from irplan.app.workers import TaskRunner
+
+
+@pytest.fixture
+def runner(qapp):
+    r = TaskRunner()
+    yield r
+    r.shutdown(10)
+    r.deleteLater()
+
+
+def _sleepy_task(runner: TaskRunner, results: list, value: object, sleep_s: float = 0.2):
+    def job(progress, cancel):
+        time.sleep(sleep_s)
+        return value
+
+    runner.start("sleepy", job, results.append)
+
+
+def test_wait_idle_waits_for_the_task_a_deferred_call_starts(runner) -> None:
+    results: list = []
+    runner.defer(300, lambda: _sleepy_task(runner, results, 42))
+    assert runner.busy and runner.pending_calls == 1 and not runner.running
+    t0 = time.monotonic()
+    assert runner.wait_idle(10)
+    assert results == [42]                       # the result arrived before "idle"
+    assert time.monotonic() - t0 >= 0.45         # 300 ms deferral + 200 ms task
+    assert not runner.busy and runner.pending_calls == 0
+
+
+def test_restarting_a_deferred_call_debounces_it(runner, qtbot) -> None:
+    calls: list[float] = []
+    call = runner.deferred(150, lambda: calls.append(time.monotonic()))
+    assert not call.pending and not runner.busy  # made, not started
+    t0 = time.monotonic()
+    for _ in range(3):
+        call.start()
+        qtbot.wait(50)
+    assert runner.busy and call.pending
+    assert runner.wait_idle(5)
+    assert len(calls) == 1
+    assert calls[0] - t0 >= 0.25                 # counted from the last start
+    call.start(0)                                # a new interval, and reusable
+    assert runner.wait_idle(5)
+    assert len(calls) == 2
+
+
+def test_stopped_call_never_runs_and_is_not_pending(runner, qtbot) -> None:
+    calls: list[int] = []
+    call = runner.deferred(100, lambda: calls.append(1))
+    call.start()
+    call.stop()
+    assert not runner.busy
+    qtbot.wait(200)
+    assert calls == []
+
+
+def test_call_of_a_deleted_owner_does_not_hold_wait_idle(runner, qtbot) -> None:
+    owner = QObject()
+    calls: list[int] = []
+    runner.deferred(10_000, lambda: calls.append(1), parent=owner).start()
+    assert runner.busy
+    owner.deleteLater()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=2000)
+    assert runner.wait_idle(1) and calls == []
+
+
+def test_shutdown_drops_pending_calls(qapp, qtbot) -> None:
+    r = TaskRunner()
+    calls: list[int] = []
+    r.defer(100, lambda: calls.append(1))
+    assert r.busy
+    assert r.shutdown(5)
+    assert not r.busy
+    qtbot.wait(200)
+    assert calls == []
+    r.deleteLater()
