@@ -36,7 +36,7 @@ def demo_dir() -> Path:
     else:
         cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         root = Path(cache) / "irplan"
-    from irplan.planning.phantom import PHANTOM_VERSION
+    from irplan.planning.phantom_version import PHANTOM_VERSION
 
     return root / f"demo-{_version()}-phantom{PHANTOM_VERSION}"
 

@@ -75,7 +75,10 @@ def run_gui(args) -> int:
 
     from irplan.app.main_window import MainWindow
 
-    win = MainWindow(restore_state=not shot)
+    # the core window first, then the case load in its worker, then the heavy workflow
+    # panels while the worker reads the files (they are in place before the event loop
+    # delivers the loaded case)
+    win = MainWindow(restore_state=not shot, install_panels=False)
     win.headless = bool(shot)
     if shot:
         win.resize(1600, 1000)
@@ -88,8 +91,9 @@ def run_gui(args) -> int:
         else:
             win.open_demo()
 
-    QTimer.singleShot(0, start)
     if not shot:
+        start()
+        win.install_panels()
         return int(app.exec())
 
     result = {"code": 1}
@@ -132,7 +136,10 @@ def run_gui(args) -> int:
         app.quit()
 
     win.case_loaded.connect(lambda: QTimer.singleShot(0, finish_ok))
-    win.load_failed.connect(lambda m: failed(m) if win.case.ct is None else None)
+    win.load_failed.connect(lambda m: QTimer.singleShot(0, lambda: failed(m))
+                            if win.case.ct is None else None)
     QTimer.singleShot(int(SCREENSHOT_TIMEOUT_S * 1000), timeout)
+    start()
+    win.install_panels()
     app.exec()
     return result["code"]

@@ -87,7 +87,7 @@ class MainWindow(QMainWindow):
     case_loaded = Signal()
     load_failed = Signal(str)
 
-    def __init__(self, restore_state: bool = True) -> None:
+    def __init__(self, restore_state: bool = True, install_panels: bool = True) -> None:
         super().__init__()
         self.t_created = time.monotonic()
         self.case = Case()
@@ -96,12 +96,6 @@ class MainWindow(QMainWindow):
         self.workflow = WorkflowPanel()
         self.case_panel = CasePanel(self.views)
         self.workflow.set_panel("case", self.case_panel)
-        from irplan.app.segment_panel import SegmentPanel
-
-        self.segment_panel = SegmentPanel(self.case, self.views, self.tasks)
-        self.workflow.set_panel("segment", self.segment_panel)
-        self.workflow.step_changed.connect(lambda s: self.segment_panel.activate()
-                                           if s == "segment" else self.segment_panel.deactivate())
         self.scan_result: Any = None
         self.case_dir: Path | None = None
         self.messages: list[str] = []
@@ -131,6 +125,32 @@ class MainWindow(QMainWindow):
         self.case_panel.series_activated.connect(self.load_series_info)
         self.tasks.busy_changed.connect(self._on_busy)
         self.tasks.task_started.connect(self._on_task_started)
+        self.resize(1600, 1000)
+        self._restore_state = restore_state
+        if restore_state:
+            self._restore_geometry()
+        self.panels_installed = False
+        if install_panels:
+            self.install_panels()
+
+    def install_panels(self) -> None:
+        """Build the workflow panels (Segment, Plan, zone dock, Evaluate, report action).
+
+        The window's core (views, Case panel, menus) comes first so that a case load can
+        start before these heavy panels and their imports (scipy, pyamg, highdicom) are
+        built: ``irplan`` starts the load, then calls this while the worker reads the
+        files. Call before the event loop delivers the loaded case (the panels follow the
+        case's signals from then on). Idempotent.
+        """
+        if self.panels_installed:
+            return
+        self.panels_installed = True
+        from irplan.app.segment_panel import SegmentPanel
+
+        self.segment_panel = SegmentPanel(self.case, self.views, self.tasks)
+        self.workflow.set_panel("segment", self.segment_panel)
+        self.workflow.step_changed.connect(lambda s: self.segment_panel.activate()
+                                           if s == "segment" else self.segment_panel.deactivate())
         # Plan step: needle placement, live safety checks, undo/redo, autosave
         from irplan.app.needle_tools import install as install_needle_tools
 
@@ -147,9 +167,7 @@ class MainWindow(QMainWindow):
         from irplan.app.report_action import install_report_action
 
         self.report_action = install_report_action(self)
-
-        self.resize(1600, 1000)
-        if restore_state:
+        if self._restore_state:
             self._restore_settings()
 
     # ================================================================= layout
@@ -311,11 +329,14 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(status_notice)
 
     # ================================================================= settings
-    def _restore_settings(self) -> None:
-        s = app_settings()
-        geo = s.value("main/geometry")
+    def _restore_geometry(self) -> None:
+        geo = app_settings().value("main/geometry")
         if isinstance(geo, QByteArray) and not geo.isEmpty():
             self.restoreGeometry(geo)
+
+    def _restore_settings(self) -> None:
+        """Dock/toolbar state, splitter and window preset (after the panels exist)."""
+        s = app_settings()
         st = s.value("main/state")
         if isinstance(st, QByteArray) and not st.isEmpty():
             self.restoreState(st)

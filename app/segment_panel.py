@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -179,6 +179,7 @@ class SegmentPanel(QWidget):
         self._pending_cmd: QUndoCommand | None = None
         self.liver_seeds: list[np.ndarray] = []
         self._stroke: dict[str, Any] | None = None
+        self._info_queued = False
         self._drag_view: Any = None
         self._drag_start: np.ndarray | None = None
         self._brush_view: Any = None
@@ -394,8 +395,14 @@ class SegmentPanel(QWidget):
         self._update_buttons()
 
     def _on_structures_changed(self, key: str) -> None:
-        if self._stroke is None:
-            self._update_info()
+        # a case load sets several structures in one go: measure once, after them
+        if self._stroke is None and not self._info_queued:
+            self._info_queued = True
+            QTimer.singleShot(0, self._queued_update_info)
+
+    def _queued_update_info(self) -> None:
+        self._info_queued = False
+        self._update_info()
 
     def _on_ct_changed(self) -> None:
         self.undo_stack.clear()

@@ -31,6 +31,23 @@ def _boundary(arr: np.ndarray) -> np.ndarray:
     return arr & ~binary_erosion(arr, border_value=0)
 
 
+def _bbox_lo(arr: np.ndarray) -> np.ndarray | None:
+    """Lowest (k, j, i) index of a non-zero voxel, None when the mask is empty."""
+    lo = []
+    for ax in range(3):
+        hit = np.flatnonzero(arr.any(axis=tuple(a for a in range(3) if a != ax)))
+        if hit.size == 0:
+            return None
+        lo.append(hit[0])
+    return np.array(lo)
+
+
+def _bbox_hi(arr: np.ndarray) -> np.ndarray:
+    """One past the highest (k, j, i) index of a non-zero voxel (mask not empty)."""
+    return np.array([np.flatnonzero(arr.any(axis=tuple(a for a in range(3) if a != ax)))[-1] + 1
+                     for ax in range(3)])
+
+
 def max_diameter_mm(mask: Volume) -> float:
     """Largest distance (mm) between two voxel centres of the structure (3-D Feret diameter).
 
@@ -39,9 +56,12 @@ def max_diameter_mm(mask: Volume) -> float:
     0.0 for an empty mask, 0.0 for a single voxel.
     """
     arr = mask.array != 0
-    if not arr.any():
+    lo = _bbox_lo(arr)
+    if lo is None:
         return 0.0
-    kji = np.argwhere(_boundary(arr)).astype(np.float64)
+    hi = _bbox_hi(arr)
+    crop = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]   # the erosion runs on the box only
+    kji = (np.argwhere(_boundary(crop)) + lo).astype(np.float64)
     pts = mask.index_to_lps(kji[:, ::-1])
     if len(pts) > 4:
         try:

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from irplan.planning.errors import InputError
+from irplan.planning.phantom_version import PHANTOM_VERSION  # noqa: F401 - re-exported
 from irplan.planning.volume import Volume
 
 SCENARIOS = ("margin_ok", "margin_at_risk", "incomplete")
@@ -69,8 +70,6 @@ NOISE_SD_HU = 10.0        # typical abdominal CT image noise at standard dose (d
 BLUR_SIGMA_MM = 0.6       # scanner point-spread (partial volume) applied before noise
 NEEDLE_RADIUS_MM = 0.535  # 19 G electrode outer diameter 1.07 mm (Stubs' gauge table)
 NEEDLE_DRAW_RADIUS_MM = 1.25  # drawn thicker: metal blooms on CT and a sub-voxel needle stays visible
-# Bump when the generated anatomy, plan or truth changes (the demo cache is keyed on it).
-PHANTOM_VERSION = 2
 
 # Body wall, thorax and organs (LPS mm). Ellipses are (centre x, centre y, semi-x, semi-y).
 _BODY = (0.0, 5.0, 160.0, 115.0)

@@ -26,6 +26,10 @@ import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  # isort: skip
 import vtkmodules.vtkInteractionStyle  # noqa: F401  # isort: skip
 
 
+# IRPLAN_EXPOSE_RENDER=1 renders the whole scene on every expose (VTK's default)
+REUSE_FRAME_ON_EXPOSE = os.environ.get("IRPLAN_EXPOSE_RENDER", "") != "1"
+
+
 class VtkWidget(QVTKRenderWindowInteractor):
     """A render window with one main renderer (layer 0) and an overlay layer (layer 1)
     sharing its camera, so crosshairs and tools are never hidden behind the image."""
@@ -79,7 +83,9 @@ class VtkWidget(QVTKRenderWindowInteractor):
         if not self.isVisible() or getattr(self, "_finalized", False):
             return
         self.before_render()
-        self.GetRenderWindow().Render()
+        rw = self.GetRenderWindow()
+        rw.Render()
+        self._rendered_size = tuple(rw.GetSize())
 
     def before_render(self) -> None:
         """Hook for subclasses: update size-dependent annotations."""
@@ -144,9 +150,18 @@ class VtkWidget(QVTKRenderWindowInteractor):
         self._finalized = True
 
     def paintEvent(self, ev) -> None:  # noqa: N802
+        """Expose: show the last frame again when it is still current (VTK keeps it in
+        its display framebuffer; Frame() blits and swaps, no scene render), else render.
+        On software GL a scene render of a slice view costs 50-150 ms, and Qt sends
+        several exposes while a window maps and its docks settle."""
         if getattr(self, "_finalized", False):
             return
-        super().paintEvent(ev)
+        rw = self.GetRenderWindow()
+        if (REUSE_FRAME_ON_EXPOSE and getattr(self, "_rendered_size", None) == tuple(rw.GetSize())
+                and not self._render_timer.isActive()):
+            rw.Frame()
+            return
+        self.render_now()
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
         if getattr(self, "_finalized", False):
