@@ -12,6 +12,7 @@ pytestmark = pytest.mark.gui
 
 SIZE = (96, 96, 64)
 SPACING = (1.5, 1.5, 2.0)
+WINDOW_SIZE = (1600, 1000)   # main_window fixture (conftest)
 
 
 def _pair(scenario: str = "margin_ok"):
@@ -38,17 +39,10 @@ def _pixel(win, view, p_lps):
     return np.array([col.red(), col.green(), col.blue()], float)
 
 
-def test_evaluate_panel_register_fuse_accept_evaluate(qtbot):
-    from irplan.app.evaluate_panel import install_evaluate_panel
-    from irplan.app.main_window import MainWindow
-
+def test_evaluate_panel_register_fuse_accept_evaluate(main_window, qtbot):
     truth, ct, masks, fct, fmasks = _pair("margin_ok")
-    win = MainWindow(restore_state=False)
-    win.headless = True
-    qtbot.addWidget(win)
-    panel = install_evaluate_panel(win)
-    win.resize(1600, 1000)
-    win.show()
+    win = main_window
+    panel = win.evaluate_panel
     win.show_case(ct, {"tumor": masks["tumor"], "liver": masks["liver"]}, title="phantom")
     win.workflow.set_step("evaluate")
     qtbot.waitUntil(lambda: not win.tasks.busy, timeout=120_000)

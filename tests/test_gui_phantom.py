@@ -31,29 +31,6 @@ def variants(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-@pytest.fixture(scope="module")
-def window(qapp):
-    from PySide6.QtTest import QTest
-
-    from irplan.app.gui_main import make_app
-    from irplan.app.main_window import MainWindow
-
-    make_app()
-    win = MainWindow(restore_state=False)
-    win.headless = True
-    win.resize(1400, 900)
-    win.show()
-    QTest.qWaitForWindowExposed(win)
-    yield win
-    # let running jobs (also other modules' ones) end and deliver their results while
-    # the window still exists, then close it
-    win.tasks.shutdown(120)
-    QTest.qWait(100)
-    win.close()
-    win.deleteLater()
-    QTest.qWait(50)
-
-
 def _truth(case: Path) -> dict:
     return json.loads((case / "truth.json").read_text())
 
@@ -82,23 +59,23 @@ def _yellow(rgb: np.ndarray) -> bool:
     return bool(rgb[0] > 1.5 * rgb[2] + 20 and rgb[1] > 1.5 * rgb[2] + 20)
 
 
-def test_phantom_opens_with_structures_and_tumour_in_3d(window, variants, qtbot) -> None:
+def test_phantom_opens_with_structures_and_tumour_in_3d(main_window, variants, qtbot) -> None:
     case = variants["axial"]
-    _open(window, case, qtbot)
+    _open(main_window, case, qtbot)
     truth = _truth(case)
     centre = np.array(truth["tumor"]["center_lps_mm"])
-    v = window.views
+    v = main_window.views
     # opened on the planning series, all planning structures shown, centred on the tumour
-    assert window.case.ct is not None and window.case.ct.size_xyz == SIZE
+    assert main_window.case.ct is not None and main_window.case.ct.size_xyz == SIZE
     assert {"tumor", "liver", "portal_vein", "hepatic_vein"} <= set(v.structure_keys())
     assert "body" not in v.structure_keys() and "ablation_zone" not in v.structure_keys()
     np.testing.assert_allclose(v.crosshair_lps_mm, centre, atol=3.0)
     # window preset 5 = the series' own WindowWidth/WindowCenter
-    md = window.case.ct.metadata
-    window.apply_window_preset("dicom")
+    md = main_window.case.ct.metadata
+    main_window.apply_window_preset("dicom")
     assert v.window == (float(md["window_width"]), float(md["window_center"]))
-    window.apply_window_preset("abdomen")
-    assert len(window.case.plan.needles) >= 2
+    main_window.apply_window_preset("abdomen")
+    assert len(main_window.case.plan.needles) >= 2
     s3 = v.scene3d
     for key in ("bone", "lung"):    # the user hides what hides the liver
         v.set_structure_style(key, visible=False)
@@ -115,14 +92,14 @@ def test_phantom_opens_with_structures_and_tumour_in_3d(window, variants, qtbot)
         assert share > 0.6, (preset, share, patch.mean(axis=0))
 
 
-def test_oblique_and_flipped_phantoms_show_same_anatomy(window, variants, qtbot) -> None:
+def test_oblique_and_flipped_phantoms_show_same_anatomy(main_window, variants, qtbot) -> None:
     truth = _truth(variants["axial"])
     centre = np.array(truth["tumor"]["center_lps_mm"])
     pics: dict[str, dict[str, np.ndarray]] = {}
     for name in ("axial", "oblique", "flipped"):
-        _open(window, variants[name], qtbot, ct_only=True)
-        v = window.views
-        window.apply_window_preset("liver")
+        _open(main_window, variants[name], qtbot, ct_only=True)
+        v = main_window.views
+        main_window.apply_window_preset("liver")
         v.set_crosshair(centre)
         for view in v.mprs():
             cam = view.renderer.GetActiveCamera()
@@ -156,16 +133,16 @@ def test_oblique_and_flipped_phantoms_show_same_anatomy(window, variants, qtbot)
             assert abs(ga.mean() - gb.mean()) < 12, (name, view_name)
 
 
-def test_cancel_while_loading_keeps_the_window_usable(window, variants, qtbot) -> None:
-    before = window.case.ct
+def test_cancel_while_loading_keeps_the_window_usable(main_window, variants, qtbot) -> None:
+    before = main_window.case.ct
     done = []
-    window.tasks.busy_changed.connect(lambda busy: done.append(busy))
-    window.open_path(variants["flipped"])
-    assert window.cancel_button.isVisible() and window.progress.isVisible()
-    window.tasks.cancel_all()
-    qtbot.waitUntil(lambda: not window._loading, timeout=60000)
-    assert window.case.ct is before, "a cancelled load must not replace the case"
-    assert "cancelled" in window.statusBar().currentMessage()
+    main_window.tasks.busy_changed.connect(lambda busy: done.append(busy))
+    main_window.open_path(variants["flipped"])
+    assert main_window.cancel_button.isVisible() and main_window.progress.isVisible()
+    main_window.tasks.cancel_all()
+    qtbot.waitUntil(lambda: not main_window._loading, timeout=60000)
+    assert main_window.case.ct is before, "a cancelled load must not replace the case"
+    assert "cancelled" in main_window.statusBar().currentMessage()
     # and the next open works
-    _open(window, variants["flipped"], qtbot, ct_only=True)
-    assert window.case.ct is not before
+    _open(main_window, variants["flipped"], qtbot, ct_only=True)
+    assert main_window.case.ct is not before

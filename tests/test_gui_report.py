@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,11 @@ import pytest
 pytestmark = pytest.mark.gui
 
 
-def test_report_action_writes_the_pdf_of_the_open_plan(qtbot, phantom_case: Path,
+def test_report_action_writes_the_pdf_of_the_open_plan(main_window, qtbot, phantom_case: Path,
                                                        tmp_path: Path) -> None:
-    from irplan.app.gui_main import make_app
-    from irplan.app.main_window import MainWindow
     from irplan.app.report_action import install_report_action
 
-    make_app()
-    win = MainWindow(restore_state=False)
-    win.headless = True
-    qtbot.addWidget(win)
-    win.show()
+    win = main_window
     win.open_path(phantom_case / "plan.irplan.json")
     assert win.tasks.wait_idle(240)
     report = getattr(win, "report_action", None) or install_report_action(win)
@@ -40,5 +33,3 @@ def test_report_action_writes_the_pdf_of_the_open_plan(qtbot, phantom_case: Path
                               text=True).stdout
         assert "not a certified medical device" in text
         assert "IRE" in text
-    time.sleep(0.1)
-    win.close()

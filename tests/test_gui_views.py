@@ -52,30 +52,6 @@ def _rot_z(deg: float) -> np.ndarray:
     return np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
 
 
-@pytest.fixture(scope="module")
-def window(qapp):
-    """One main window for the module (creating it costs seconds on 2 shared cores)."""
-    from PySide6.QtTest import QTest
-
-    from irplan.app.gui_main import make_app
-    from irplan.app.main_window import MainWindow
-
-    make_app()
-    win = MainWindow(restore_state=False)
-    win.headless = True
-    win.resize(1400, 900)
-    win.show()
-    QTest.qWaitForWindowExposed(win)
-    yield win
-    # let running jobs (also other modules' ones) end and deliver their results while
-    # the window still exists, then close it
-    win.tasks.shutdown(120)
-    QTest.qWait(100)
-    win.close()
-    win.deleteLater()
-    QTest.qWait(50)
-
-
 def _show(win, ct, masks, qtbot) -> None:
     win.show_case(ct, masks, title="synthetic")
     assert win.wait_for_surfaces(120)
@@ -90,21 +66,21 @@ def _pixel(view, p_lps: np.ndarray) -> np.ndarray:
     return img[img.shape[0] - 1 - int(round(y)), int(round(x))].astype(int)
 
 
-def test_axial_pixel_shows_known_hu_after_window_level(window, qtbot) -> None:
+def test_axial_pixel_shows_known_hu_after_window_level(main_window, qtbot) -> None:
     ct, masks = synthetic_case()
-    _show(window, ct, masks, qtbot)
-    ax = window.views.axial
-    window.views.set_crosshair(PROBE_BODY)
+    _show(main_window, ct, masks, qtbot)
+    ax = main_window.views.axial
+    main_window.views.set_crosshair(PROBE_BODY)
     # abdomen window W400 L50: 40 HU -> (40 - (50 - 200)) / 400 of full grey
-    window.apply_window_preset("abdomen")
-    w, lvl = window.views.window
+    main_window.apply_window_preset("abdomen")
+    w, lvl = main_window.views.window
     expect = np.clip((BODY_HU - (lvl - w / 2)) / w, 0, 1) * 255
     rgb = _pixel(ax, PROBE_BODY)
     assert np.all(np.abs(rgb - expect) <= 3), (rgb, expect)
     # liver window W150 L90, liver overlay hidden: 110 HU liver grey level
-    window.views.set_structure_style("liver", visible=False)
-    window.apply_window_preset("liver")
-    w, lvl = window.views.window
+    main_window.views.set_structure_style("liver", visible=False)
+    main_window.apply_window_preset("liver")
+    w, lvl = main_window.views.window
     assert (w, lvl) == (150.0, 90.0)
     probe_liver = np.array([-40.0, 25.0, PROBE_BODY[2]])
     expect = np.clip((LIVER_HU - (lvl - w / 2)) / w, 0, 1) * 255
@@ -113,16 +89,16 @@ def test_axial_pixel_shows_known_hu_after_window_level(window, qtbot) -> None:
     # the status bar reports position and HU under the mouse
     qx, qy = ax.lps_to_qt(probe_liver)
     qtbot.mouseMove(ax, QPoint(int(round(qx)), int(round(qy))))
-    qtbot.waitUntil(lambda: window.hu_label.text() == f"{LIVER_HU} HU", timeout=3000)
-    assert "R" in window.cursor_label.text() and "mm" in window.cursor_label.text()
+    qtbot.waitUntil(lambda: main_window.hu_label.text() == f"{LIVER_HU} HU", timeout=3000)
+    assert "R" in main_window.cursor_label.text() and "mm" in main_window.cursor_label.text()
 
 
-def test_liver_is_on_screen_left_in_axial_and_coronal(window, qtbot) -> None:
+def test_liver_is_on_screen_left_in_axial_and_coronal(main_window, qtbot) -> None:
     """Radiological convention: patient right (the liver) on the image's left;
     anterior up in axial; anterior on the left in sagittal."""
     ct, masks = synthetic_case()
-    _show(window, ct, masks, qtbot)
-    v = window.views
+    _show(main_window, ct, masks, qtbot)
+    v = main_window.views
     v.set_crosshair(TUMOUR_CENTRE)
     for name in ("axial", "coronal"):
         view = v.mpr(name)
@@ -162,10 +138,10 @@ def test_liver_is_on_screen_left_in_axial_and_coronal(window, qtbot) -> None:
     v.set_outline_mode(True)
 
 
-def test_click_in_axial_moves_coronal_and_sagittal(window, qtbot) -> None:
+def test_click_in_axial_moves_coronal_and_sagittal(main_window, qtbot) -> None:
     ct, masks = synthetic_case()
-    _show(window, ct, masks, qtbot)
-    v = window.views
+    _show(main_window, ct, masks, qtbot)
+    v = main_window.views
     target = np.array([-30.0, 20.0, v.axial.slice_position_mm])
     qx, qy = v.axial.lps_to_qt(target)
     qtbot.mouseClick(v.axial, Qt.MouseButton.LeftButton, pos=QPoint(int(round(qx)),
@@ -183,10 +159,10 @@ def test_click_in_axial_moves_coronal_and_sagittal(window, qtbot) -> None:
     assert v.crosshair_lps_mm[2] == pytest.approx(before + 2.5)
 
 
-def test_tumour_colour_in_3d_where_it_projects(window, qtbot) -> None:
+def test_tumour_colour_in_3d_where_it_projects(main_window, qtbot) -> None:
     ct, masks = synthetic_case()
-    _show(window, ct, masks, qtbot)
-    s3 = window.views.scene3d
+    _show(main_window, ct, masks, qtbot)
+    s3 = main_window.views.scene3d
     assert set(s3.surface_keys()) == {"liver", "tumor", "bone"}
     s3.set_planes_visible(False)
     for preset in ("anterior", "right"):
@@ -203,14 +179,14 @@ def test_tumour_colour_in_3d_where_it_projects(window, qtbot) -> None:
 
 
 @pytest.mark.parametrize("variant", ["oblique", "flipped"])
-def test_oblique_and_flipped_grids_show_same_anatomy_at_same_place(window, qtbot, variant):
+def test_oblique_and_flipped_grids_show_same_anatomy_at_same_place(main_window, qtbot, variant):
     ref_ct, ref_masks = synthetic_case()
     direction = _rot_z(17.0) if variant == "oblique" else np.diag([-1.0, -1.0, 1.0])
     ct, masks = synthetic_case(direction)
     pics = {}
     for name, (c, m) in (("ref", (ref_ct, ref_masks)), (variant, (ct, masks))):
-        _show(window, c, m, qtbot)
-        v = window.views
+        _show(main_window, c, m, qtbot)
+        v = main_window.views
         v.set_crosshair(TUMOUR_CENTRE)
         for view in v.mprs():   # identical cameras: same point at the same pixel
             cam = view.renderer.GetActiveCamera()
@@ -269,11 +245,11 @@ def test_volume_rendering_of_oblique_ct_puts_dense_ball_at_its_lps_place(qapp) -
         view.close()
 
 
-def test_right_drag_changes_window_in_all_slice_views(window, qtbot) -> None:
+def test_right_drag_changes_window_in_all_slice_views(main_window, qtbot) -> None:
     ct, masks = synthetic_case()
-    _show(window, ct, masks, qtbot)
-    v = window.views
-    window.apply_window_preset("abdomen")
+    _show(main_window, ct, masks, qtbot)
+    v = main_window.views
+    main_window.apply_window_preset("abdomen")
     before = _pixel(v.coronal, PROBE_BODY)
     ax = v.axial
     start = QPoint(ax.width() // 2, ax.height() // 2)
@@ -284,17 +260,17 @@ def test_right_drag_changes_window_in_all_slice_views(window, qtbot) -> None:
     assert w < 400 * 0.6 and lvl == pytest.approx(50.0)
     for view in v.mprs():
         assert view.window == (w, lvl)
-    assert window.wl_label.text() == f"W {w:.0f} / L {lvl:.0f}"
+    assert main_window.wl_label.text() == f"W {w:.0f} / L {lvl:.0f}"
     # the coronal picture changed accordingly: 40 HU under a level of 50 gets darker
     after = _pixel(v.coronal, PROBE_BODY)
     expect = np.clip((BODY_HU - (lvl - w / 2)) / w, 0, 1) * 255
     assert np.all(np.abs(after - expect) <= 3) and after[0] < before[0]
 
 
-def test_double_click_maximises_a_view_and_back(window, qtbot) -> None:
+def test_double_click_maximises_a_view_and_back(main_window, qtbot) -> None:
     ct, masks = synthetic_case()
-    _show(window, ct, masks, qtbot)
-    v = window.views
+    _show(main_window, ct, masks, qtbot)
+    v = main_window.views
     grid_w = v.widget.width()
     small_w = v.sagittal.width()
     qtbot.mouseDClick(v.sagittal, Qt.MouseButton.LeftButton,
@@ -302,19 +278,19 @@ def test_double_click_maximises_a_view_and_back(window, qtbot) -> None:
     qtbot.waitUntil(lambda: v.sagittal.width() > 0.9 * grid_w, timeout=3000)
     assert v.maximised == "sagittal" and not v.axial.isVisible()
     assert v.sagittal.width() > 1.8 * small_w
-    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.keyClick(main_window, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: v.axial.isVisible() and v.sagittal.width() < 0.6 * grid_w,
                     timeout=3000)
     assert v.maximised == ""
 
 
-def test_overlay_hook_draws_a_needle_clipped_to_the_slice_slab(window, qtbot) -> None:
+def test_overlay_hook_draws_a_needle_clipped_to_the_slice_slab(main_window, qtbot) -> None:
     """The hook other modules use (needles, zones): one polydata in every view, in LPS."""
     from vtkmodules.vtkFiltersSources import vtkLineSource
 
     ct, masks = synthetic_case()
-    _show(window, ct, masks, qtbot)
-    v = window.views
+    _show(main_window, ct, masks, qtbot)
+    v = main_window.views
     for key in v.structure_keys():
         v.set_structure_style(key, visible=False)
     v.set_crosshair(np.array([0.0, -60.0, 0.0]))
@@ -351,13 +327,13 @@ def test_overlay_hook_draws_a_needle_clipped_to_the_slice_slab(window, qtbot) ->
     assert not cyan(_pixel(v.axial, np.array([0.0, -60.0, 0.0])))
 
 
-def test_ct_slices_in_3d_when_there_are_no_structures(window, qtbot) -> None:
+def test_ct_slices_in_3d_when_there_are_no_structures(main_window, qtbot) -> None:
     ct, _ = synthetic_case()
-    _show(window, ct, {}, qtbot)
-    v = window.views
+    _show(main_window, ct, {}, qtbot)
+    v = main_window.views
     s3 = v.scene3d
     assert s3.ct_slices_visible()
-    window.apply_window_preset("abdomen")
+    main_window.apply_window_preset("abdomen")
     s3.set_planes_visible(False)
     centre = np.zeros(3)
     v.set_crosshair(centre)
