@@ -103,6 +103,26 @@ def phantom_window(main_window, phantom_case: Path) -> PhantomWindow:
     return PhantomWindow(main_window, ref, ct, masks)
 
 
+@pytest.fixture(scope="session")
+def screen_pixel():
+    """``screen_pixel(win, view, p_lps)``: RGB (floats 0-255) of the screen pixel that
+    shows LPS point ``p_lps`` (mm) in ``view`` of window ``win``, after a render; grabbed
+    from the screen (``QWidget.grab()`` is black where VTK draws)."""
+    import numpy as np
+    from PySide6.QtCore import QPoint
+
+    def pixel(win, view, p_lps) -> np.ndarray:
+        x, y = view.lps_to_qt(np.asarray(p_lps, float))
+        pt = view.mapTo(win, QPoint(int(round(x)), int(round(y))))
+        win.views.render_now()
+        img = win.screen().grabWindow(win.winId()).toImage()
+        dpr = img.devicePixelRatio()
+        col = img.pixelColor(int(pt.x() * dpr), int(pt.y() * dpr))
+        return np.array([col.red(), col.green(), col.blue()], float)
+
+    return pixel
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
     """Keep Qt settings and recovery files of tests away from the user's own."""

@@ -27,19 +27,7 @@ def _pair(scenario: str = "margin_ok"):
     return truth, ct, masks, fct, fmasks
 
 
-def _pixel(win, view, p_lps):
-    from PySide6.QtCore import QPoint
-
-    x, y = view.lps_to_qt(np.asarray(p_lps, float))
-    pt = view.mapTo(win, QPoint(int(round(x)), int(round(y))))
-    win.views.render_now()
-    img = win.screen().grabWindow(win.winId()).toImage()
-    dpr = img.devicePixelRatio()
-    col = img.pixelColor(int(pt.x() * dpr), int(pt.y() * dpr))
-    return np.array([col.red(), col.green(), col.blue()], float)
-
-
-def test_evaluate_panel_register_fuse_accept_evaluate(main_window, qtbot):
+def test_evaluate_panel_register_fuse_accept_evaluate(main_window, screen_pixel, qtbot):
     truth, ct, masks, fct, fmasks = _pair("margin_ok")
     win = main_window
     panel = win.evaluate_panel
@@ -69,12 +57,12 @@ def test_evaluate_panel_register_fuse_accept_evaluate(main_window, qtbot):
     probe = p + np.array([0.0, 0.0, 0.0])
     qtbot.waitUntil(lambda: not win.tasks.busy, timeout=60_000)   # fused arrays ready
     panel.set_display("planning")
-    before = _pixel(win, axial, probe)
+    before = screen_pixel(win, axial, probe)
     panel.set_display("follow-up")
-    after = _pixel(win, axial, probe)
+    after = screen_pixel(win, axial, probe)
     assert before.mean() - after.mean() > 15, (before, after)
     panel.set_display("planning")
-    assert np.array_equal(_pixel(win, axial, probe), before)   # planning CT restored
+    assert np.array_equal(screen_pixel(win, axial, probe), before)   # planning CT restored
 
     panel.accept_registration()
     assert panel.btn_evaluate.isEnabled()
