@@ -308,8 +308,9 @@ class FieldSolver:
         self.grid = grid
         self.electrodes = electrodes
         self.tol = tol
-        if amg not in ("rs", "sa"):
-            raise InputError(f"amg must be 'rs' (Ruge-Stuben) or 'sa' (smoothed aggregation), "
+        if amg not in ("rs", "rs-direct", "sa"):
+            raise InputError(f"amg must be 'rs' (Ruge-Stuben), 'rs-direct' (Ruge-Stuben with "
+                             f"direct interpolation) or 'sa' (smoothed aggregation), "
                              f"got {amg!r}")
         self.amg = amg
         self.subvoxel = subvoxel
@@ -433,7 +434,20 @@ class FieldSolver:
             # s): setup 0.73 vs 0.76 for SA, one CG solve 0.27 (7 it.) vs 0.60 (14 it.).
             # coarse level by sparse LU: pyamg's default pseudo-inverse (dense SVD of up to
             # 500 x 500) cost ~40 ms per setup, more than the whole 2 mm preview solve
-            self.ml = pyamg.ruge_stuben_solver(self.A, max_coarse=500, coarse_solver="splu")
+            # "rs-direct" (live preview): direct instead of classical interpolation, a
+            # coarsest level of up to 2000 nodes, one forward Gauss-Seidel sweep before and
+            # one backward after (symmetric V-cycle, as CG needs) instead of symmetric
+            # sweeps. Measured on the phantom's 38k-node 2 mm system, 3 solves to 1e-4
+            # (CPU s): setup + solves 0.14 vs 0.22 with the classical defaults, 6 CG
+            # iterations; at 1 mm the classical form needs fewer iterations (8 vs 11).
+            if self.amg == "rs-direct":
+                self.ml = pyamg.ruge_stuben_solver(
+                    self.A, max_coarse=2000, coarse_solver="splu", interpolation="direct",
+                    presmoother=("gauss_seidel", {"sweep": "forward"}),
+                    postsmoother=("gauss_seidel", {"sweep": "backward"}))
+            else:
+                self.ml = pyamg.ruge_stuben_solver(self.A, max_coarse=500,
+                                                   coarse_solver="splu")
         self.timings["amg_setup_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         n_el = len(self.electrodes)
@@ -484,12 +498,22 @@ class FieldSolver:
         for e in range(len(self.electrodes)):
             phi[flat_lab == e + 1] = u[e]
         phi = phi.reshape(self.labels.shape)
-        holes = ~self.free & (self.labels <= 0)
-        if holes.any():
-            _, ind = ndimage.distance_transform_edt(holes, return_distances=True,
-                                                    return_indices=True)
-            phi = phi[tuple(ind)]
+        ind = self._hole_source()
+        if ind is not None:
+            phi = phi[ind]
         return phi
+
+    def _hole_source(self) -> tuple[np.ndarray, ...] | None:
+        """Nearest solved node of every node (index arrays), for filling insulator and
+        cut-off nodes; computed once per solver (it depends only on the geometry)."""
+        if not hasattr(self, "_hole_ind"):
+            holes = ~self.free & (self.labels <= 0)
+            self._hole_ind = None
+            if holes.any():
+                ind = ndimage.distance_transform_edt(holes, return_distances=False,
+                                                     return_indices=True)
+                self._hole_ind = tuple(ind)
+        return self._hole_ind
 
     def field_magnitude_v_per_cm(self, u: np.ndarray) -> np.ndarray:
         """|E| (V/cm) on every node for electrode potentials ``u``; inside the electrodes

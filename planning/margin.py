@@ -378,6 +378,34 @@ def _project_on_level(points: np.ndarray, verts_kji: np.ndarray, inside: np.ndar
     return out
 
 
+def surface_statistics(margins: np.ndarray, areas: np.ndarray, required_margin_mm: float,
+                       histogram_bin_mm: float = 1.0) -> dict[str, Any]:
+    """Histogram (vertex counts and share of surface area per ``histogram_bin_mm`` bin) and
+    area shares uncovered (< 0), at risk (0 to required) and ok, as MarginResult fields."""
+    total_area = float(areas.sum())
+    lo_e = np.floor(min(margins.min(), 0.0) / histogram_bin_mm) * histogram_bin_mm
+    hi_e = np.ceil(max(margins.max(), required_margin_mm) / histogram_bin_mm) * histogram_bin_mm
+    if hi_e <= lo_e:
+        hi_e = lo_e + histogram_bin_mm
+    edges = np.arange(lo_e, hi_e + 0.5 * histogram_bin_mm, histogram_bin_mm)
+    counts, _ = np.histogram(margins, bins=edges)
+    area_hist, _ = np.histogram(margins, bins=edges, weights=areas)
+    area_pct = 100.0 * area_hist / total_area if total_area > 0 else area_hist
+
+    def pct(sel: np.ndarray) -> float:
+        return 100.0 * float(areas[sel].sum()) / total_area if total_area > 0 else 0.0
+
+    return {
+        "histogram_edges_mm": edges,
+        "histogram_counts": counts,
+        "histogram_area_percent": np.asarray(area_pct, dtype=np.float64),
+        "surface_area_mm2": total_area,
+        "surface_percent_uncovered": pct(margins < 0),
+        "surface_percent_at_risk": pct((margins >= 0) & (margins < required_margin_mm)),
+        "surface_percent_ok": pct(margins >= required_margin_mm),
+    }
+
+
 # ----------------------------------------------------------------------------- main API
 def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
                    fine_spacing_mm: float | None = 0.5,
@@ -446,7 +474,6 @@ def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
                      "(outside the analysis box)")
     margins = np.clip(margins, -cap_mm, cap_mm)
     areas = vertex_areas(points, faces)
-    total_area = float(areas.sum())
     i_min = int(np.argmin(margins))
     mam = float(margins[i_min])
 
@@ -484,19 +511,7 @@ def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
         n_comp = int((sizes >= MIN_RESIDUAL_COMPONENT_ML).sum())
         centroid = grid.index_to_lps(np.argwhere(residual).mean(axis=0)[::-1])
 
-    # histogram (vertex counts and share of surface area)
-    lo_e = np.floor(min(margins.min(), 0.0) / histogram_bin_mm) * histogram_bin_mm
-    hi_e = np.ceil(max(margins.max(), required_margin_mm) / histogram_bin_mm) * histogram_bin_mm
-    if hi_e <= lo_e:
-        hi_e = lo_e + histogram_bin_mm
-    edges = np.arange(lo_e, hi_e + 0.5 * histogram_bin_mm, histogram_bin_mm)
-    counts, _ = np.histogram(margins, bins=edges)
-    area_hist, _ = np.histogram(margins, bins=edges, weights=areas)
-    area_pct = 100.0 * area_hist / total_area if total_area > 0 else area_hist
-
-    def pct(sel: np.ndarray) -> float:
-        return 100.0 * float(areas[sel].sum()) / total_area if total_area > 0 else 0.0
-
+    stats = surface_statistics(margins, areas, float(required_margin_mm), histogram_bin_mm)
     if fine_spacing_mm is None:
         notes.append("preview on the tumour grid (coarser than the 0.5 mm analysis)")
     return MarginResult(
@@ -512,13 +527,6 @@ def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
         surface_margins_mm=margins.astype(np.float64),
         surface_faces=faces,
         surface_area_weights_mm2=areas,
-        histogram_edges_mm=edges,
-        histogram_counts=counts,
-        histogram_area_percent=np.asarray(area_pct, dtype=np.float64),
-        surface_area_mm2=total_area,
-        surface_percent_uncovered=pct(margins < 0),
-        surface_percent_at_risk=pct((margins >= 0) & (margins < required_margin_mm)),
-        surface_percent_ok=pct(margins >= required_margin_mm),
         residual_centroid_lps_mm=centroid,
         residual_components=int(n_comp),
         spacing_mm=step_mm,
@@ -526,4 +534,5 @@ def compute_margin(tumor: Volume, zone: Volume, required_margin_mm: float = 5.0,
         method=f"anti-aliased masks (sigma {sigma_factor:g} voxel), marching cubes, exact "
                "point-to-mesh distance",
         notes=notes,
+        **stats,
     )
