@@ -1,0 +1,364 @@
+"""Needle-aligned ("probe's eye") views of the selected needle, in a dock of the main window.
+
+Three :class:`~irplan.viewers.probe_view.ProbeView` side by side: two in-plane reformats
+that contain the whole path of the selected needle (A: with the patient's superior axis,
+B: A turned 90 deg about the needle), entry on the left, tip on the right, a depth ruler
+every 10 mm; and the bull's-eye view perpendicular to the needle at a depth along the
+path (mm from the skin entry; wheel/PageUp/PageDown or the Depth box move it, a click in
+an in-plane view puts it there). The views follow ``window.needle_tools``: the selected
+needle, every plan edit (a drag redraws live), and the safety colours of the findings.
+With no needle selected the dock shows a one-line hint.
+
+``install_probe_views(window)`` adds the dock (bottom area) and returns the panel
+(``window.probe_panel``). It only reads public attributes of the window, the needle tools
+and the view set, and connects to their signals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QDoubleSpinBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from irplan.planning.needle_geometry import needle_angles
+from irplan.planning.plan import Needle, Plan
+from irplan.viewers.needle_actors import SEVERITY_RGB
+from irplan.viewers.probe_view import PROBE_COLORS, NeedleMark, ProbeView
+from irplan.viewers.view_set import default_style
+from irplan.viewers.vtk_convert import volume_to_vtk
+
+HINT = ("Select a needle (Plan step) to see its path: two in-plane views along it and a "
+        "bull's-eye view across it.")
+DOCK_HEIGHT_PX = 340    # initial height of the dock (the 2x2 views keep the rest)
+STYLE_POLL_MS = 500     # structure colours/visibility/outlines are re-read this often
+
+
+def _needle_rgb(severity: str | None) -> tuple[float, float, float]:
+    return tuple(float(c) for c in SEVERITY_RGB.get(severity, SEVERITY_RGB[None]))  # type: ignore[return-value]
+
+
+def default_depth_mm(needle: Needle) -> float:
+    """Where the bull's-eye starts for a newly selected needle (mm from the entry): the
+    middle of an IRE electrode's exposed part, else the tip."""
+    if needle.exposure_mm:
+        return max(0.0, needle.length_mm - min(float(needle.exposure_mm), needle.length_mm) / 2)
+    return needle.length_mm
+
+
+class _Cell(QFrame):
+    def __init__(self, view: QWidget, rgb: tuple[float, float, float]) -> None:
+        super().__init__()
+        r, g, b = (int(c * 255) for c in rgb)
+        self.setObjectName("probeCell")
+        self.setStyleSheet(f"#probeCell {{ border: 1px solid rgb({r},{g},{b}); "
+                           "background: black; }")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(1, 1, 1, 1)
+        lay.addWidget(view)
+
+
+class ProbePanel(QWidget):
+    """The three needle-aligned views of ``window.needle_tools``' selected needle."""
+
+    def __init__(self, window: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.window = window
+        self.tools = window.needle_tools
+        self.case = window.case
+        self.views = window.views
+        self.view_a = ProbeView("inplane_a")
+        self.view_b = ProbeView("inplane_b")
+        self.view_eye = ProbeView("bullseye")
+        self.probe_views = (self.view_a, self.view_b, self.view_eye)
+        self.needle_index: int | None = None     # the needle shown (None: hint)
+        self._shown_key: tuple[int, int] | None = None
+        self.depth_mm = 0.0
+        self._maximised: ProbeView | None = None
+        self._plan: Plan | None = None
+        self._struct_images: dict[str, Any] = {}
+        self._applied: dict[str, tuple] = {}     # key -> style/surface signature applied
+        self._build()
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self._style_timer = QTimer(self)
+        self._style_timer.setInterval(STYLE_POLL_MS)
+        self._style_timer.timeout.connect(self.sync_styles)
+        self._style_timer.start()
+
+        self.tools.findings_changed.connect(self.schedule_refresh)
+        self.tools.panel.table.itemSelectionChanged.connect(self.schedule_refresh)
+        self.case.plan_replaced.connect(self._on_plan_replaced)
+        self.case.ct_changed.connect(self._on_ct_changed)
+        self.case.structures_changed.connect(self._on_structure_changed)
+        self.views.window_changed.connect(self._on_main_window_level)
+        for v in self.probe_views:
+            v.window_changed.connect(lambda w, lvl: self.views.set_window(w, lvl))
+            v.cursor_moved.connect(self.views.cursor_moved)
+            v.maximise_requested.connect(lambda v=v: self.toggle_maximise(v))
+        self.view_a.crosshair_requested.connect(self._on_inplane_click)
+        self.view_b.crosshair_requested.connect(self._on_inplane_click)
+        self.view_eye.crosshair_requested.connect(self.views.set_crosshair)
+        self.view_eye.slice_changed.connect(lambda _n, pos: self._on_depth(pos))
+        self._connect_plan()
+        if self.case.ct is not None:
+            self._on_ct_changed()
+            for key in self.case.structures:
+                self._on_structure_changed(key)
+        self.refresh()
+
+    # ------------------------------------------------------------------ UI
+    def _build(self) -> None:
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.setSpacing(2)
+        head = QHBoxLayout()
+        self.title_label = QLabel("")
+        head.addWidget(self.title_label, 1)
+        head.addWidget(QLabel("Bull's-eye depth"))
+        self.depth_spin = QDoubleSpinBox()
+        self.depth_spin.setDecimals(1)
+        self.depth_spin.setSingleStep(1.0)
+        self.depth_spin.setSuffix(" mm")
+        self.depth_spin.setToolTip("Depth of the bull's-eye slice along the path, mm from the "
+                                   "skin entry (wheel in the bull's-eye view: 1 mm, Shift 10)")
+        self.depth_spin.setKeyboardTracking(False)
+        self.depth_spin.valueChanged.connect(self.set_depth)
+        head.addWidget(self.depth_spin)
+        self.tip_button = QPushButton("At tip")
+        self.tip_button.clicked.connect(lambda: self.set_depth(self._length_mm()))
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setToolTip("Re-centre and re-zoom the three views on the path")
+        self.fit_button.clicked.connect(self.fit)
+        head.addWidget(self.tip_button)
+        head.addWidget(self.fit_button)
+        self.header = QWidget()
+        self.header.setLayout(head)
+        lay.addWidget(self.header)
+        self.stack = QStackedWidget()
+        self.hint_label = QLabel(HINT)
+        self.hint_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint_label.setWordWrap(True)
+        self.stack.addWidget(self.hint_label)
+        page = QWidget()
+        row = QHBoxLayout(page)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(2)
+        self._cells: dict[str, _Cell] = {}
+        for v in self.probe_views:
+            cell = _Cell(v, PROBE_COLORS[v.kind])
+            self._cells[v.kind] = cell
+            row.addWidget(cell, 1)
+        self.stack.addWidget(page)
+        lay.addWidget(self.stack, 1)
+
+    def toggle_maximise(self, view: ProbeView) -> None:
+        """Show one probe view alone in the dock (again: all three)."""
+        self._maximised = None if self._maximised is view else view
+        for v in self.probe_views:
+            self._cells[v.kind].setVisible(self._maximised is None or v is self._maximised)
+        self.render()
+
+    @property
+    def showing_hint(self) -> bool:
+        return self.stack.currentIndex() == 0
+
+    # ------------------------------------------------------------------ model
+    def _connect_plan(self) -> None:
+        plan = self.case.plan
+        if self._plan is not None and self._plan is not plan:
+            try:
+                self._plan.changed.disconnect(self._on_plan_changed)
+            except (RuntimeError, TypeError, ValueError):
+                pass
+        if self._plan is not plan:
+            plan.changed.connect(self._on_plan_changed)
+        self._plan = plan
+
+    def _on_plan_replaced(self) -> None:
+        self._connect_plan()
+        self._shown_key = None
+        self.schedule_refresh()
+
+    def _on_plan_changed(self, _topic: str) -> None:
+        self.schedule_refresh()
+
+    def schedule_refresh(self) -> None:
+        """Refresh at the next event-loop turn (a drag's many edits draw once)."""
+        self._refresh_timer.start()
+
+    def _length_mm(self) -> float:
+        v = self.view_eye
+        return v.frame.length_mm if v.frame is not None else 0.0
+
+    def refresh(self) -> None:
+        """Show the selected needle of the needle tools (or the hint)."""
+        self._refresh_timer.stop()
+        plan = self.tools.plan
+        sel = self.tools.selected
+        needle = plan.needles[sel] if sel is not None and 0 <= sel < len(plan.needles) else None
+        if self.case.ct is None or needle is None or needle.length_mm < 1e-3:
+            self.needle_index = None
+            self._shown_key = None
+            for v in self.probe_views:
+                v.set_needle(None)
+            self.title_label.setText("")
+            self.header.setEnabled(False)
+            self.stack.setCurrentIndex(0)
+            return
+        assert sel is not None
+        sev = self.tools.needle_severities()
+        marks = [NeedleMark(n.name or f"#{i + 1}", n.entry_lps_mm.copy(),
+                            n.tip_lps_mm.copy(), _needle_rgb(sev[i] if i < len(sev) else None),
+                            n.exposure_mm) for i, n in enumerate(plan.needles)]
+        mark = marks[sel]
+        others = [m for i, m in enumerate(marks) if i != sel]
+        key = (id(plan), sel)
+        refit = key != self._shown_key
+        if refit:
+            self.depth_mm = default_depth_mm(needle)
+        self._shown_key = key
+        self.needle_index = sel
+        ang = needle_angles(needle)
+        angles = f"CC {ang.cc_angle_deg:+.1f}°  LR {ang.lr_angle_deg:+.1f}°  {ang.plane_kind}"
+        self.stack.setCurrentIndex(1)
+        self.header.setEnabled(True)
+        for v in self.probe_views:
+            v.set_needle(mark, others, refit=refit, angles_text=angles)
+        self.title_label.setText(
+            f"<b>{mark.name}</b>: path {ang.depth_mm:.1f} mm · CC {ang.cc_angle_deg:+.1f}° · "
+            f"LR {ang.lr_angle_deg:+.1f}° ({ang.plane_kind})"
+            + (f" · exposure {needle.exposure_mm:g} mm" if needle.exposure_mm else ""))
+        self.set_depth(self.depth_mm)
+
+    def set_depth(self, depth_mm: float) -> None:
+        """Put the bull's-eye slice ``depth_mm`` from the entry along the path."""
+        if self.view_eye.frame is None:
+            return
+        self.view_eye.set_depth(float(depth_mm), emit=True)
+
+    def _on_depth(self, depth_mm: float) -> None:
+        self.depth_mm = float(depth_mm)
+        for v in (self.view_a, self.view_b):
+            v.set_depth_marker(self.depth_mm)
+        lo, hi = self.view_eye._range_along(self.view_eye.normal)
+        self.depth_spin.blockSignals(True)
+        self.depth_spin.setRange(lo, hi)
+        self.depth_spin.setValue(self.depth_mm)
+        self.depth_spin.blockSignals(False)
+
+    def _on_inplane_click(self, p_lps_mm: np.ndarray) -> None:
+        """A click in an in-plane view: bull's-eye to that depth, crosshair to the point."""
+        f = self.view_eye.frame
+        if f is not None:
+            self.set_depth(f.depth_of(p_lps_mm))
+        self.views.set_crosshair(p_lps_mm)
+
+    def fit(self) -> None:
+        for v in self.probe_views:
+            v.reset_camera()
+
+    def render(self) -> None:
+        for v in self.probe_views:
+            v.request_render()
+
+    def render_now(self) -> None:
+        for v in self.probe_views:
+            v.render_now()
+
+    # ------------------------------------------------------------------ image data
+    def _on_ct_changed(self) -> None:
+        ct = self.case.ct
+        img = self.views.ct_image if self.views.volume is ct else None
+        for v in self.probe_views:
+            v.set_volume(ct, img)
+            v.set_window(*self.views.window)
+        self._shown_key = None
+        self.schedule_refresh()
+
+    def _on_structure_changed(self, key: str) -> None:
+        mask = self.case.structures.get(key)
+        self._applied.pop(key, None)
+        if mask is None:
+            self._struct_images.pop(key, None)
+            for v in self.probe_views:
+                v.set_structure(key, None)
+            return
+        style = self.views.styles.get(key) or default_style(key)
+        img = volume_to_vtk(mask)
+        self._struct_images[key] = img
+        for v in self.probe_views:
+            v.set_structure(key, mask, style, image=img)
+        self.sync_styles()
+
+    def sync_styles(self) -> None:
+        """Apply the main views' structure colours, visibility, fill opacity, outline mode
+        and surfaces (for outlines) where they changed."""
+        outline = self.views.outline_mode
+        changed = False
+        for key in self._struct_images:
+            st = self.views.styles.get(key)
+            if st is None:
+                continue
+            poly = self.views.surface(key)
+            sig = (tuple(st.color), st.opacity_2d, st.visible, outline, id(poly))
+            if self._applied.get(key) == sig:
+                continue
+            old = self._applied.get(key)
+            for v in self.probe_views:
+                if old is None or old[4] != id(poly):
+                    v.set_structure_surface(key, poly)
+                v.outline_mode = outline
+                v.set_structure_style(key, st)
+            self._applied[key] = sig
+            changed = True
+        if changed:
+            self.render()
+
+    def _on_main_window_level(self, w: float, lvl: float) -> None:
+        for v in self.probe_views:
+            if v.window != (w, lvl):
+                v.set_window(w, lvl)
+
+
+def install_probe_views(window: Any) -> ProbePanel:
+    """Add the needle-aligned views as a bottom dock of ``window`` (``window.probe_panel``,
+    ``window.probe_dock``); needs ``window.needle_tools``. Idempotent."""
+    existing = getattr(window, "probe_panel", None)
+    if isinstance(existing, ProbePanel):
+        return existing
+    panel = ProbePanel(window)
+    dock = QDockWidget("Needle views (probe's eye)", window)
+    dock.setObjectName("probeDock")
+    dock.setWidget(panel)
+    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                     | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+    panel.setMinimumHeight(220)
+    window.resizeDocks([dock], [DOCK_HEIGHT_PX], Qt.Orientation.Vertical)
+    dock.visibilityChanged.connect(lambda on: panel.render() if on else None)
+    toggle = dock.toggleViewAction()
+    toggle.setText("Needle views (probe's eye)")
+    for action in window.menuBar().actions():
+        if action.menu() is not None and action.text().replace("&", "") == "View":
+            action.menu().addAction(toggle)
+            break
+    panel.dock = dock
+    window.probe_panel = panel
+    window.probe_dock = dock
+    return panel
