@@ -137,6 +137,136 @@ def gui_responsiveness() -> dict[str, float]:
     return out
 
 
+def _mouse(widget, kind: str, x: float, y: float, button=None, buttons=None) -> None:
+    """Send one Qt mouse event (press/move/release) at widget coordinates (logical px)."""
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove,
+             "release": QEvent.Type.MouseButtonRelease}
+    btn = button if button is not None else Qt.MouseButton.NoButton
+    btns = buttons if buttons is not None else Qt.MouseButton.NoButton
+    pos = QPointF(x, y)
+    ev = QMouseEvent(types[kind], pos, widget.mapToGlobal(pos), btn, btns,
+                     Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, ev)
+
+
+def _wheel(widget, x: float, y: float, steps: int) -> None:
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    pos = QPointF(x, y)
+    ev = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * steps),
+                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                     Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, ev)
+
+
+def normal_use_stalls() -> list[tuple[str, float, int]]:
+    """Longest GUI-thread stall (s) of each everyday action on the loaded demo case, after
+    every background task has finished: the action's events are sent 40 ms apart (a hand
+    on a mouse), a 5-ms heartbeat timer measures the longest gap until 0.5 s after the
+    last event. Returns (action, longest stall s, events sent)."""
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from irplan.app.gui_main import make_app
+    from irplan.app.main_window import MainWindow
+
+    app = make_app()
+    win = MainWindow(restore_state=False)
+    win.headless = True
+    win.resize(1600, 1000)
+    win.move(0, 0)
+    win.show()
+    loaded: list[int] = []
+    win.case_loaded.connect(lambda: loaded.append(1))
+    win.open_demo()
+    while not loaded:
+        app.processEvents()
+        time.sleep(0.005)
+    win.tasks.wait_idle(600)
+    win.wait_for_surfaces(600)
+    win.tasks.wait_idle(600)
+    for _ in range(50):
+        app.processEvents()
+        time.sleep(0.01)
+
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def beat() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    hb = QTimer()
+    hb.setTimerType(Qt.TimerType.PreciseTimer)
+    hb.timeout.connect(beat)
+
+    def run(name: str, steps) -> tuple[str, float, int]:
+        gaps.clear()
+        last[0] = time.monotonic()
+        hb.start(5)
+        n = 0
+        for step in steps:
+            step()
+            n += 1
+            t_end = time.monotonic() + 0.04
+            while time.monotonic() < t_end:
+                app.processEvents()
+                time.sleep(0.002)
+        t_end = time.monotonic() + 0.5
+        while time.monotonic() < t_end or win.tasks.busy:
+            app.processEvents()
+            time.sleep(0.002)
+            if time.monotonic() > t_end + 30:
+                break
+        hb.stop()
+        return name, max(gaps) if gaps else 0.0, n
+
+    v = win.views
+    ax, cor, v3 = v.axial, v.coronal, v.scene3d
+    cx, cy = ax.width() / 2, ax.height() / 2
+    L, R, N = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton, Qt.MouseButton.NoButton
+    out = []
+    out.append(run("scroll axial, 15 wheel steps",
+                   [lambda i=i: _wheel(ax, cx, cy, 1 if i < 8 else -1) for i in range(15)]))
+    out.append(run("crosshair drag in axial, 15 moves",
+                   [lambda: _mouse(ax, "press", cx, cy, L, L)]
+                   + [lambda i=i: _mouse(ax, "move", cx + 3 * i, cy + 2 * i, N, L)
+                      for i in range(15)]
+                   + [lambda: _mouse(ax, "release", cx + 45, cy + 30, L, N)]))
+    out.append(run("window/level drag in coronal, 15 moves",
+                   [lambda: _mouse(cor, "press", cx, cy, R, R)]
+                   + [lambda i=i: _mouse(cor, "move", cx + 4 * i, cy - 3 * i, N, R)
+                      for i in range(15)]
+                   + [lambda: _mouse(cor, "release", cx + 60, cy - 45, R, N)]))
+    x3, y3 = v3.width() / 2, v3.height() / 2
+    out.append(run("3D rotate drag, 15 moves",
+                   [lambda: _mouse(v3, "press", x3, y3, L, L)]
+                   + [lambda i=i: _mouse(v3, "move", x3 + 6 * i, y3, N, L) for i in range(15)]
+                   + [lambda: _mouse(v3, "release", x3 + 90, y3, L, N)]))
+    out.append(run("maximise 3D and back", [lambda: v.set_maximised("3d"),
+                                             lambda: v.set_maximised("")]))
+    out.append(run("workflow steps Segment, Evaluate, Plan, Case",
+                   [lambda s=s: win.workflow.set_step(s)
+                    for s in ("segment", "evaluate", "plan", "case")]))
+    tools = getattr(win, "needle_tools", None)
+    if tools is not None and tools.plan.needles:
+        tip0 = tools.plan.needles[0].tip_lps_mm.copy()
+        out.append(run("needle drag: tip moved 1 mm x 10 (checks + zone preview)",
+                       [lambda i=i: tools.move_point(0, "tip", tip0 + [0.0, 1.0 * (i + 1), 0.0],
+                                                     merge_key="bench-drag")
+                        for i in range(10)]))
+    win.close()
+    QApplication.processEvents()
+    return out
+
+
 def main() -> int:
     from irplan.app.demo import demo_case
 
@@ -159,6 +289,9 @@ def main() -> int:
           f"{r['max_stall_surfaces_s'] * 1000:.0f} ms (target 100 ms)")
     print(f"crosshair move (3 slice views redrawn): {r['crosshair_move_s'] * 1000:.0f} ms; "
           f"one slice step: {r['slice_step_s'] * 1000:.0f} ms")
+    print("everyday actions on the loaded demo case (GUI thread, longest stall; goal 100 ms):")
+    for name, stall, n in normal_use_stalls():
+        print(f"  {name:<58s} {stall * 1000:6.0f} ms ({n} events)")
     fps, fps_cpu, n_tri = frame_rate()
     print(f"3D rotation: {fps:.1f} frames/s wall, {fps_cpu:.1f} frames per CPU-second, "
           f"{n_tri} triangles (target >= 20)")

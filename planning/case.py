@@ -28,6 +28,13 @@ class Case:
         self.structures: dict[str, Volume] = {}
         self.plan: Plan = Plan()
         self.followup: Volume | None = None
+        # bumped on every structures_changed (also in-place edits that emit it): a key
+        # for caches of the structure set, e.g. the computation process's copy
+        self.structures_generation = 0
+        self.structures_changed.connect(self._bump_generation)
+
+    def _bump_generation(self, _key: str) -> None:
+        self.structures_generation += 1
 
     def set_ct(self, ct: Volume, path: str | Path | None = None) -> None:
         """Replace the planning CT; existing structures are dropped (other grid)."""
