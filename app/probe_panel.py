@@ -341,6 +341,9 @@ def install_probe_views(window: Any) -> ProbePanel:
     existing = getattr(window, "probe_panel", None)
     if isinstance(existing, ProbePanel):
         return existing
+    if getattr(window, "needle_tools", None) is None:
+        raise RuntimeError("install_probe_views: install the needle tools first "
+                           "(window.needle_tools)")
     panel = ProbePanel(window)
     dock = QDockWidget("Needle views (probe's eye)", window)
     dock.setObjectName("probeDock")

@@ -204,6 +204,7 @@ class ProbeView(MprView):
         self._depth_mm = 0.0               # bull's-eye: depth from the entry
         self._marker_depth_mm: float | None = None
         self.angles_text = ""
+        self._spacing_text = ""
         self._fit: tuple[int, int, float] | None = None   # (w, h, scale) of the last fit
         if kind != "bullseye":
             # the path runs across the middle: left/right labels above it, off its ends
@@ -375,9 +376,9 @@ class ProbeView(MprView):
             dist = float(np.linalg.norm(hi - lo)) + 100.0
             cam.SetPosition(*(fp - self._normal * dist))
             cam.SetClippingRange(1.0, 2 * dist + 10)
-        self._update_text()
         if self.kind == "bullseye":
             self._draw_bullseye_marks()
+        self._update_text()
         self.request_render()
 
     def _update_text(self) -> None:
@@ -399,7 +400,7 @@ class ProbeView(MprView):
             else:
                 where = f"{f.length_mm - depth:.1f} mm before the tip"
             self._info.SetInput(f"{name}: depth {depth:.1f} mm from the entry\n{where} "
-                                f"(path {f.length_mm:.1f} mm)")
+                                f"(path {f.length_mm:.1f} mm)" + self._spacing_text)
         else:
             off = "" if abs(self._offset_mm) < 0.05 else \
                 f"\nplane {self._offset_mm:+.1f} mm off the path (needle projected)"
@@ -430,6 +431,7 @@ class ProbeView(MprView):
         pts, segs = _ring(p, self._up, self._right, 2.5)
         self._marks.set(pts, segs, rgb)
         anchors = []
+        spacings = []
         for o, lines in zip(self.others, self._other_path):
             v = o.tip_lps_mm - o.entry_lps_mm
             den = float(v @ f.d)
@@ -444,7 +446,10 @@ class ProbeView(MprView):
             norm = float(np.linalg.norm(away))
             dx, dy = (14.0 * away / norm) if norm > 1e-6 else (12.0, 10.0)
             anchors.append((q, o.name, o.rgb, float(dx), float(dy)))
+            spacings.append(f"{o.name} {np.linalg.norm(q - p):.1f}")
         self._label_anchors = anchors
+        # distance in this plane from the needle to each needle crossing it (IRE spacing)
+        self._spacing_text = ("\nto " + ", ".join(spacings) + " mm") if spacings else ""
 
     # ================================================================= per render
     def before_render(self) -> None:
@@ -480,6 +485,19 @@ class ProbeView(MprView):
                 if long:
                     anchors.append((a1, f"{k * TICK_STEP_MM:.0f}", RULER_RGB, 0.0, -13.0))
             self._ticks.set(pts, segs)
+            # other needles: name at the middle of their part within the 2.5 mm slab
+            fp = np.array(self.renderer.GetActiveCamera().GetFocalPoint())
+            for o in self.others:
+                v = o.tip_lps_mm - o.entry_lps_mm
+                h0, dh = float((o.entry_lps_mm - fp) @ self._normal), float(v @ self._normal)
+                if abs(dh) < 1e-9:
+                    s0, s1 = (0.0, 1.0) if abs(h0) <= 2.5 else (1.0, 0.0)
+                else:
+                    s0, s1 = sorted(((-2.5 - h0) / dh, (2.5 - h0) / dh))
+                s0, s1 = max(s0, 0.0), min(s1, 1.0)
+                if s1 > s0:
+                    q = o.entry_lps_mm + (s0 + s1) / 2 * v
+                    anchors.append((q, o.name, o.rgb, 0.0, 11.0))
             # the bull's-eye slice: a line across the path, with a gap at the needle
             if self._marker_depth_mm is not None:
                 c = f.point_at_depth(self._marker_depth_mm) + self._offset_mm * self._normal
