@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra thermal zone tables (JSON, format of thermal_tables.json)")
     parser.add_argument("--margin-grid-mm", type=float, default=0.5,
                         help="margin analysis spacing in mm (0 = the tumour's own grid)")
+    parser.add_argument("--preview", action="store_true",
+                        help="fast preview (the GUI's live one): coverage and margin on the "
+                             "masks' own grids (MAM within about half a voxel diagonal of "
+                             "the exact analysis, never more than 0.25 mm optimistic in "
+                             "the tests), IRE solver to 1e-4; combine with --grid-mm 2")
     parser.add_argument("--pairs", default=None, metavar="1-2,2-3",
                         help="IRE pulse pairs, 1-based (default: pairs <= 25 mm apart)")
     parser.add_argument("--padding-mm", type=float, default=15.0,
@@ -86,20 +91,24 @@ def parse_conductivities(items: list[str]) -> dict[str, float] | None:
 def run(args: argparse.Namespace) -> int:
     from irplan.io.masks import write_mask, write_volume_file
     from irplan.io.plan_file import load_plan, load_plan_structures
-    from irplan.planning.zone import ZoneOptions, predict_zone
+    from irplan.planning.zone import PREVIEW_SOLVER_TOL, ZoneOptions, predict_zone
 
     if args.margin_grid_mm is not None and args.margin_grid_mm < 0:
         raise InputError(f"--margin-grid-mm must be >= 0, got {args.margin_grid_mm}")
     plan = load_plan(args.plan)
     structures, notes = load_plan_structures(plan)
     pairs = parse_pairs(args.pairs, len(plan.needles)) if args.pairs else None
+    extra: dict = {}
+    if args.preview:
+        extra = {"margin_method": "preview", "solver_tol": PREVIEW_SOLVER_TOL,
+                 "solver_amg": "rs-direct"}
     opts = ZoneOptions(threshold_v_per_cm=args.threshold_v_per_cm, pairs=pairs,
                        padding_mm=args.padding_mm,
                        conductivity_s_per_m=parse_conductivities(args.conductivity),
                        ratio_v_per_cm=args.ratio_v_per_cm, dynamic_ratio=args.dynamic_ratio,
                        heat_sink=args.heat_sink, heat_sink_shell_mm=args.heat_sink_shell_mm,
                        isotherm_c=args.isotherm_c, tables_path=args.tables,
-                       margin_fine_mm=args.margin_grid_mm or None)
+                       margin_fine_mm=args.margin_grid_mm or None, **extra)
     res = predict_zone(plan, None, structures, grid_mm=args.grid_mm, options=opts)
     res.warnings[:0] = notes
     if args.out:
@@ -114,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     out = sys.stdout
-    out.write(f"{plan.modality} zone: {d['zone_volume_ml']:.2f} ml (grid {args.grid_mm:g} mm)\n")
+    out.write(f"{plan.modality} zone: {d['zone_volume_ml']:.2f} ml (grid {args.grid_mm:g} mm"
+              f"{', preview margin' if args.preview else ''})\n")
     if d["tumor_coverage_percent"] is not None:
         out.write(f"tumour coverage: {d['tumor_coverage_percent']:.1f} %   minimal margin: "
                   f"{d['minimal_margin_mm']:.1f} mm (required {plan.margin_mm:g} mm)   "

@@ -4,7 +4,8 @@ margin and the risk structures inside the zone. LPS mm throughout.
 Entry point :func:`predict_zone`. The zone grid is axis-aligned LPS at ``grid_mm``
 (isotropic) around the needles and the tumour; coverage and the minimal margin come from
 :func:`irplan.planning.margin.compute_margin` (the zone is sampled on the tumour's grid by
-physical position).
+physical position), or for live previews from
+:func:`irplan.planning.margin_preview.compute_margin_preview` (``ZoneOptions.live_preview``).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class ZoneResult:
         }
         if m is not None:
             d["mam_point_lps_mm"] = [round(float(v), 2) for v in m.mam_point_lps_mm]
+            d["margin_method"] = "preview" if m.method.startswith("preview") else "exact"
             d["required_margin_mm"] = float(m.required_margin_mm)
             d["shell_coverage_percent"] = round(float(m.shell_coverage_percent), 2)
             d["residual_tumor_ml"] = round(float(m.residual_tumor_ml), 3)

@@ -10,6 +10,7 @@ import pytest
 from irplan.planning.errors import InputError
 from irplan.planning.ire_array import (
     TEMPLATES,
+    circumradius_mm,
     default_spacing_mm,
     electrode_pairs,
     make_array,
@@ -64,8 +65,18 @@ def test_array_is_parallel_with_tips_in_one_plane(template: str) -> None:
 
 
 def test_default_spacing_from_tumour_size() -> None:
-    assert default_spacing_mm(18.0) == 15.0 and default_spacing_mm(20.0) == 15.0
-    assert default_spacing_mm(25.0) == 20.0
+    """Electrodes on a circle 3 mm inside the tumour border, spacing within 10.5-20 mm."""
+    for template in TEMPLATES:
+        for diam in (22.0, 26.0, 30.0):
+            s = default_spacing_mm(diam, template)
+            if 10.5 < s < 20.0:
+                assert circumradius_mm(template, s) == pytest.approx(diam / 2 - 3.0)
+        sizes = [default_spacing_mm(d, template) for d in (10.0, 20.0, 30.0, 40.0, 80.0)]
+        assert sizes == sorted(sizes)                     # bigger tumour, wider array
+        assert sizes[0] == 10.5 and sizes[-1] == 20.0     # clipped to 10.5-20 mm
+    assert default_spacing_mm(25.7, "square") == pytest.approx((25.7 / 2 - 3) * 2 ** 0.5)
+    with pytest.raises(InputError, match="template 'star'"):
+        default_spacing_mm(20.0, "star")
 
 
 def test_plan_for_a_tumour_covers_it_with_margin() -> None:
@@ -81,8 +92,8 @@ def test_plan_for_a_tumour_covers_it_with_margin() -> None:
     np.testing.assert_allclose(tips[:, 2], z.min() - 0.5 - 5.0, atol=1e-9)
     # exposure = extent along the axis (voxel faces) + 2 x 5 mm margin
     assert arr[0].exposure_mm == pytest.approx(z.max() - z.min() + 1.0 + 10.0, abs=1e-9)
-    pairs = electrode_pairs(arr)
-    assert [p.spacing_mm for p in pairs if abs(p.spacing_mm - 15) < 1e-6].__len__() == 4
+    pairs = electrode_pairs(arr)           # 15 mm tumour: the 10.5 mm minimum spacing
+    assert [p.spacing_mm for p in pairs if abs(p.spacing_mm - 10.5) < 1e-6].__len__() == 4
     # entries 5 mm beyond the skin: body sphere radius 28 -> |z - 30| ~ 28 at the entry
     for n in arr:
         r = np.linalg.norm(n.entry_lps_mm - 30.0)
@@ -93,10 +104,14 @@ def test_plan_for_a_tumour_covers_it_with_margin() -> None:
 
 
 def test_big_tumour_gets_wider_spacing_and_clipped_exposure() -> None:
-    tumour = sphere_mask((30, 30, 30), 16.0)             # 32 mm
+    tumour = sphere_mask((30, 30, 30), 16.0)             # 32 mm (33 mm in voxel faces)
     arr = plan_ire_array(tumour, "2x3", [0, 1.0, 0], margin_mm=5.0)
     pairs = electrode_pairs(arr)
-    assert min(p.spacing_mm for p in pairs) == pytest.approx(20.0)
+    assert min(p.spacing_mm for p in pairs) == pytest.approx(default_spacing_mm(33.0, "2x3"))
+    assert min(p.spacing_mm for p in pairs) > 10.5       # wider than for small tumours
+    tips = np.array([n.tip_lps_mm for n in arr])
+    radius = np.linalg.norm((tips - tips.mean(axis=0))[:, [0, 2]], axis=1).max()
+    assert radius == pytest.approx(33.0 / 2 - 3.0)       # 3 mm inside the tumour border
     assert arr[0].exposure_mm == 40.0                    # 33 + 10 clipped to the device max
     f = check_plan(Plan(modality="IRE", needles=arr), {"tumor": tumour})
     assert [g.code for g in f if g.severity != "info"] == []
@@ -157,3 +172,29 @@ def test_thermal_applicator_puts_the_zone_centre_on_the_tumour() -> None:
     centroid = np.argwhere(tumour.array)[:, ::-1].mean(axis=0)
     np.testing.assert_allclose(zone.centre_lps_mm, centroid, atol=1e-9)
     assert angle_between_deg(n.direction, d) < 1e-9 and n.length_mm == pytest.approx(100.0)
+
+
+def test_default_templates_cover_the_phantom_tumour(phantom_case) -> None:
+    """The default square on the phantom's 24 mm tumour: predicted coverage >= 90 % in
+    the static-conductivity zone model (1 mm grid, exact margin); the old 20 mm rule
+    left most of it below threshold."""
+    from irplan.io.plan_file import load_plan, load_plan_structures
+    from irplan.planning.zone import ZoneOptions, predict_zone
+
+    ref = load_plan(phantom_case / "plan.irplan.json")
+    structures, _ = load_plan_structures(ref)
+    tumour = structures["tumor"]
+
+    def coverage(spacing_mm, grid_mm=1.0, template="square"):
+        needles = plan_ire_array(tumour, template, ref.needles[0].direction, spacing_mm,
+                                 margin_mm=5.0, body=structures.get("body"))
+        plan = Plan(modality="IRE", needles=needles, margin_mm=5.0)
+        res = predict_zone(plan, None, structures, grid_mm,
+                           ZoneOptions() if grid_mm == 1.0 else ZoneOptions.live_preview())
+        return res.margin.tumor_coverage_percent
+
+    cov = coverage(None)
+    print(f"default square: {cov:.1f} % covered")
+    assert cov >= 90.0
+    assert coverage(20.0, 2.0) < 50.0                  # the previous default (20 mm)
+    assert coverage(None, 2.0, "hexagon") >= 90.0

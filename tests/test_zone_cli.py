@@ -124,3 +124,29 @@ def test_pairs_and_conductivity_options(phantom_case: Path, capsys):
                      (["--conductivity", "spleen=1"], "unknown tissue")):
         assert main(["zone", plan_path, "--grid-mm", "2", *bad]) == 2
         assert msg in capsys.readouterr().err
+
+
+def test_preview_flag_keeps_the_keys_and_agrees_with_the_exact_margin(phantom_case: Path,
+                                                                      capsys):
+    """``--preview`` (the GUI's live computation) on the 2 mm grid: the same JSON keys,
+    margin within the stated preview bound of the exact analysis of the same grid."""
+    from irplan.planning.margin_preview import preview_mam_bound_mm
+
+    plan_path = str(phantom_case / "plan.irplan.json")
+    exact = _run_json(capsys, plan_path, "--grid-mm", "2")
+    prev = _run_json(capsys, plan_path, "--grid-mm", "2", "--preview")
+    for key in ("zone_volume_ml", "tumor_coverage_percent", "minimal_margin_mm", "pairs"):
+        assert key in prev
+    for p in prev["pairs"]:
+        assert set(p) >= {"electrodes", "voltage_v", "spacing_mm", "current_a"}
+    assert prev["margin_method"] == "preview" and exact["margin_method"] == "exact"
+    # CG to 1e-4 instead of 1e-6: the same zone to 0.5 % and currents to 0.5 %
+    assert prev["zone_volume_ml"] == pytest.approx(exact["zone_volume_ml"], rel=0.005)
+    for a, b in zip(prev["pairs"], exact["pairs"]):
+        assert a["current_a"] == pytest.approx(b["current_a"], rel=0.005)
+    tumor = read_mask(phantom_case / "masks" / "planning" / "tumor.nii.gz")
+    bound = preview_mam_bound_mm(tumor.spacing_mm, np.full(3, 2.0))
+    assert abs(prev["minimal_margin_mm"] - exact["minimal_margin_mm"]) <= bound
+    assert prev["minimal_margin_mm"] <= exact["minimal_margin_mm"] + 0.25
+    assert prev["tumor_coverage_percent"] == pytest.approx(exact["tumor_coverage_percent"],
+                                                           abs=1.5)

@@ -55,12 +55,15 @@ def test_zone_panel_live_preview_refine_and_field_colours(qtbot):
     panel = install_zone_panel(win)
     win.resize(1600, 1000)
     win.show()
-    shown: list[tuple[bool, float]] = []
-    panel.zone_shown.connect(lambda r: shown.append((panel.result_is_fine, r.volume_ml)))
+    shown: list[tuple[bool, float, str]] = []
+    panel.zone_shown.connect(lambda r: shown.append(
+        (panel.result_is_fine, r.volume_ml, r.margin.method if r.margin else "")))
     ct, masks = _synthetic_case()
     win.show_case(ct, masks, plan=_ire_plan(7.5), title="synthetic")
     qtbot.waitUntil(lambda: panel.result_is_fine and not win.tasks.busy, timeout=180_000)
-    assert [f for f, _ in shown][:1] == [False] and shown[-1][0]   # preview, then fine
+    assert [f for f, _v, _m in shown][:1] == [False] and shown[-1][0]   # preview, then fine
+    # the coarse preview uses the fast margin, the refined step the exact sub-voxel one
+    assert shown[0][2].startswith("preview") and not shown[-1][2].startswith("preview")
     res = panel.result
     assert res.grid_mm == 1.0 and res.margin is not None
     text = panel.figures.text()
