@@ -7,7 +7,9 @@ every 10 mm; and the bull's-eye view perpendicular to the needle at a depth alon
 path (mm from the skin entry; wheel/PageUp/PageDown or the Depth box move it, a click in
 an in-plane view puts it there). The views follow ``window.needle_tools``: the selected
 needle, every plan edit (a drag redraws live), and the safety colours of the findings.
-With no needle selected the dock shows a one-line hint.
+Structures are drawn as in the MPR views (same colours, visibility, fill/outline mode),
+and so is the predicted zone of ``window.zone_panel`` when one is shown. With no needle
+selected the dock shows a one-line hint.
 
 ``install_probe_views(window)`` adds the dock (bottom area) and returns the panel
 (``window.probe_panel``). It only reads public attributes of the window, the needle tools
@@ -34,10 +36,12 @@ from PySide6.QtWidgets import (
 
 from irplan.planning.needle_geometry import needle_angles
 from irplan.planning.plan import Needle, Plan
+from irplan.planning.volume import Volume
 from irplan.viewers.needle_actors import SEVERITY_RGB
 from irplan.viewers.probe_view import PROBE_COLORS, NeedleMark, ProbeView
 from irplan.viewers.view_set import default_style
 from irplan.viewers.vtk_convert import volume_to_vtk
+from irplan.viewers.zone_actors import ZONE_KEY
 
 HINT = ("Select a needle (Plan step) to see its path: two in-plane views along it and a "
         "bull's-eye view across it.")
@@ -88,6 +92,7 @@ class ProbePanel(QWidget):
         self._maximised: ProbeView | None = None
         self._plan: Plan | None = None
         self._struct_images: dict[str, Any] = {}
+        self._zone_mask: Volume | None = None
         self._applied: dict[str, tuple] = {}     # key -> style/surface signature applied
         self._build()
 
@@ -114,6 +119,9 @@ class ProbePanel(QWidget):
         self.view_b.crosshair_requested.connect(self._on_inplane_click)
         self.view_eye.crosshair_requested.connect(self.views.set_crosshair)
         self.view_eye.slice_changed.connect(lambda _n, pos: self._on_depth(pos))
+        zone_panel = getattr(window, "zone_panel", None)
+        if zone_panel is not None and hasattr(zone_panel, "zone_shown"):
+            zone_panel.zone_shown.connect(lambda _res: self.sync_styles())
         self._connect_plan()
         if self.case.ct is not None:
             self._on_ct_changed()
@@ -255,7 +263,7 @@ class ProbePanel(QWidget):
         self.depth_mm = float(depth_mm)
         for v in (self.view_a, self.view_b):
             v.set_depth_marker(self.depth_mm)
-        lo, hi = self.view_eye._range_along(self.view_eye.normal)
+        lo, hi = self.view_eye.depth_range_mm()
         self.depth_spin.blockSignals(True)
         self.depth_spin.setRange(lo, hi)
         self.depth_spin.setValue(self.depth_mm)
@@ -291,7 +299,19 @@ class ProbePanel(QWidget):
         self.schedule_refresh()
 
     def _on_structure_changed(self, key: str) -> None:
-        mask = self.case.structures.get(key)
+        self._set_structure(key, self.case.structures.get(key))
+
+    def _sync_zone(self) -> None:
+        """The predicted zone of the zone panel (``ZoneDisplay.result``), if any, as the
+        structure ``predicted_zone`` (contour or fill like the MPR views)."""
+        display = getattr(getattr(self.window, "zone_panel", None), "display", None)
+        res = getattr(display, "result", None)
+        mask = res.zone if res is not None else None
+        if mask is not self._zone_mask:
+            self._zone_mask = mask
+            self._set_structure(ZONE_KEY, mask)
+
+    def _set_structure(self, key: str, mask: Volume | None) -> None:
         self._applied.pop(key, None)
         if mask is None:
             self._struct_images.pop(key, None)
@@ -308,6 +328,9 @@ class ProbePanel(QWidget):
     def sync_styles(self) -> None:
         """Apply the main views' structure colours, visibility, fill opacity, outline mode
         and surfaces (for outlines) where they changed."""
+        if self.tools.selected != self.needle_index:
+            self.schedule_refresh()        # a selection that came without a signal
+        self._sync_zone()
         outline = self.views.outline_mode
         changed = False
         for key in self._struct_images:

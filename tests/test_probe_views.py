@@ -282,3 +282,48 @@ def test_moving_the_needle_moves_the_views(probe, qtbot) -> None:
     qtbot.waitUntil(lambda: np.allclose(panel.view_a.frame.tip_lps_mm, tip0), timeout=5000)
     np.testing.assert_allclose(panel.view_a.normal, normal_a0, atol=1e-12)
     tools.panel.lock_check.setChecked(True)
+
+
+# ----------------------------------------------------------------------------- geometry
+@pytest.mark.parametrize("direction", [(0.0, 1.0, 0.0), (0.6, 0.35, 0.72), (-1.0, 0.2, -0.3),
+                                       (0.05, 0.02, -1.0)])
+def test_needle_frame_is_right_handed_and_faces_superior(direction) -> None:
+    from irplan.viewers.probe_view import NeedleFrame
+
+    entry = np.array([-150.0, -40.0, -100.0])
+    d = np.asarray(direction) / np.linalg.norm(direction)
+    f = NeedleFrame.from_points(entry, entry + 120.0 * d)
+    assert f.length_mm == pytest.approx(120.0)
+    np.testing.assert_allclose(np.array([f.d, f.a, f.b]) @ np.array([f.d, f.a, f.b]).T,
+                               np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(np.cross(f.d, f.a), f.b, atol=1e-12)
+    if abs(d[2]) < np.cos(np.radians(10.0)):
+        assert f.a[2] > 0                  # A holds the needle and the superior axis
+        assert abs(np.cross(f.d, f.a) @ np.array([0.0, 0.0, 1.0])) < 1e-12
+    else:
+        assert f.a[1] < 0                  # near cranio-caudal: built on anterior
+    assert f.depth_of(f.point_at_depth(37.5)) == pytest.approx(37.5)
+    for kind in ("inplane_a", "inplane_b", "bullseye"):
+        normal, up, right = f.axes(kind)
+        np.testing.assert_allclose(np.cross(normal, up), right, atol=1e-12)  # not mirrored
+
+
+def test_anterior_needle_gives_the_standard_views() -> None:
+    """Entry anterior, tip straight posterior: A = sagittal, B = axial turned 90 deg,
+    bull's-eye = coronal, with the MPR views' radiological orientation."""
+    from irplan.viewers.mpr_view import ORIENTATIONS
+    from irplan.viewers.probe_view import NeedleFrame, direction_label
+
+    f = NeedleFrame.from_points([0.0, -100.0, 0.0], [0.0, 0.0, 0.0])
+    n_a, up_a, right_a = f.axes("inplane_a")
+    np.testing.assert_allclose(n_a, ORIENTATIONS["sagittal"].normal, atol=1e-12)
+    np.testing.assert_allclose(up_a, ORIENTATIONS["sagittal"].view_up, atol=1e-12)
+    n_b, _, _ = f.axes("inplane_b")
+    np.testing.assert_allclose(n_b, ORIENTATIONS["axial"].normal, atol=1e-12)
+    n_e, up_e, _ = f.axes("bullseye")
+    np.testing.assert_allclose(n_e, ORIENTATIONS["coronal"].normal, atol=1e-12)
+    np.testing.assert_allclose(up_e, ORIENTATIONS["coronal"].view_up, atol=1e-12)
+    assert [direction_label(v) for v in (-right_a, right_a, up_a, -up_a)] == \
+        ["A", "P", "S", "I"]
+    assert direction_label([0.7, 0.0, 0.7]) in ("LS", "SL")
+    assert direction_label([-0.2, -0.9, 0.1]) == "A"

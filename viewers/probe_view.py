@@ -41,9 +41,10 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtWidgets import QWidget
 from vtkmodules.vtkCommonCore import vtkPoints
-from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
 from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkTextActor
 
+from irplan.planning.volume import Volume
 from irplan.viewers.mpr_view import MprView, Orientation, _text_actor
 
 PROBE_KINDS = ("inplane_a", "inplane_b", "bullseye")
@@ -53,7 +54,7 @@ PROBE_TITLES = {"inplane_a": "In-plane A (with S)", "inplane_b": "In-plane B (A 
 PROBE_COLORS: dict[str, tuple[float, float, float]] = {
     "inplane_a": (0.80, 0.55, 0.95),
     "inplane_b": (0.45, 0.75, 1.00),
-    "bullseye": (1.00, 0.60, 0.25),
+    "bullseye": (1.00, 0.50, 0.70),     # not the orange of the predicted zone
 }
 ACTIVE_RGB = (0.2, 0.9, 1.0)          # active (exposed) part of an IRE electrode
 BEYOND_RGB = (0.65, 0.65, 0.65)       # bull's-eye marker past the tip / before the entry
@@ -301,6 +302,11 @@ class ProbeView(MprView):
         s = (corners - self.frame.entry_lps_mm) @ n
         return float(s.min()), float(s.max())
 
+    def depth_range_mm(self) -> tuple[float, float]:
+        """Range of slice positions within the CT (mm): depths from the entry for the
+        bull's-eye, offsets from the needle for the in-plane views."""
+        return self._range_along(self._normal)
+
     @property
     def slice_position_mm(self) -> float:
         return self._depth_mm if self.kind == "bullseye" else self._offset_mm
@@ -406,7 +412,7 @@ class ProbeView(MprView):
                 f"\nplane {self._offset_mm:+.1f} mm off the path (needle projected)"
             self._info.SetInput(f"{name}: {f.length_mm:.1f} mm   {self.angles_text}{off}")
 
-    def set_volume(self, volume, image=None) -> None:  # noqa: ANN001 - as MprView
+    def set_volume(self, volume: Volume | None, image: vtkImageData | None = None) -> None:
         super().set_volume(volume, image)
         self._step_mm = 1.0        # scroll 1 mm (Shift: 10 mm) along the view normal
         self.reset_camera()
