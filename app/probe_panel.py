@@ -46,7 +46,8 @@ from irplan.viewers.zone_actors import ZONE_KEY
 HINT = ("Select a needle (Plan step) to see its path: two in-plane views along it and a "
         "bull's-eye view across it.")
 DOCK_HEIGHT_PX = 340    # initial height of the dock (the 2x2 views keep the rest)
-STYLE_POLL_MS = 500     # structure colours/visibility/outlines are re-read this often
+STYLE_POLL_MS = 500
+RENDER_INTERVAL_S = 0.1  # probe views redraw at most this often on requests (not render_now)     # structure colours/visibility/outlines are re-read this often
 
 
 def _needle_rgb(severity: str | None) -> tuple[float, float, float]:
@@ -86,6 +87,10 @@ class ProbePanel(QWidget):
         self.view_b = ProbeView("inplane_b")
         self.view_eye = ProbeView("bullseye")
         self.probe_views = (self.view_a, self.view_b, self.view_eye)
+        for v in self.probe_views:
+            # at most ~10 frames/s while a needle is dragged in the 2x2 views: those stay
+            # fluid on software GL (refresh + 3 renders ~90 ms, bench_probe_views.py)
+            v.min_interval_s = RENDER_INTERVAL_S
         self.needle_index: int | None = None     # the needle shown (None: hint)
         self._shown_key: tuple[int, int] | None = None
         self.depth_mm = 0.0
