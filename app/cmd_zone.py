@@ -41,9 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="margin analysis spacing in mm (0 = the tumour's own grid)")
     parser.add_argument("--preview", action="store_true",
                         help="fast preview (the GUI's live one): coverage and margin on the "
-                             "masks' own grids (MAM within about half a voxel diagonal of "
-                             "the exact analysis, never more than 0.25 mm optimistic in "
-                             "the tests), IRE solver to 1e-4; combine with --grid-mm 2")
+                             "masks' own grids (MAM within a quarter of the coarser voxel "
+                             "diagonal + 0.25 mm of the exact analysis), IRE solver to "
+                             "1e-4; combine with --grid-mm 2")
     parser.add_argument("--pairs", default=None, metavar="1-2,2-3",
                         help="IRE pulse pairs, 1-based (default: pairs <= 25 mm apart)")
     parser.add_argument("--padding-mm", type=float, default=15.0,

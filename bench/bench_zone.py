@@ -6,7 +6,12 @@ Without a folder the standard phantom (seed 0) is written to a temporary folder 
 Times are the best of ``REPEATS`` runs, wall clock and process CPU (the machine is shared:
 the load average is printed; CPU time is the figure that does not depend on the others).
 Targets (issue 6, 2-core machine): 6 pairs <= 3 s, coarse 2 mm preview <= 0.3 s,
-thermal zone + coverage <= 50 ms.
+thermal zone + coverage <= 50 ms. "live" lines are the GUI's coarse preview
+(``ZoneOptions.live_preview``: fast margin of planning/margin_preview.py, CG to 1e-4);
+their ratio to the exact path is measured in the same process, and the preview MAM is
+compared with the exact 0.5 mm analysis of the same zone. The template table gives the
+predicted coverage of each IRE template on the phantom tumour with the previous default
+spacing (15 mm up to 20 mm diameter, 20 mm above) and the current one (ire_array.py).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import numpy as np
 
 from irplan.io.plan_file import load_plan, load_plan_structures
 from irplan.planning import ire_field as ire
+from irplan.planning.ire_array import default_spacing_mm, plan_ire_array, plane_axes
+from irplan.planning.margin import compute_margin
+from irplan.planning.margin_preview import preview_mam_bound_mm
 from irplan.planning.plan import Needle, Plan, ThermalParams
 from irplan.planning.volume import Volume
 from irplan.planning.zone import ZoneOptions, predict_zone
@@ -66,6 +74,50 @@ def ring_plan(plan: Plan, centre: np.ndarray, n: int, radius_mm: float) -> Plan:
 
 def line(label: str, wall: float, cpu: float, peak: float, extra: str = "") -> None:
     print(f"  {label:44s} wall {wall:7.3f} s  cpu {cpu:7.3f} s  peak {peak:7.1f} MB  {extra}")
+
+
+def ratio(label: str, new: tuple[float, float], old: tuple[float, float]) -> None:
+    print(f"  ratio {label}: wall {new[0] / old[0]:.2f}, cpu {new[1] / old[1]:.2f}")
+
+
+def preview_accuracy(label: str, res, tumor: Volume, required_mm: float) -> None:
+    """Preview margin of ``res`` against the exact 0.5 mm analysis of the same zone."""
+    ex = compute_margin(tumor, res.zone, required_mm, fine_spacing_mm=0.5)
+    pv = res.margin
+    bound = preview_mam_bound_mm(tumor.spacing_mm, res.zone.spacing_mm)
+    print(f"  preview vs exact 0.5 mm ({label}): MAM {pv.minimal_margin_mm:+.2f} vs "
+          f"{ex.minimal_margin_mm:+.2f} mm (diff {pv.minimal_margin_mm - ex.minimal_margin_mm:+.2f},"
+          f" stated bound {bound:.2f}), MAM points "
+          f"{np.linalg.norm(pv.mam_point_lps_mm - ex.mam_point_lps_mm):.1f} mm apart, coverage "
+          f"{pv.tumor_coverage_percent:.1f} vs {ex.tumor_coverage_percent:.1f} %, shell "
+          f"{pv.shell_coverage_percent:.1f} vs {ex.shell_coverage_percent:.1f} %")
+
+
+def template_table(plan: Plan, structures: dict[str, Volume]) -> None:
+    """Predicted coverage of each IRE template on the phantom tumour, previous and current
+    default spacing (1 mm grid, exact margin; direction of the reference plan)."""
+    tumor = structures["tumor"]
+    d = plan.needles[0].direction
+    kji = np.argwhere(tumor.array)
+    pts = tumor.index_to_lps(kji[:, ::-1].astype(float))
+    u, v = plane_axes(d)
+    vox = float(np.min(tumor.spacing_mm))
+    diam = max(float(np.ptp(pts @ u)), float(np.ptp(pts @ v))) + vox
+    print(f"IRE templates on the phantom tumour (in-plane diameter {diam:.1f} mm, 1 mm grid, "
+          "exact margin, voltage 1500 V/cm x spacing <= 3000 V):")
+    print(f"  {'template':9s} {'previous default':>34s}   {'current default':>34s}")
+    for tpl in ("pair", "triangle", "square", "2x3", "hexagon"):
+        cells = []
+        for spacing in (15.0 if diam <= 20.0 else 20.0, default_spacing_mm(diam, tpl)):
+            needles = plan_ire_array(tumor, tpl, d, spacing, margin_mm=plan.margin_mm,
+                                     body=structures.get("body"))
+            p = Plan(modality="IRE", needles=needles, margin_mm=plan.margin_mm)
+            c0 = time.process_time()
+            r = predict_zone(p, None, structures, 1.0, ZoneOptions())
+            m = r.margin
+            cells.append(f"{spacing:4.1f} mm: {m.tumor_coverage_percent:5.1f} %, MAM "
+                         f"{m.minimal_margin_mm:+5.1f} mm ({time.process_time() - c0:.1f} s)")
+        print(f"  {tpl:9s} {cells[0]:>34s}   {cells[1]:>34s}")
 
 
 def two_rod_accuracy() -> None:
@@ -127,6 +179,8 @@ def main() -> int:
 
     print("IRE (conductivity from the phantom's masks, threshold 637 V/cm):")
     preview = ZoneOptions(margin_fine_mm=None)
+    live = ZoneOptions.live_preview()
+    times: dict[str, tuple[float, float]] = {}
     no_margin = ZoneOptions(compute_margin=False)
     # every pair pulsed (the app's default pulses only pairs <= 25 mm apart: 6 of them)
     all15 = ZoneOptions(compute_margin=False, pairs=list(itertools.combinations(range(6), 2)))
@@ -135,16 +189,24 @@ def main() -> int:
             ("4 electrodes (6 pairs), 1 mm, + margin 0.5 mm", plan, 1.0, ZoneOptions()),
             ("4 electrodes (6 pairs), 2 mm preview", plan, 2.0, no_margin),
             ("4 electrodes (6 pairs), 2 mm preview + margin", plan, 2.0, preview),
+            ("4 electrodes (6 pairs), 2 mm live (fast margin)", plan, 2.0, live),
             ("6 electrodes (15 pairs), 1 mm, zone only", ring_plan(plan, centre, 6, 15.0), 1.0,
              all15),
             ("6 electrodes (15 pairs), 2 mm preview", ring_plan(plan, centre, 6, 15.0), 2.0,
              all15)):
         r, w, c, peak = timed(lambda p=p, g=grid_mm, o=opts: predict_zone(p, None, structures, g, o))
+        times[label] = (w, c)
         extra = f"{r.volume_ml:.2f} ml, {len(r.pairs)} pairs, nodes {r.zone.array.size}"
         if r.margin is not None:
             extra += (f", coverage {r.margin.tumor_coverage_percent:.1f} %, "
                       f"MAM {r.margin.minimal_margin_mm:.1f} mm")
         line(label, w, c, peak, extra)
+        if opts is live:
+            live_res = r
+    ratio("live / 2 mm preview + exact margin on the tumour grid",
+          times["4 electrodes (6 pairs), 2 mm live (fast margin)"],
+          times["4 electrodes (6 pairs), 2 mm preview + margin"])
+    preview_accuracy("IRE 2 mm zone", live_res, tumor, plan.margin_mm)
 
     print("thermal (MWA 100 W x 600 s, one antenna through the tumour centre):")
     d = plan.needles[0].direction
@@ -156,14 +218,26 @@ def main() -> int:
                             ("zone + coverage (tumour grid)", preview, tumor_only),
                             ("zone + coverage (0.5 mm)", ZoneOptions(), tumor_only),
                             ("zone + heat sink + coverage (tumour grid)",
-                             ZoneOptions(heat_sink=True, margin_fine_mm=None), structures)):
+                             ZoneOptions(heat_sink=True, margin_fine_mm=None), structures),
+                            ("live: zone + fast coverage", live, tumor_only),
+                            ("live: zone + heat sink + fast coverage",
+                             ZoneOptions.live_preview(heat_sink=True), structures)):
         r, w, c, peak = timed(lambda o=opts, s=st: predict_zone(mwa, None, s, 1.0, o))
+        times[label] = (w, c)
+        if opts is live:
+            live_res = r
         extra = f"{r.volume_ml:.2f} ml"
         if r.margin is not None:
             extra += (f", coverage {r.margin.tumor_coverage_percent:.1f} %, "
                       f"MAM {r.margin.minimal_margin_mm:.1f} mm")
         line(label, w, c, peak, extra)
+    ratio("live / exact coverage on the tumour grid", times["live: zone + fast coverage"],
+          times["zone + coverage (tumour grid)"])
+    ratio("live heat sink / exact, heat sink", times["live: zone + heat sink + fast coverage"],
+          times["zone + heat sink + coverage (tumour grid)"])
+    preview_accuracy("MWA 1 mm zone", live_res, tumor, plan.margin_mm)
 
+    template_table(plan, structures)
     two_rod_accuracy()
     ben_david()
     try:

@@ -147,6 +147,6 @@ def test_preview_flag_keeps_the_keys_and_agrees_with_the_exact_margin(phantom_ca
     tumor = read_mask(phantom_case / "masks" / "planning" / "tumor.nii.gz")
     bound = preview_mam_bound_mm(tumor.spacing_mm, np.full(3, 2.0))
     assert abs(prev["minimal_margin_mm"] - exact["minimal_margin_mm"]) <= bound
-    assert prev["minimal_margin_mm"] <= exact["minimal_margin_mm"] + 0.25
+    assert prev["minimal_margin_mm"] <= exact["minimal_margin_mm"] + 0.35
     assert prev["tumor_coverage_percent"] == pytest.approx(exact["tumor_coverage_percent"],
                                                            abs=1.5)
