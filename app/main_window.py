@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -159,6 +159,10 @@ class MainWindow(QMainWindow):
         from irplan.app.zone_panel import install_zone_panel
 
         self.zone_panel = install_zone_panel(self)
+        # Needle-aligned views of the selected needle (dock, app/probe_panel.py)
+        from irplan.app.probe_panel import install_probe_views
+
+        self.probe_panel = install_probe_views(self)
         # Evaluate step: follow-up registration, margin map, verdict (app/evaluate_panel.py)
         from irplan.app.evaluate_panel import install_evaluate_panel
 
@@ -526,7 +530,7 @@ class MainWindow(QMainWindow):
         views = list(self.views)
         if index < len(views):
             views[index].render_now()
-            QTimer.singleShot(0, lambda: self._mark_first_render(index + 1))
+            self.tasks.defer(0, lambda: self._mark_first_render(index + 1))
             return
         self.first_render_epoch = time.time()
         self.first_render_cpu_s = time.process_time()   # all threads of the process
@@ -542,7 +546,7 @@ class MainWindow(QMainWindow):
             self._volumes_ml[key] = float(np.count_nonzero(mask.array)) * mask.voxel_volume_ml
             # after the slices are drawn: the first picture must not wait for meshes
             self._surface_pending.add(key)
-            QTimer.singleShot(0, lambda k=key, m=mask: self._start_surface_if_current(k, m))
+            self.tasks.defer(0, lambda k=key, m=mask: self._start_surface_if_current(k, m))
         else:
             self._volumes_ml.pop(key, None)
         self.case_panel.refresh_structures(self._volumes_ml)
@@ -551,7 +555,7 @@ class MainWindow(QMainWindow):
         if (self.first_render_epoch is None and self.case.ct is not None and self._loaded_once
                 and time.monotonic() < self._defer_surfaces_until):
             # the first picture of a case comes first; meshes right after it
-            QTimer.singleShot(20, lambda: self._start_surface_if_current(key, mask))
+            self.tasks.defer(20, lambda: self._start_surface_if_current(key, mask))
             return
         self._surface_pending.discard(key)
         if self.case.structures.get(key) is mask and key not in self._surface_tasks:

@@ -108,7 +108,7 @@ class ProbePanel(QWidget):
         self._style_timer = QTimer(self)
         self._style_timer.setInterval(STYLE_POLL_MS)
         self._style_timer.timeout.connect(self.sync_styles)
-        self._style_timer.start()
+        self._stale = False
 
         self.tools.findings_changed.connect(self.schedule_refresh)
         self.tools.panel.table.itemSelectionChanged.connect(self.schedule_refresh)
@@ -211,8 +211,24 @@ class ProbePanel(QWidget):
         self.schedule_refresh()
 
     def schedule_refresh(self) -> None:
-        """Refresh at the next event-loop turn (a drag's many edits draw once)."""
+        """Refresh at the next event-loop turn (a drag's many edits draw once); while the
+        dock is hidden nothing is computed: it refreshes when shown."""
+        if not self.isVisible():
+            self._stale = True
+            return
         self._refresh_timer.start()
+
+    def on_shown(self, shown: bool) -> None:
+        """The dock was shown (refresh if stale, poll styles) or hidden (stop polling)."""
+        if not shown:
+            self._style_timer.stop()
+            return
+        self._style_timer.start()
+        if self._stale:
+            self._stale = False
+            self.sync_styles()
+            self.refresh()
+        self.render()
 
     def _length_mm(self) -> float:
         v = self.view_eye
@@ -382,9 +398,11 @@ def install_probe_views(window: Any) -> ProbePanel:
     window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
     panel.setMinimumHeight(220)
     window.resizeDocks([dock], [DOCK_HEIGHT_PX], Qt.Orientation.Vertical)
-    dock.visibilityChanged.connect(lambda on: panel.render() if on else None)
+    dock.visibilityChanged.connect(panel.on_shown)
+    dock.hide()   # on request (View menu, Ctrl+Shift+N): the 2x2 views keep their room
     toggle = dock.toggleViewAction()
     toggle.setText("Needle views (probe's eye)")
+    toggle.setShortcut("Ctrl+Shift+N")
     for action in window.menuBar().actions():
         if action.menu() is not None and action.text().replace("&", "") == "View":
             action.menu().addAction(toggle)

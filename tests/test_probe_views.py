@@ -41,6 +41,8 @@ def probe(qapp, tmp_path_factory):
     QTest.qWaitForWindowExposed(win)
     panel = install_probe_views(win)
     assert install_probe_views(win) is panel          # idempotent
+    assert not panel.dock.isVisible()                 # on request only
+    panel.dock.show()
     ref = load_plan(case / "plan.irplan.json")
     ct = load_plan_image(ref)
     masks, _ = load_plan_structures(ref, ct)
@@ -281,6 +283,32 @@ def test_moving_the_needle_moves_the_views(probe, qtbot) -> None:
     tools.undo()
     qtbot.waitUntil(lambda: np.allclose(panel.view_a.frame.tip_lps_mm, tip0), timeout=5000)
     np.testing.assert_allclose(panel.view_a.normal, normal_a0, atol=1e-12)
+    tools.panel.lock_check.setChecked(True)
+
+
+def test_hidden_dock_catches_up_when_shown(probe, qtbot) -> None:
+    """Hidden, the dock computes nothing; shown again, it shows the needle as it is now."""
+    win, panel, _ = probe
+    tools = win.needle_tools
+    tools.panel.lock_check.setChecked(False)
+    _show(win, panel, qtbot, 0)
+    tip0 = tools.plan.needles[0].tip_lps_mm.copy()
+    panel.dock.hide()
+    qtbot.waitUntil(lambda: not panel.isVisible(), timeout=2000)
+    tip1 = tip0 + 8.0 * tools.plan.needles[0].direction
+    assert tools.move_point(0, "tip", tip1)
+    qtbot.wait(100)
+    assert np.allclose(panel.view_a.frame.tip_lps_mm, tip0)      # not followed while hidden
+    panel.dock.show()
+    qtbot.waitUntil(lambda: np.allclose(panel.view_a.frame.tip_lps_mm, tip1), timeout=5000)
+    panel.render_now()
+    img = panel.view_a.capture_rgb()
+    from irplan.viewers.probe_view import ACTIVE_RGB
+
+    assert _near(_pixel(img, panel.view_a, tip1 - 0.5 * tools.plan.needles[0].direction),
+                 ACTIVE_RGB)
+    tools.undo()
+    qtbot.waitUntil(lambda: np.allclose(panel.view_a.frame.tip_lps_mm, tip0), timeout=5000)
     tools.panel.lock_check.setChecked(True)
 
 
