@@ -288,3 +288,21 @@ def test_conductivity_map_from_masks_on_another_grid():
         conductivity_map(grid, {}, {"liver": -1.0})
     _, notes = conductivity_map(grid, {})
     assert any("homogeneous" in n for n in notes)
+
+
+def test_live_preview_solver_settings_keep_the_zone_and_current():
+    """The GUI's coarse preview solver (Ruge-Stuben with direct interpolation, forward /
+    backward Gauss-Seidel, CG to 1e-4) on the Ben-David pair at 2 mm: zone, current and
+    field as with the default 1e-6 solve."""
+    els = [Electrode([x, 0.0, 0.0], [0, 0, -1], 20.0, A_MM, shaft_mm=100.0)
+           for x in (-D_MM / 2, D_MM / 2)]
+    grid = solver_grid(els, 2.0, 15.0)
+    sigma = np.full(grid.array.shape, SIGMA_LIVER)
+    ref = solve_ire(grid, els, sigma)
+    fast = solve_ire(grid, els, sigma, tol=1e-4, amg="rs-direct")
+    assert fast.pairs[0].current_a == pytest.approx(ref.pairs[0].current_a, rel=1e-3)
+    diff = np.count_nonzero(fast.zone.array != ref.zone.array)
+    assert diff <= 0.002 * np.count_nonzero(ref.zone.array)
+    assert np.abs(fast.field_v_per_cm.array - ref.field_v_per_cm.array).max() < 5.0  # V/cm
+    with pytest.raises(InputError, match="amg must be"):
+        solve_ire(grid, els, sigma, amg="gmres")

@@ -182,3 +182,19 @@ def test_unknown_table_and_wrong_device_are_refused(tmp_path):
     bad.write_text('{"tables": [{"id": "x", "modality": "MWA", "source": "", "rows": []}]}')
     with pytest.raises(InputError, match="no source"):
         load_tables(bad)
+
+
+def test_heat_sink_cache_follows_in_place_mask_edits():
+    """The large-vessel mask is cached per vessel mask content: editing the mask in place
+    (as the brush does) is seen by the next prediction."""
+    plan = _plan("RFA", "rfa-17g-cooled", [[0.0, 0.0, 0.0]], [[0, 0, -1]],
+                 power_w=150.0, time_s=720.0)
+    vessel = _vessel(8.0, 3.0)
+    opts = ZoneOptions(heat_sink=True, heat_sink_shell_mm=2.0)
+    cut = predict_zone(plan, None, {"portal_vein": vessel}, options=opts)
+    again = predict_zone(plan, None, {"portal_vein": vessel}, options=opts)
+    assert again.volume_ml == pytest.approx(cut.volume_ml)          # cached: same answer
+    vessel.array[:] = 0                                             # erased in place
+    vessel.array[:, :, :3] = 1                                      # a far-away 2 mm sheet
+    plain = predict_zone(plan, None, {"portal_vein": vessel}, options=opts)
+    assert plain.volume_ml > cut.volume_ml + 0.5
