@@ -306,3 +306,29 @@ def test_live_preview_solver_settings_keep_the_zone_and_current():
     assert np.abs(fast.field_v_per_cm.array - ref.field_v_per_cm.array).max() < 5.0  # V/cm
     with pytest.raises(InputError, match="amg must be"):
         solve_ire(grid, els, sigma, amg="gmres")
+
+
+def test_solved_system_is_reused_only_for_the_same_geometry_and_tissue():
+    """A threshold change reuses the solved system (same zone as a fresh solve); a new
+    conductivity or a moved electrode does not."""
+    from irplan.planning.ire_field import clear_solver_cache
+
+    els = [Electrode([x, 0.0, 0.0], [0, 0, -1], 20.0, A_MM, shaft_mm=100.0)
+           for x in (-D_MM / 2, D_MM / 2)]
+    grid = solver_grid(els, 2.0, 15.0)
+    sigma = np.full(grid.array.shape, SIGMA_LIVER)
+    clear_solver_cache()
+    first = solve_ire(grid, els, sigma)
+    assert "solver_cached" not in first.timings_s
+    higher = solve_ire(grid, els, sigma, threshold_v_per_cm=800.0)
+    assert "solver_cached" in higher.timings_s
+    clear_solver_cache()
+    fresh = solve_ire(grid, els, sigma, threshold_v_per_cm=800.0)
+    assert np.array_equal(higher.zone.array, fresh.zone.array)
+    assert higher.zone_volume_ml < first.zone_volume_ml
+    more = solve_ire(grid, els, 1.5 * sigma)                  # new tissue values
+    assert "solver_cached" not in more.timings_s
+    assert more.pairs[0].current_a == pytest.approx(1.5 * first.pairs[0].current_a, rel=1e-3)
+    moved = [Electrode([x, 1.0, 0.0], [0, 0, -1], 20.0, A_MM, shaft_mm=100.0)
+             for x in (-D_MM / 2, D_MM / 2)]
+    assert "solver_cached" not in solve_ire(grid, moved, sigma).timings_s
