@@ -153,6 +153,7 @@ def ben_david() -> None:
     els = [ire.Electrode([x, 0, 0], [0, 0, -1], 20.0, ire.DEFAULT_RADIUS_MM, 100.0)
            for x in (-7.5, 7.5)]
     for thr, dyn in ((637.0, None), (680.0, None), (637.0, 3.0)):
+        ire.clear_solver_cache()
         g = ire.solver_grid(els, 1.0)
         c = time.process_time()
         r = ire.solve_ire(g, els, np.full(g.array.shape, 0.12), voltages_v=2250.0,
