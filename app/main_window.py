@@ -455,6 +455,9 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, res: dict) -> None:
         self._loading = False
         self._loaded_once = self.first_render_epoch is None
+        if self._loaded_once:
+            # checks and zones triggered by this case wait for its first picture
+            self.tasks.hold()
         self._defer_surfaces_until = time.monotonic() + 10.0
         vol: Volume = res["ct"]
         self.scan_result = res.get("scan")
@@ -535,6 +538,7 @@ class MainWindow(QMainWindow):
         self.first_render_epoch = time.time()
         self.first_render_cpu_s = time.process_time()   # all threads of the process
         self._loaded_once = False
+        self.tasks.release()
 
     def _on_structure_changed(self, key: str) -> None:
         mask = self.case.structures.get(key)

@@ -78,6 +78,8 @@ class Task(QRunnable):
         self.state = "running"
         t0 = time.monotonic()
         try:
+            if self.is_cancelled():      # cancelled while queued or held
+                raise CancelledError(f"{self.name} cancelled")
             self.result = self.fn(self._progress, self.is_cancelled)
             if self.is_cancelled():
                 raise CancelledError(f"{self.name} cancelled")
@@ -175,6 +177,27 @@ class TaskRunner(QObject):
         self.quick_pool.setMaxThreadCount(1)
         self.running: list[Task] = []
         self._deferred: set[Deferred] = set()   # started and not yet returned
+        self._held: list[tuple[Task, int, bool]] | None = None
+        self._hold_timeout: Deferred | None = None
+
+    def hold(self, max_s: float = 5.0) -> None:
+        """Queue the tasks started from now on instead of running them, until
+        :meth:`release` (at the latest after ``max_s``): the first picture of a newly
+        loaded case must not share the two cores with the checks and zones it triggers.
+        Held tasks count as running (progress bar, busy, wait_idle)."""
+        if self._held is None:
+            self._held = []
+            self._hold_timeout = self.defer(int(max_s * 1000), self.release)
+
+    def release(self) -> None:
+        """Start the held tasks, in the order they were started."""
+        held, self._held = self._held, None
+        timeout, self._hold_timeout = self._hold_timeout, None
+        if timeout is not None and shiboken6.isValid(timeout):
+            timeout.stop()
+        for task, priority, quick in held or []:
+            if task in self.running:
+                (self.quick_pool if quick else self.pool).start(task, priority)
 
     def deferred(self, interval_ms: int, fn: Callable[[], Any],
                  parent: QObject | None = None) -> Deferred:
@@ -216,7 +239,10 @@ class TaskRunner(QObject):
         self.task_started.emit(task)
         if was_idle:
             self.busy_changed.emit(True)
-        (self.quick_pool if quick else self.pool).start(task, priority)
+        if self._held is not None:
+            self._held.append((task, priority, quick))
+        else:
+            (self.quick_pool if quick else self.pool).start(task, priority)
         return task
 
     def _finish(self, task: Task) -> None:
