@@ -5,6 +5,12 @@ views, live safety checks, undo/redo and autosave.
   view (with "snap to tumour" the target jumps to the nearest lesion's centroid).
 - Drag: press on a tip or entry disc in an MPR view and drag (in the view's plane); an
   IRE electrode moves with the array kept parallel unless "lock parallel" is off.
+- Drag in 3D: press on a tip or entry handle in the 3D view (within HANDLE_PX of its
+  projection) and drag: the point moves in the plane through it parallel to the screen,
+  keeping the offset between the mouse and the handle (same commands and undo merging as
+  in 2D). Shift+drag on a needle's shaft moves the whole needle (the whole array when
+  IRE "lock parallel" is on). Any other press rotates/pans the camera as before. The
+  cursor is an open hand over a handle (a shaft with Shift), a closed one while dragging.
 - Type: edit tip/entry coordinates (LPS mm) or the exposure in the needle table.
 - IRE templates (pair ... 2x3) around the tumour; thermal: one antenna whose zone centre
   falls on the tumour. Every edit is a command (Ctrl+Z / Ctrl+Shift+Z).
@@ -17,12 +23,13 @@ views, live safety checks, undo/redo and autosave.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
+from PySide6.QtGui import QAction, QBrush, QColor, QCursor, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -77,6 +84,29 @@ _COLS = ("Name", "Depth mm", "CC°", "LR°", "Exposure mm", "Plane")
 _AXES = ("L", "P", "S")
 
 
+@dataclass
+class _Drag3D:
+    """A handle (or Shift+shaft) drag in the 3D view. Positions LPS mm, mouse Qt px."""
+
+    index: int              # needle grabbed
+    which: str              # "tip" | "entry" | "shaft"
+    key: str                # undo merge key: one command per drag
+    start_lps_mm: np.ndarray    # grabbed point (handle centre; for "shaft" the tip)
+    press_lps_mm: np.ndarray    # the mouse at press, on the screen plane through it
+    moved_mm: np.ndarray        # shaft drags: translation applied so far
+
+
+def _segment_distance_px(p: tuple[float, float], a: tuple[float, float],
+                         b: tuple[float, float]) -> float:
+    """Distance (px) of screen point p from the screen segment a-b (NaN-safe: inf)."""
+    pa, ab = np.subtract(p, a), np.subtract(b, a)
+    if not (np.all(np.isfinite(pa)) and np.all(np.isfinite(ab))):
+        return float("inf")
+    den = float(np.dot(ab, ab))
+    t = 0.0 if den == 0 else min(1.0, max(0.0, float(np.dot(pa, ab)) / den))
+    return float(np.linalg.norm(pa - t * ab))
+
+
 def _rgb_hex(rgb: tuple[float, float, float]) -> str:
     r, g, b = (int(255 * c) for c in rgb)
     return f"#{r:02x}{g:02x}{b:02x}"
@@ -101,6 +131,7 @@ class NeedleTools(QObject):
         self.mode: str | None = None            # None | "target" | "entry"
         self.pending_target: np.ndarray | None = None
         self._drag: tuple[Any, int, str, str] | None = None
+        self._drag3d: _Drag3D | None = None
         self._drag_count = 0
         self.plan_path: Path | None = None
         self.actors = NeedleActors(self.views)
@@ -109,6 +140,7 @@ class NeedleTools(QObject):
         window.workflow.set_panel("plan", self.panel)
         for v in self.views.mprs():
             v.installEventFilter(self)
+        self.views.scene3d.installEventFilter(self)   # handle drags in 3D (else camera)
         window.installEventFilter(self)   # close: ask to save, then drop the recovery file
 
         # debounced work through the task runner: its busy/wait_idle see it pending
@@ -529,6 +561,16 @@ class NeedleTools(QObject):
                     best = (d, i, which)
         return None if best is None else (best[1], best[2])
 
+    def _shaft_at(self, view, x: float, y: float) -> int | None:
+        """Needle whose projected shaft (entry -> tip) passes within HANDLE_PX of (x, y)."""
+        best = None
+        for i, n in enumerate(self.plan.needles):
+            d = _segment_distance_px((x, y), view.lps_to_qt(n.entry_lps_mm),
+                                     view.lps_to_qt(n.tip_lps_mm))
+            if d <= HANDLE_PX and (best is None or d < best[0]):
+                best = (d, i)
+        return None if best is None else best[1]
+
     def _point_in_plane_of(self, view, x: float, y: float, keep: np.ndarray | None) -> np.ndarray:
         p = view.display_to_lps(*view.qt_to_display(x, y))
         if keep is not None:  # stay at the handle's depth along the view normal
@@ -559,6 +601,8 @@ class NeedleTools(QObject):
         t = ev.type()
         if obj is self.window:
             return self._on_window_close(ev) if t == QEvent.Type.Close else False
+        if obj is self.views.scene3d:
+            return self._scene3d_event(obj, ev)
         if t == QEvent.Type.KeyPress and ev.key() == Qt.Key.Key_Escape and self.mode:
             self.cancel_placing()
             return True
@@ -599,6 +643,85 @@ class NeedleTools(QObject):
             self._drag = None
             return True
         return False
+
+    def _scene3d_event(self, view, ev) -> bool:
+        """Mouse in the 3D view: press on a handle (Shift: on a shaft) starts a drag in the
+        screen-parallel plane through the grabbed point; True = consumed (the camera
+        style does not see it). Anything else goes on to the trackball camera."""
+        t = ev.type()
+        if t not in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove,
+                     QEvent.Type.MouseButtonRelease, QEvent.Type.Leave):
+            return False
+        if t == QEvent.Type.Leave:
+            if self._drag3d is None:
+                view.unsetCursor()
+            return False
+        pos = ev.position()
+        x, y = pos.x(), pos.y()
+        drag = self._drag3d
+        if t == QEvent.Type.MouseButtonPress:
+            if ev.button() != Qt.MouseButton.LeftButton or drag is not None:
+                return drag is not None
+            mods = ev.modifiers()
+            shift = mods == Qt.KeyboardModifier.ShiftModifier
+            if mods != Qt.KeyboardModifier.NoModifier and not shift:
+                return False
+            hit = self._handle_at(view, x, y)
+            if hit is None or shift:
+                i = self._shaft_at(view, x, y) if shift else None
+                if i is None:
+                    return False          # camera: rotate (Shift: pan)
+                hit = (i, "shaft")
+            i, which = hit
+            n = self.plan.needles[i]
+            start = n.entry_lps_mm if which == "entry" else n.tip_lps_mm
+            self._drag_count += 1
+            self._drag3d = _Drag3D(i, which, f"drag3d-{self._drag_count}", start.copy(),
+                                   view.qt_to_plane_lps(x, y, start), np.zeros(3))
+            view.setCursor(QCursor(Qt.CursorShape.ClosedHandCursor))
+            self.select(i)
+            return True
+        if t == QEvent.Type.MouseMove:
+            if drag is None:
+                if ev.buttons() == Qt.MouseButton.NoButton:
+                    over = self._handle_at(view, x, y) is not None or (
+                        ev.modifiers() == Qt.KeyboardModifier.ShiftModifier
+                        and self._shaft_at(view, x, y) is not None)
+                    if over:
+                        view.setCursor(QCursor(Qt.CursorShape.OpenHandCursor))
+                    else:
+                        view.unsetCursor()
+                return False
+            if drag.index >= len(self.plan.needles):
+                return True
+            delta = view.qt_to_plane_lps(x, y, drag.start_lps_mm) - drag.press_lps_mm
+            if drag.which == "shaft":
+                self._translate_grabbed(drag, delta)
+            else:
+                self.move_point(drag.index, drag.which, drag.start_lps_mm + delta, drag.key)
+            return True
+        # release
+        if drag is None:
+            return False
+        self._drag3d = None
+        view.setCursor(QCursor(Qt.CursorShape.OpenHandCursor))
+        return True
+
+    def _translate_grabbed(self, drag: _Drag3D, delta_lps_mm: np.ndarray) -> None:
+        """Shift+shaft drag: the needle (the whole array for locked IRE) is translated by
+        ``delta_lps_mm`` from where it was at the press (one merged command)."""
+        step = delta_lps_mm - drag.moved_mm
+        if not np.any(step):
+            return
+        locked = self.plan.is_ire and self.panel.lock_check.isChecked()
+        idx = list(range(len(self.plan.needles))) if locked else [drag.index]
+        try:
+            cmd = translate_needles(self.plan, idx, step, merge_key=drag.key)
+        except IrplanError as exc:
+            self.window.statusBar().showMessage(f"Plan: {exc}", 5000)
+            return
+        if self.push(cmd):
+            drag.moved_mm = drag.moved_mm + step
 
     def move_point(self, index: int, which: str, p_lps_mm: np.ndarray,
                    merge_key: str | None = None) -> bool:

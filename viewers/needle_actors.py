@@ -2,7 +2,9 @@
 
 In the three MPR views each needle is a line entry -> tip drawn on top of the image, its
 active part (IRE exposure) as a thicker segment, and small discs at tip and entry (the
-drag handles). In 3D it is a tube of the device's real diameter. Colours:
+drag handles). In 3D it is a tube of the device's real diameter with its two drag handles
+as flat (unlit) discs of :func:`handle_rgb_3d` drawn on top of the anatomy, so a handle
+inside the tumour can still be seen and grabbed. Colours:
 
 - red: an error finding involves the needle; orange: a warning; green: nothing above
   info. The selected needle is drawn brighter and wider.
@@ -15,6 +17,7 @@ from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkAppendPolyData, vtkTubeFilter
 from vtkmodules.vtkFiltersSources import vtkSphereSource
+from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
 from irplan.planning.plan import Plan
 from irplan.viewers.view_set import ViewSet
@@ -27,6 +30,14 @@ SEVERITY_RGB: dict[str | None, tuple[float, float, float]] = {
 }
 TARGET_RGB = (0.3, 0.85, 1.0)
 MPR_VIEWS = ("axial", "coronal", "sagittal")
+HANDLE_3D_RADIUS_MM = 2.5     # 3D drag handle (sphere drawn unlit: a disc on screen)
+HANDLE_3D_WHITE = 0.45        # share of white mixed into the path colour for 3D handles
+
+
+def handle_rgb_3d(path_rgb: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Colour of a needle's 3D drag handles: its path colour lightened towards white, so
+    the handle stands out from the tube it sits on (same hue = same finding)."""
+    return tuple(float(c + (1.0 - c) * HANDLE_3D_WHITE) for c in path_rgb)  # type: ignore
 
 
 def line_polydata(a: np.ndarray, b: np.ndarray) -> vtkPolyData:
@@ -78,18 +89,41 @@ class NeedleActors:
         self.views = views
         self._keys: set[str] = set()
         self._drawn: dict[int, tuple] = {}    # needle index -> what its overlays show
+        self._handles_3d: dict[int, vtkActor] = {}   # needle index -> on-top 3D handles
 
     def clear(self) -> None:
         for k in list(self._keys):
             self.views.remove_overlay(k)
         self._keys.clear()
+        for i in list(self._handles_3d):
+            self._remove_handles_3d(i)
         self._drawn.clear()
+
+    def _remove_handles_3d(self, i: int) -> None:
+        a = self._handles_3d.pop(i, None)
+        if a is not None:
+            self.views.remove_overlay_actor(a, view="3d")
 
     def _remove_needle(self, i: int) -> None:
         for k in [k for k in self._keys if k.startswith(f"needle:{i}:")]:
             self.views.remove_overlay(k)
             self._keys.discard(k)
+        self._remove_handles_3d(i)
         self._drawn.pop(i, None)
+
+    def _add_handles_3d(self, i: int, tip: np.ndarray, entry: np.ndarray,
+                        path_rgb: tuple[float, float, float]) -> None:
+        """Tip and entry handles in the 3D view: unlit, on top (overlay layer)."""
+        m = vtkPolyDataMapper()
+        m.SetInputData(spheres_polydata([tip, entry], HANDLE_3D_RADIUS_MM))
+        m.ScalarVisibilityOff()
+        a = vtkActor()
+        a.SetMapper(m)
+        prop = a.GetProperty()
+        prop.SetColor(*handle_rgb_3d(path_rgb))
+        prop.LightingOff()
+        self.views.add_overlay_actor(a, view="3d", on_top=True)
+        self._handles_3d[i] = a
 
     def _add(self, key: str, poly: vtkPolyData, color, views, line_width: float = 2.0,
              opacity: float = 1.0) -> None:
@@ -132,6 +166,7 @@ class NeedleActors:
                           ("3d",))
             self._add(f"needle:{i}:handles", spheres_polydata([tip, entry], 2.0), color,
                       MPR_VIEWS, opacity=0.9)
+            self._add_handles_3d(i, tip, entry, color)
         if "needle:pending" in self._keys:
             self.views.remove_overlay("needle:pending")
             self._keys.discard("needle:pending")

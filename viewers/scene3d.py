@@ -455,3 +455,42 @@ class Scene3DView(VtkWidget):
     def render_now(self) -> None:
         self.renderer.ResetCameraClippingRange()
         super().render_now()
+
+    # ------------------------------------------------------------ picking (LPS mm)
+    def view_plane_normal(self) -> np.ndarray:
+        """Unit direction of projection (LPS, from the camera into the scene); planes
+        parallel to the screen are perpendicular to it."""
+        d = np.array(self.renderer.GetActiveCamera().GetDirectionOfProjection(), float)
+        return d / np.linalg.norm(d)
+
+    def lps_to_qt(self, p: np.ndarray) -> tuple[float, float]:
+        """LPS mm -> Qt widget coordinates (logical px, origin top-left); NaN for a point
+        behind the camera (it is not on the picture)."""
+        p = np.asarray(p, dtype=float)
+        cam = self.renderer.GetActiveCamera()
+        if not cam.GetParallelProjection() and float(
+                np.dot(p - np.array(cam.GetPosition()), self.view_plane_normal())) <= 0:
+            return float("nan"), float("nan")
+        return self.display_to_qt(*self.world_to_display(p))
+
+    def display_to_plane_lps(self, x: float, y: float, through_lps_mm: np.ndarray
+                             ) -> np.ndarray:
+        """The LPS point (mm) seen at VTK display point (x, y) (device px, y up) on the
+        plane through ``through_lps_mm`` parallel to the screen: the mouse ray (from the
+        camera, or along the view direction for a parallel camera) meets that plane."""
+        ren = self.renderer
+        ends = []
+        for z in (0.0, 1.0):   # near and far clipping planes
+            ren.SetDisplayPoint(float(x), float(y), z)
+            ren.DisplayToWorld()
+            w = np.array(ren.GetWorldPoint(), float)
+            ends.append(w[:3] / w[3])
+        a, b = ends
+        n = self.view_plane_normal()
+        q = np.asarray(through_lps_mm, dtype=float)
+        return a + (b - a) * (float(np.dot(q - a, n)) / float(np.dot(b - a, n)))
+
+    def qt_to_plane_lps(self, x: float, y: float, through_lps_mm: np.ndarray) -> np.ndarray:
+        """Qt widget point (logical px) -> LPS mm on the screen-parallel plane through
+        ``through_lps_mm`` (see :meth:`display_to_plane_lps`)."""
+        return self.display_to_plane_lps(*self.qt_to_display(x, y), through_lps_mm)
