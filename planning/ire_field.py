@@ -573,8 +573,9 @@ def dynamic_sigma(sigma0: np.ndarray, e_v_per_cm: np.ndarray, ratio: float,
 # The last few solved systems (basis solutions, conductance matrix), keyed by everything
 # they depend on: grid, electrode geometry, conductivity map, tolerance and AMG. A change
 # of voltage, threshold or pulse pairs (e.g. the threshold box of the zone panel) then
-# costs only the pair fields (~20 ms at 2 mm instead of ~0.2 s; ~0.3 s at 1 mm instead of
-# ~2.5 s). Two entries: the live 2 mm preview and the 1 mm refinement.
+# costs only the pair fields (~30 ms at 2 mm instead of ~0.2 s; ~0.7 s with the exact
+# margin at 1 mm instead of ~2.8 s). Two entries: the live 2 mm preview and the 1 mm
+# refinement, ~20 MB together.
 _SOLVER_CACHE: OrderedDict[tuple, FieldSolver] = OrderedDict()
 _SOLVER_CACHE_SIZE = 2
 _SOLVER_CACHE_LOCK = threading.Lock()
@@ -590,7 +591,7 @@ def _solver_key(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.nda
 
 
 def clear_solver_cache() -> None:
-    """Forget the cached solved systems (benchmarks; memory: ~50-100 MB at 1 mm)."""
+    """Forget the cached solved systems (benchmarks)."""
     with _SOLVER_CACHE_LOCK:
         _SOLVER_CACHE.clear()
 
@@ -604,6 +605,11 @@ def _cached_solver(key: tuple) -> FieldSolver | None:
 
 
 def _store_solver(key: tuple, solver: FieldSolver) -> None:
+    """Keep the solved system without its AMG hierarchy and matrices (not needed for new
+    pair voltages: measured 117 -> ~17 MB for the phantom's 4 electrodes at 1 mm)."""
+    solver.ml = None
+    solver.A = None
+    solver.B = None
     with _SOLVER_CACHE_LOCK:
         _SOLVER_CACHE[key] = solver
         while len(_SOLVER_CACHE) > _SOLVER_CACHE_SIZE:
