@@ -73,6 +73,10 @@ def run_gui(args) -> int:
     app = make_app()
     from PySide6.QtCore import QTimer
 
+    from irplan.app.process_pool import shutdown_shared_pool
+
+    app.aboutToQuit.connect(shutdown_shared_pool)
+
     from irplan.app.main_window import MainWindow
 
     # the core window first, then the case load in its worker, then the heavy workflow

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import threading
 from collections.abc import Callable
@@ -165,7 +166,16 @@ class ProcessPool:
             progress: Callable[[float, str], None] | None = None,
             cancel: Callable[[], bool] | None = None, **kwargs: Any) -> Any:
         """Run ``fn(*args, progress=, cancel=, **kwargs)`` in the worker; block the calling
-        thread (not the GUI thread: call this from a TaskRunner job) until it ends."""
+        thread (not the GUI thread: call this from a TaskRunner job) until it ends.
+        With IRPLAN_INPROCESS=1 in the environment the job runs in the calling thread
+        (debugging, profiling)."""
+        if os.environ.get("IRPLAN_INPROCESS") == "1":
+            def unwrap(a: Any) -> Any:
+                return a.value if isinstance(a, Cached) else a
+
+            return fn(*[unwrap(a) for a in args], progress=progress or (lambda f, t="": None),
+                      cancel=cancel or (lambda: False),
+                      **{k: unwrap(v) for k, v in kwargs.items()})
         for attempt in range(2):
             self._ensure()     # a new process knows no cached keys: start it first
             send = [self._with_values(a) for a in args]
@@ -254,3 +264,12 @@ def shared_pool() -> ProcessPool:
         if _shared is None:
             _shared = ProcessPool()
         return _shared
+
+
+def shutdown_shared_pool() -> None:
+    """Stop the application's computation process if it was started (at quit: a running
+    job is told to cancel, so the exit does not wait for a long solve)."""
+    with _shared_lock:
+        pool = _shared
+    if pool is not None:
+        pool.shutdown()

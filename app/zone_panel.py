@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from irplan.app.process_jobs import predict_zone_job
+from irplan.app.process_pool import Cached, shared_pool
 from irplan.planning.ire_field import CURRENT_WINDOW_A, E_IRREVERSIBLE_V_PER_CM
 from irplan.planning.plan import IreParams, Plan, ThermalParams
 from irplan.planning.zone import ZoneOptions, ZoneResult, predict_zone
@@ -217,9 +219,20 @@ class ZonePanel(QWidget):
                 else ZoneOptions.live_preview(**common))
         grid_mm = FINE_GRID_MM if fine else PREVIEW_GRID_MM
 
+        # IRE in the computation process (pyamg's set-up holds the GIL for up to 0.5 s,
+        # which would freeze the GUI in a thread); thermal zones are numpy/SimpleITK work
+        # that releases the GIL, so they stay in this process
+        in_process = snap.modality == "IRE"
+        structures_key = f"structures-{self.case.uid}-{self.case.structures_generation}"
+
         def job(progress, cancel):
-            res = predict_zone(snap, None, structures, grid_mm, opts, progress=progress,
-                               cancel=cancel)
+            if in_process:
+                res = shared_pool().run(predict_zone_job, snap,
+                                        Cached(structures_key, structures), grid_mm, opts,
+                                        progress=progress, cancel=cancel)
+            else:
+                res = predict_zone(snap, None, structures, grid_mm, opts, progress=progress,
+                                   cancel=cancel)
             surf = zone_surface(res, cancel) if res.zone.array.any() else None
             return res, surf
 

@@ -6,6 +6,7 @@ change the case. Structure masks are uint8 Volumes on the CT grid (1 = inside).
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from psygnal import Signal
@@ -31,6 +32,7 @@ class Case:
         # bumped on every structures_changed (also in-place edits that emit it): a key
         # for caches of the structure set, e.g. the computation process's copy
         self.structures_generation = 0
+        self.uid = uuid.uuid4().hex          # tells cases apart in such caches
         self.structures_changed.connect(self._bump_generation)
 
     def _bump_generation(self, _key: str) -> None:
