@@ -72,6 +72,9 @@ EXTRA_RISK_NAMES = {"gallbladder": "Gallbladder", "bowel": "Bowel", "colon": "Co
                     "diaphragm": "Diaphragm", "pericardium": "Pericardium"}
 
 
+
+SPACING_TOL_MM = 1e-3   # spacing limits are compared with this tolerance (mm)
+
 @dataclass
 class Finding:
     """One result of a check. ``distance_mm``: clearance from the needle surface (or the
@@ -677,7 +680,9 @@ class SafetyChecker:
                                        f"{dmin:.1f} mm close (minimum {s.ire_min_distance_mm:g}"
                                        " mm)", None, dmin, [i, j]))
         for pair in electrode_pairs(ns):
-            if not s.ire_min_spacing_mm <= pair.spacing_mm <= s.ire_max_spacing_mm:
+            # 1 um tolerance: electrodes placed exactly 10 mm apart come out 9.999999999 mm
+            if not (s.ire_min_spacing_mm - SPACING_TOL_MM <= pair.spacing_mm
+                    <= s.ire_max_spacing_mm + SPACING_TOL_MM):
                 out.append(Finding("warning", "ire_spacing",
                                    f"{needle_label(plan, pair.i)} - {needle_label(plan, pair.j)} "
                                    f"spacing {pair.spacing_mm:.1f} mm is outside "
