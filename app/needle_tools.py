@@ -184,6 +184,7 @@ class NeedleTools(QObject):
         plan.changed.connect(self._on_plan_changed)
 
     def _on_plan_replaced(self) -> None:
+        self._drag = self._drag3d = None     # a drag does not continue into another plan
         self._invalidate_zone(immediate=True)
         self.stack = UndoStack(self.case.plan)
         self.stack.changed.connect(self.panel.update_undo)
@@ -650,8 +651,13 @@ class NeedleTools(QObject):
         style does not see it). Anything else goes on to the trackball camera."""
         t = ev.type()
         if t not in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove,
-                     QEvent.Type.MouseButtonRelease, QEvent.Type.Leave):
+                     QEvent.Type.MouseButtonRelease, QEvent.Type.MouseButtonDblClick,
+                     QEvent.Type.Leave):
             return False
+        if t == QEvent.Type.MouseButtonDblClick:   # on a handle: no maximise toggle
+            pos = ev.position()
+            return self._drag3d is not None or self._handle_at(view, pos.x(), pos.y()) \
+                is not None
         if t == QEvent.Type.Leave:
             if self._drag3d is None:
                 view.unsetCursor()

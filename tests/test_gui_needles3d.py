@@ -84,6 +84,7 @@ def _drag(qtbot, view, start: QPoint, dx: int, dy: int, steps: int = 5,
     for k in range(1, steps + 1):
         qtbot.mouseMove(view, pos=QPoint(start.x() + dx * k // steps,
                                          start.y() + dy * k // steps))
+        qtbot.wait(5)
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, modifier,
                        pos=QPoint(start.x() + dx, start.y() + dy))
     qtbot.wait(20)
@@ -111,6 +112,13 @@ def test_drag_tip_unlocked_moves_only_the_tip_in_the_view_plane(scene, qtbot) ->
     right, down = _screen_axes_mm(view, tip0)
     expected = dx * right + dy * down
 
+    # the cursor tells a handle: an open hand over it, the default off it
+    # (QTest posts moves: wait for their delivery)
+    qtbot.mouseMove(view, pos=_qt_point(view, tip0))
+    qtbot.waitUntil(lambda: view.cursor().shape() == Qt.CursorShape.OpenHandCursor, timeout=5000)
+    qtbot.mouseMove(view, pos=QPoint(view.width() // 5, view.height() // 5))
+    qtbot.waitUntil(lambda: view.cursor().shape() != Qt.CursorShape.OpenHandCursor, timeout=5000)
+
     _drag(qtbot, view, _qt_point(view, tip0), dx, dy)
     assert win.tasks.wait_idle(240)
     after = plan.copy()
@@ -123,6 +131,8 @@ def test_drag_tip_unlocked_moves_only_the_tip_in_the_view_plane(scene, qtbot) ->
     for k, v in _camera(view).items():          # the trackball never saw the press
         np.testing.assert_array_equal(v, cam0[k])
     assert tools.selected == 0
+    # the safety findings followed the drag (live re-check of the moved plan)
+    assert tools.findings == tools.checker.check(plan, None)
 
     # the picture: the handle's colour at the tip's new place, not at the old one any more
     handle = _handle_rgb(tools, 0)

@@ -2,7 +2,9 @@
 an LPS orientation cube and standard camera presets. World frame = LPS mm.
 
 Mouse: left drag rotate, middle/Shift+left pan, right drag/wheel zoom (VTK trackball
-camera). Double-click = maximise.
+camera). Double-click = maximise. The needle tools (app/needle_tools.py) filter the
+presses that land on a needle handle first and drag it in the screen-parallel plane
+through it (:meth:`Scene3DView.qt_to_plane_lps`, :meth:`Scene3DView.lps_to_qt`).
 """
 
 from __future__ import annotations
