@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "devices": ("irplan.app.cmd_devices", "list the device catalogue"),
     "check": ("irplan.app.cmd_check", "run every safety check on a plan file"),
     "zone": ("irplan.app.cmd_zone", "predict the ablation zone of a plan file"),
+    "compare-plans": ("irplan.app.cmd_compare_plans", "compare a trainee plan with a reference plan"),
     "segment": ("irplan.app.cmd_segment", "semi-automatic segmentation from seeds"),
     "evaluate": ("irplan.app.cmd_evaluate", "margin and efficacy after follow-up CT"),
     "evaluate-batch": ("irplan.app.cmd_evaluate_batch", "evaluate a whole cohort from a CSV"),
