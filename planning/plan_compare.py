@@ -371,23 +371,47 @@ def zone_figures(plan: Plan, structures: dict[str, Volume], *, exact: bool = Fal
 
     Default: ``ZoneOptions.live_preview()`` on a 2 mm grid; ``exact``: the exact margin
     analysis (0.5 mm) on a 1 mm grid. ``options``/``grid_mm`` override both."""
-    from irplan.planning.zone import ZoneOptions, predict_zone
+    from irplan.planning.zone import predict_zone
 
-    n_min = 2 if plan.is_ire else 1
-    if len(plan.needles) < n_min:
-        return None, [f"zone not predicted: the plan has {len(plan.needles)} needle(s), "
-                      f"{plan.modality} needs at least {n_min}"]
-    opts = options or (ZoneOptions(margin_fine_mm=0.5) if exact else ZoneOptions.live_preview())
-    g = grid_mm or (EXACT_GRID_MM if exact else PREVIEW_GRID_MM)
+    note = zone_not_possible(plan)
+    if note:
+        return None, [note]
+    default_opts, default_grid = zone_settings(exact)
+    opts = options or default_opts
+    g = grid_mm or default_grid
     res = predict_zone(plan, None, structures, grid_mm=g, options=opts, progress=progress,
                        cancel=cancel)
+    return figures_from_result(res)
+
+
+def zone_settings(exact: bool = False) -> tuple[Any, float]:
+    """(ZoneOptions, grid mm) of the preview (2 mm) or the exact (1 mm) comparison."""
+    from irplan.planning.zone import ZoneOptions
+
+    if exact:
+        return ZoneOptions(margin_fine_mm=0.5), EXACT_GRID_MM
+    return ZoneOptions.live_preview(), PREVIEW_GRID_MM
+
+
+def figures_from_result(res: Any) -> tuple[ZoneFigures | None, list[str]]:
+    """:class:`ZoneFigures` of a :class:`irplan.planning.zone.ZoneResult` -> (figures,
+    notes); None with a note when it has no coverage (no tumour, empty zone)."""
     m = res.margin
     if m is None:
         why = next((w for w in res.warnings if "tumour" in w), "no coverage computed")
         return None, [f"zone coverage not computed: {why}"]
     return ZoneFigures(float(m.tumor_coverage_percent), float(m.minimal_margin_mm),
-                       res.volume_ml, g, "preview" if m.method.startswith("preview")
-                       else "exact"), []
+                       res.volume_ml, float(res.grid_mm),
+                       "preview" if m.method.startswith("preview") else "exact"), []
+
+
+def zone_not_possible(plan: Plan) -> str:
+    """Why no zone can be predicted for ``plan`` ("" when one can)."""
+    n_min = 2 if plan.is_ire else 1
+    if len(plan.needles) < n_min:
+        return (f"zone not predicted: the plan has {len(plan.needles)} needle(s), "
+                f"{plan.modality} needs at least {n_min}")
+    return ""
 
 
 def safety_summary(plan: Plan, checker: Any) -> SafetySummary:
