@@ -546,6 +546,7 @@ class NeedleTools(QObject):
         self.case.set_plan(plan)
         self.plan_path = entry.plan_path
         self.autosaver.set_plan_path(entry.plan_path)
+        self.autosaver.adopt(entry.path)     # saved or closed cleanly: this file goes
         self.autosaver.mark_dirty()
         self.stack.mark_clean()
         self.stack._clean_index = None  # recovered = not saved to its file yet

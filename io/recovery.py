@@ -82,18 +82,40 @@ class Autosaver:
         self._stop = threading.Event()
         self.plan_path: Path | None = None
         self.path = self.folder / "unset"
+        # recovery files this autosaver wrote or adopted: the only ones it ever deletes
+        # (a crashed session's file for the same plan is the user's, until recovered or
+        # declined)
+        self._owned: set[Path] = set()
         self.set_plan_path(plan_path)
         self.last_saved: float | None = None
         self.saves = 0
 
     def set_plan_path(self, plan_path: str | Path | None) -> None:
-        """The plan was saved under a (new) name: later recovery files follow it."""
+        """The plan was saved under a (new) name: later recovery files follow it. When
+        another session's recovery file for that plan exists (a crash not yet recovered),
+        this session writes beside it under a name with its process id."""
         with self._lock:
             old = self.path
             self.plan_path = Path(plan_path).resolve() if plan_path else None
-            self.path = recovery_file_for(self.plan_path, self.folder)
-            if old != self.path and old.exists():
+            path = recovery_file_for(self.plan_path, self.folder)
+            if path.exists() and path not in self._owned:
+                path = path.with_name(path.name.replace(
+                    RECOVERY_SUFFIX, f"-{os.getpid()}{RECOVERY_SUFFIX}"))
+            self.path = path
+            if old != self.path and old in self._owned:
                 old.unlink(missing_ok=True)
+                self._owned.discard(old)
+
+    def adopt(self, recovery_file: str | Path) -> None:
+        """Take over a crashed session's recovery file (the user recovered it): this
+        autosaver now writes to it and deletes it after a save or a clean close."""
+        with self._lock:
+            p = Path(recovery_file)
+            if self.path != p and self.path in self._owned:
+                self.path.unlink(missing_ok=True)
+                self._owned.discard(self.path)
+            self.path = p
+            self._owned.add(p)
 
     @property
     def dirty(self) -> bool:
@@ -146,15 +168,19 @@ class Autosaver:
             except ValueError:
                 raise InputError("autosave: the plan holds NaN or infinite numbers") from None
             atomic_write_text(self.path, text)
+            self._owned.add(self.path)
             self._dirty_since = None
             self.last_saved = now
             self.saves += 1
             return self.path
 
     def discard(self) -> None:
-        """Delete this plan's recovery file (after a real save or a clean close)."""
+        """Delete this session's recovery file (after a real save or a clean close);
+        another session's file is left alone."""
         with self._lock:
-            self.path.unlink(missing_ok=True)
+            if self.path in self._owned:
+                self.path.unlink(missing_ok=True)
+                self._owned.discard(self.path)
 
     # -- optional background thread (for apps without their own timer)
     def start(self, tick_s: float = 1.0) -> None:

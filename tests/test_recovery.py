@@ -137,6 +137,35 @@ def test_untitled_plans_and_renames(tmp_path: Path) -> None:
     assert saver.path.name.startswith("named-")
 
 
+def test_another_sessions_recovery_file_is_never_deleted_or_overwritten(tmp_path: Path) -> None:
+    """A crashed session's autosave of the same plan survives this session's autosave,
+    save and clean close, until the user recovers (adopt) or declines it."""
+    plan_file = _plan(tmp_path)
+    rec = tmp_path / "rec"
+    crashed_plan = load_plan(plan_file, check_files=False)
+    crashed = Autosaver(lambda: crashed_plan, rec, interval_s=0, plan_path=plan_file)
+    crashed_plan.needles[0].tip_lps_mm[:] = [1.0, 2.0, 3.0]
+    foreign = crashed.save_now()
+    foreign_text = foreign.read_text()
+
+    plan = load_plan(plan_file, check_files=False)
+    saver = Autosaver(lambda: plan, rec, interval_s=0, plan_path=plan_file)
+    assert saver.path != foreign and saver.path.parent == foreign.parent
+    saver.mark_dirty()
+    assert saver.maybe_save()
+    assert foreign.read_text() == foreign_text          # not overwritten
+    saver.mark_clean()                                  # a real save...
+    saver.set_plan_path(tmp_path / "renamed.irplan.json")
+    saver.discard()                                     # ...and a clean close
+    assert foreign.read_text() == foreign_text
+    assert not any(p != foreign for p in rec.glob("*.json"))   # its own files are gone
+
+    # recovering adopts the file: the next save or clean close removes it
+    saver.adopt(foreign)
+    saver.discard()
+    assert not foreign.exists()
+
+
 def test_damaged_recovery_file_is_reported_not_fatal(tmp_path: Path) -> None:
     rec = tmp_path / "rec"
     rec.mkdir()

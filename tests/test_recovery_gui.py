@@ -206,9 +206,6 @@ def test_cancel_keeps_the_autosave_discard_removes_it(phantom_case, recovery_hom
     assert not autosave.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="io/recovery Autosaver.discard() deletes the recovery "
-                   "file of its plan path even when another (crashed) session wrote it: "
-                   "'Cancel' (ask again later) then opening that plan and closing loses it")
 def test_cancel_then_opening_the_same_plan_keeps_the_autosave(phantom_case, recovery_home,
                                                               qtbot) -> None:
     plan_file = phantom_case / "plan.irplan.json"
