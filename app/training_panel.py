@@ -191,6 +191,7 @@ class TrainingPanel(QWidget):
         self._call = window.tasks.deferred(DEBOUNCE_MS, self.refresh, parent=self)
         self.case.plan_replaced.connect(self._on_plan_replaced)
         self.case.structures_changed.connect(self._on_structures_changed)
+        self.case.ct_changed.connect(self._on_ct_changed)
         tools = getattr(window, "needle_tools", None)
         if tools is not None:
             tools.checker_ready.connect(self.schedule)
@@ -327,6 +328,18 @@ class TrainingPanel(QWidget):
 
     def _on_plan_changed(self, _topic: str = "") -> None:
         self.schedule()
+
+    def _on_ct_changed(self) -> None:
+        """Another image: a reference on a different series is dropped (with a note)."""
+        if self.reference is None or self.reference_path is None:
+            return
+        try:
+            self._check_same_image(self.reference, self.reference_path)
+        except IrplanError as exc:
+            path = self.reference_path
+            self.clear_reference()
+            self.path_label.setText(f"Reference {html.escape(str(path))} closed: "
+                                    f"{html.escape(str(exc))}")
 
     def _on_structures_changed(self, _key: str) -> None:
         self._ref_zone_key = None
@@ -547,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--screenshot", required=True)
     ap.add_argument("--shift-mm", type=float, default=6.0)
     ap.add_argument("--tilt-mm", type=float, default=8.0)
+    ap.add_argument("--zoom", type=float, default=2.0, help="slice views magnification")
     args = ap.parse_args(argv)
 
     from irplan.app.gui_main import make_app
@@ -584,6 +598,14 @@ def main(argv: list[str] | None = None) -> int:
     win.tasks.wait_idle(240)
     tip = win.case.plan.needles[1].tip_lps_mm
     win.views.set_crosshair(tip)
+    for v in win.views.mprs():   # centre the slice views on the needles, 2x closer
+        cam = v.renderer.GetActiveCamera()
+        fp = np.array(cam.GetFocalPoint())
+        d = tip - fp
+        d -= (d @ v.normal) * v.normal
+        cam.SetFocalPoint(*(fp + d))
+        cam.SetPosition(*(np.array(cam.GetPosition()) + d))
+        v.zoom(args.zoom)
     win.tasks.wait_idle(60)
     app.processEvents()
     out = win.save_screenshot(args.screenshot)
