@@ -187,6 +187,8 @@ class TrainingPanel(QWidget):
         self._task: Any = None
         self._ref_zone_key: tuple | None = None
         self._ref_zone: tuple[ZoneFigures | None, list[str]] | None = None
+        self._ref_safety_key: tuple[Any, Plan] | None = None
+        self._ref_safety: SafetySummary | None = None
         self._build()
         self._call = window.tasks.deferred(DEBOUNCE_MS, self.refresh, parent=self)
         self.case.plan_replaced.connect(self._on_plan_replaced)
@@ -370,8 +372,13 @@ class TrainingPanel(QWidget):
         checker = getattr(tools, "checker", None)
         if checker is not None:
             try:
+                held = self._ref_safety_key
+                if held is None or held[0] is not checker or held[1] is not ref:
+                    # the reference's findings: once per checker (anatomy) and reference
+                    self._ref_safety = SafetySummary(checker.check(ref))
+                    self._ref_safety_key = (checker, ref)
                 complete_comparison(comp, safety_trainee=SafetySummary(checker.check(trainee)),
-                                    safety_reference=SafetySummary(checker.check(ref)))
+                                    safety_reference=self._ref_safety)
             except IrplanError as exc:
                 comp.notes.append(f"safety findings not compared: {exc}")
         else:
