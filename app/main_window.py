@@ -171,6 +171,10 @@ class MainWindow(QMainWindow):
         from irplan.app.report_action import install_report_action
 
         self.report_action = install_report_action(self)
+        # Training: File > Compare with reference plan..., comparison dock (app/training_panel.py)
+        from irplan.app.training_panel import install_training
+
+        self.training_panel = install_training(self)
         if self._restore_state:
             self._restore_settings()
 
