@@ -79,10 +79,11 @@ def run_gui(args) -> int:
 
     from irplan.app.main_window import MainWindow
 
-    # the core window first, then the case load in its worker, then the heavy workflow
-    # panels while the worker reads the files (they are in place before the event loop
-    # delivers the loaded case)
+    # the core window and the case load first; the heavy workflow panels (scipy, pyamg,
+    # highdicom imports, ~1 s) are built right after the case's first picture (or its
+    # failure) and then catch up with the loaded case
     win = MainWindow(restore_state=not shot, install_panels=False)
+    win.panels_after_first_picture = True
     win.headless = bool(shot)
     if shot:
         win.resize(1600, 1000)
@@ -97,7 +98,6 @@ def run_gui(args) -> int:
 
     if not shot:
         start()
-        win.install_panels()
         return int(app.exec())
 
     result = {"code": 1}
@@ -144,6 +144,5 @@ def run_gui(args) -> int:
                             if win.case.ct is None else None)
     QTimer.singleShot(int(SCREENSHOT_TIMEOUT_S * 1000), timeout)
     start()
-    win.install_panels()
     app.exec()
     return result["code"]

@@ -130,6 +130,8 @@ class MainWindow(QMainWindow):
         if restore_state:
             self._restore_geometry()
         self.panels_installed = False
+        # irplan's start: panels come after the first picture of the case (or its failure)
+        self.panels_after_first_picture = False
         if install_panels:
             self.install_panels()
 
@@ -177,6 +179,20 @@ class MainWindow(QMainWindow):
         self.training_panel = install_training(self)
         if self._restore_state:
             self._restore_settings()
+        if self.case.ct is not None:
+            self._panels_catch_up()
+
+    def _panels_catch_up(self) -> None:
+        """Panels built after a case was loaded learn of it as its signals would have
+        told them (the probe, training and evaluate panels read the case when built)."""
+        self.segment_panel._on_ct_changed()
+        self.needle_tools._on_ct_changed()
+        self.needle_tools._on_plan_replaced()
+        self.zone_panel._on_plan_replaced()
+
+    def _install_deferred_panels(self) -> None:
+        if self.panels_after_first_picture and not self.panels_installed:
+            self.tasks.defer(0, self.install_panels)
 
     # ================================================================= layout
     def _build_central(self) -> None:
@@ -436,11 +452,13 @@ class MainWindow(QMainWindow):
 
     def _on_load_cancelled(self) -> None:
         self._loading = False
+        self._install_deferred_panels()
         self.messages.append("loading cancelled")
         self.statusBar().showMessage("Loading cancelled; the case shown is unchanged.", 8000)
 
     def _on_load_failed(self, msg: str) -> None:
         self._loading = False
+        self._install_deferred_panels()
         self._report_error(msg)
 
     def _report_error(self, msg: str) -> None:
@@ -543,6 +561,7 @@ class MainWindow(QMainWindow):
         self.first_render_cpu_s = time.process_time()   # all threads of the process
         self._loaded_once = False
         self.tasks.release()
+        self._install_deferred_panels()
 
     def _on_structure_changed(self, key: str) -> None:
         mask = self.case.structures.get(key)

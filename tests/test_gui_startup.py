@@ -1,0 +1,64 @@
+"""irplan's start-up order: the case's first picture comes before the workflow panels,
+which are then built and catch up with the loaded case (needles, checks, zone), and are
+built as well when the load fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _window():
+    from irplan.app.main_window import MainWindow
+
+    win = MainWindow(restore_state=False, install_panels=False)
+    win.panels_after_first_picture = True
+    win.headless = True
+    win.resize(1400, 900)
+    win.show()
+    return win
+
+
+def _close(win) -> None:
+    win.tasks.shutdown(120)
+    win.close()
+    win.deleteLater()
+
+
+def test_panels_come_after_the_first_picture_and_catch_up(qapp, qtbot, phantom_case: Path):
+    win = _window()
+    try:
+        seen: dict[str, bool] = {}
+        win.case_loaded.connect(lambda: seen.setdefault("panels_at_load", win.panels_installed))
+        win.open_path(phantom_case / "plan.irplan.json")
+        qtbot.waitUntil(lambda: win.first_render_epoch is not None, timeout=120_000)
+        assert seen["panels_at_load"] is False          # the picture did not wait for them
+        assert win.tasks.wait_idle(300)
+        assert win.panels_installed
+        plan = win.case.plan
+        assert len(plan.needles) == 4
+        # the Plan step shows the loaded plan's needles, its checks ran, the zone is there
+        tools = win.needle_tools
+        assert tools.panel.table.rowCount() == 4
+        assert tools.checker is not None and len(tools.findings) >= 1
+        assert win.workflow.current_step == "plan"
+        res = win.zone_panel.result
+        assert res is not None and res.margin is not None
+        assert 50.0 < res.margin.tumor_coverage_percent <= 100.0
+        assert "largest diameter" in win.segment_panel.info.text()   # measured on the case
+    finally:
+        _close(win)
+
+
+def test_panels_are_built_when_the_load_fails(qapp, qtbot, tmp_path: Path):
+    win = _window()
+    try:
+        bad = tmp_path / "not-dicom"
+        bad.mkdir()
+        (bad / "x.dcm").write_bytes(b"not a DICOM file")
+        win.open_path(bad)
+        qtbot.waitUntil(lambda: win.panels_installed, timeout=60_000)
+        assert win.case.ct is None
+        assert any("x.dcm" in m or "not-dicom" in m or "DICOM" in m for m in win.messages)
+    finally:
+        _close(win)
+
