@@ -130,57 +130,104 @@ class MainWindow(QMainWindow):
         if restore_state:
             self._restore_geometry()
         self.panels_installed = False
+        self._panels_started = False
         # irplan's start: panels come after the first picture of the case (or its failure)
         self.panels_after_first_picture = False
         if install_panels:
             self.install_panels()
 
-    def install_panels(self) -> None:
-        """Build the workflow panels (Segment, Plan, zone dock, Evaluate, report action).
+    def install_panels(self, staged: bool = False) -> None:
+        """Build the workflow panels (Segment, Plan, zone dock, needle views, Evaluate,
+        report action, training); ``panels_installed`` is True once all are built.
 
-        The window's core (views, Case panel, menus) comes first so that a case load can
-        start before these heavy panels and their imports (scipy, pyamg, highdicom) are
-        built: ``irplan`` starts the load, then calls this while the worker reads the
-        files. Call before the event loop delivers the loaded case (the panels follow the
-        case's signals from then on). Idempotent.
+        ``irplan`` builds the window's core (views, Case panel, menus) and starts the case
+        load first, and calls this ``staged`` after the case's first picture: one panel
+        per event-loop turn, so the window keeps answering while their imports (scipy,
+        pyamg, highdicom) and widgets are made. Panels built after a case was loaded
+        catch up with it. Idempotent.
         """
-        if self.panels_installed:
+        if self._panels_started:
             return
-        self.panels_installed = True
+        self._panels_started = True
+        steps = [(self._install_segment_panel, "irplan.app.segment_panel"),
+                 (self._install_needle_tools, "irplan.app.needle_tools"),
+                 (self._install_zone_panel, "irplan.app.zone_panel"),
+                 (self._install_probe_views, "irplan.app.probe_panel"),
+                 (self._install_evaluate_panel, "irplan.app.evaluate_panel"),
+                 (self._install_report_action, "irplan.app.report_action"),
+                 (self._install_training, "irplan.app.training_panel"),
+                 (self._panels_done, "")]
+        if not staged:
+            for step, _module in steps:
+                step()
+            return
+        from irplan.app.preload import Preloader
+
+        # the modules load in a background thread; each panel is built on the GUI thread
+        # once its module is in (one panel per event-loop turn)
+        preload = Preloader(m for _s, m in steps if m).start()
+
+        def run(i: int) -> None:
+            step, module = steps[i]
+            if module and not preload.ready(module):
+                self.tasks.defer(15, lambda: run(i))
+                return
+            step()
+            if i + 1 < len(steps):
+                self.tasks.defer(0, lambda: run(i + 1))
+
+        run(0)
+
+    def _install_segment_panel(self) -> None:
         from irplan.app.segment_panel import SegmentPanel
 
         self.segment_panel = SegmentPanel(self.case, self.views, self.tasks)
         self.workflow.set_panel("segment", self.segment_panel)
         self.workflow.step_changed.connect(lambda s: self.segment_panel.activate()
                                            if s == "segment" else self.segment_panel.deactivate())
-        # Plan step: needle placement, live safety checks, undo/redo, autosave
+
+    def _install_needle_tools(self) -> None:
+        """Plan step: needle placement, live safety checks, undo/redo, autosave."""
         from irplan.app.needle_tools import install as install_needle_tools
 
         self.needle_tools = install_needle_tools(self)
-        # Predicted zone dock: live zone, |E| map, coverage and margin (app/zone_panel.py)
+
+    def _install_zone_panel(self) -> None:
+        """Predicted zone dock: live zone, |E| map, coverage and margin."""
         from irplan.app.zone_panel import install_zone_panel
 
         self.zone_panel = install_zone_panel(self)
-        # Needle-aligned views of the selected needle (dock, app/probe_panel.py)
+
+    def _install_probe_views(self) -> None:
+        """Needle-aligned views of the selected needle (dock, app/probe_panel.py)."""
         from irplan.app.probe_panel import install_probe_views
 
         self.probe_panel = install_probe_views(self)
-        # Evaluate step: follow-up registration, margin map, verdict (app/evaluate_panel.py)
+
+    def _install_evaluate_panel(self) -> None:
+        """Evaluate step: follow-up registration, margin map, verdict."""
         from irplan.app.evaluate_panel import install_evaluate_panel
 
         self.evaluate_panel = install_evaluate_panel(self)
-        # File > Write PDF report... (the `irplan report` code, in a child process)
+
+    def _install_report_action(self) -> None:
+        """File > Write PDF report... (the `irplan report` code, in a child process)."""
         from irplan.app.report_action import install_report_action
 
         self.report_action = install_report_action(self)
-        # Training: File > Compare with reference plan..., comparison dock (app/training_panel.py)
+
+    def _install_training(self) -> None:
+        """File > Compare with reference plan..., comparison dock (app/training_panel.py)."""
         from irplan.app.training_panel import install_training
 
         self.training_panel = install_training(self)
+
+    def _panels_done(self) -> None:
         if self._restore_state:
             self._restore_settings()
         if self.case.ct is not None:
             self._panels_catch_up()
+        self.panels_installed = True
 
     def _panels_catch_up(self) -> None:
         """Panels built after a case was loaded learn of it as its signals would have
@@ -191,8 +238,8 @@ class MainWindow(QMainWindow):
         self.zone_panel._on_plan_replaced()
 
     def _install_deferred_panels(self) -> None:
-        if self.panels_after_first_picture and not self.panels_installed:
-            self.tasks.defer(0, self.install_panels)
+        if self.panels_after_first_picture and not self._panels_started:
+            self.tasks.defer(0, lambda: self.install_panels(staged=True))
 
     # ================================================================= layout
     def _build_central(self) -> None:

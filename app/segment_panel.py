@@ -180,6 +180,7 @@ class SegmentPanel(QWidget):
         self.liver_seeds: list[np.ndarray] = []
         self._stroke: dict[str, Any] | None = None
         self._info_queued = False
+        self._info_stale = False
         self._drag_view: Any = None
         self._drag_start: np.ndarray | None = None
         self._brush_view: Any = None
@@ -358,6 +359,8 @@ class SegmentPanel(QWidget):
 
     def activate(self) -> None:
         self.set_tool(self.tool)
+        if self._info_stale:
+            self._update_info()
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
@@ -387,6 +390,12 @@ class SegmentPanel(QWidget):
     def _update_info(self) -> None:
         key = self.pending or self.target_key
         m = self.case.structures.get(key)
+        if m is not None and not self.isVisible():
+            # measured when the Segment step is shown (the diameter is not free)
+            self._info_stale = True
+            self._update_buttons()
+            return
+        self._info_stale = False
         if m is None:
             self.info.setText(f"{_name(key)}: none yet")
         else:

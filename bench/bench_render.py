@@ -86,7 +86,9 @@ def gui_responsiveness() -> dict[str, float]:
     from irplan.app.main_window import MainWindow
 
     app = make_app()
-    win = MainWindow(restore_state=False)
+    # as ``irplan`` starts: panels after the first picture, one per event-loop turn
+    win = MainWindow(restore_state=False, install_panels=False)
+    win.panels_after_first_picture = True
     win.headless = True
     win.resize(1600, 1000)
     win.show()
@@ -284,9 +286,10 @@ def main() -> int:
           "process (the wall time on an otherwise idle machine lies between CPU/2 and "
           "CPU; target <= 4 s)")
     r = gui_responsiveness()
-    print(f"GUI thread: longest stall while loading {r['max_stall_loading_s'] * 1000:.0f} ms "
-          f"(first render of the 4 views), while surfaces compute "
-          f"{r['max_stall_surfaces_s'] * 1000:.0f} ms (target 100 ms)")
+    print(f"GUI thread at start-up: longest stall until the first picture "
+          f"{r['max_stall_loading_s'] * 1000:.0f} ms (first draw of a view), then while the "
+          f"panels are built and surfaces/checks/zone compute "
+          f"{r['max_stall_surfaces_s'] * 1000:.0f} ms (goal 100 ms)")
     print(f"crosshair move (3 slice views redrawn): {r['crosshair_move_s'] * 1000:.0f} ms; "
           f"one slice step: {r['slice_step_s'] * 1000:.0f} ms")
     print("everyday actions on the loaded demo case (GUI thread, longest stall; goal 100 ms):")

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError
-from scipy.spatial.distance import pdist
 
 from irplan.planning.errors import InputError
 from irplan.planning.volume import Volume
@@ -61,6 +59,9 @@ def max_diameter_mm(mask: Volume) -> float:
         return 0.0
     hi = _bbox_hi(arr)
     crop = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]   # the erosion runs on the box only
+    from scipy.spatial import ConvexHull, QhullError  # 0.4 s import: only when measured
+    from scipy.spatial.distance import pdist
+
     kji = (np.argwhere(_boundary(crop)) + lo).astype(np.float64)
     pts = mask.index_to_lps(kji[:, ::-1])
     if len(pts) > 4:

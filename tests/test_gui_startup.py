@@ -44,7 +44,9 @@ def test_panels_come_after_the_first_picture_and_catch_up(qapp, qtbot, phantom_c
         res = win.zone_panel.result
         assert res is not None and res.margin is not None
         assert 50.0 < res.margin.tumor_coverage_percent <= 100.0
-        assert "largest diameter" in win.segment_panel.info.text()   # measured on the case
+        win.workflow.set_step("segment")       # measured when shown, on this case
+        qtbot.waitUntil(lambda: "largest diameter" in win.segment_panel.info.text(),
+                        timeout=10_000)
     finally:
         _close(win)
 
