@@ -12,7 +12,6 @@ import os
 import time
 
 import numpy as np
-import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QSizePolicy, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
@@ -29,52 +28,6 @@ import vtkmodules.vtkInteractionStyle  # noqa: F401  # isort: skip
 
 # IRPLAN_EXPOSE_RENDER=1 renders the whole scene on every expose (VTK's default)
 REUSE_FRAME_ON_EXPOSE = os.environ.get("IRPLAN_EXPOSE_RENDER", "") != "1"
-
-
-class _RenderQueue:
-    """Views waiting for a render, drawn one per event-loop turn in request order.
-
-    With software OpenGL a slice view takes 20-40 ms to draw; a crosshair move asks
-    for four views at once. Drawing them in one pass would hold the GUI for 100+ ms;
-    one per turn lets mouse and key events in between."""
-
-    def __init__(self) -> None:
-        self._views: list[VtkWidget] = []
-        self._timer: QTimer | None = None
-
-    def _ensure_timer(self) -> QTimer:
-        if self._timer is None:
-            self._timer = QTimer()
-            self._timer.setSingleShot(True)
-            self._timer.setInterval(0)
-            self._timer.timeout.connect(self._render_next)
-        return self._timer
-
-    def queued(self, view: VtkWidget) -> bool:
-        return view in self._views
-
-    def add(self, view: VtkWidget) -> None:
-        if view not in self._views:
-            self._views.append(view)
-        timer = self._ensure_timer()
-        if not timer.isActive():
-            timer.start()
-
-    def discard(self, view: VtkWidget) -> None:
-        if view in self._views:
-            self._views.remove(view)
-
-    def _render_next(self) -> None:
-        while self._views:
-            view = self._views.pop(0)
-            if shiboken6.isValid(view) and not getattr(view, "_finalized", False):
-                view.render_now()
-                break
-        if self._views:
-            self._ensure_timer().start()
-
-
-_RENDER_QUEUE = _RenderQueue()
 
 
 class VtkWidget(QVTKRenderWindowInteractor):
@@ -108,30 +61,24 @@ class VtkWidget(QVTKRenderWindowInteractor):
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(0)
-        self._render_timer.timeout.connect(lambda: _RENDER_QUEUE.add(self))
+        self._render_timer.timeout.connect(self.render_now)
         self.min_interval_s = 0.0
         self._last_render = 0.0
         self.Initialize()
 
     # ------------------------------------------------------------- rendering
     def request_render(self) -> None:
-        """Schedule one render soon (coalesces many requests). Views asking at the same
-        time are drawn one per event-loop turn (:class:`_RenderQueue`), so input events
-        are handled between two draws. With ``min_interval_s`` set, renders are at least
-        that far apart (a slow 3D scene must not hold up the slices while the crosshair
-        is dragged)."""
-        if self._render_timer.isActive() or _RENDER_QUEUE.queued(self):
+        """Schedule one render at the next event-loop turn (coalesces many requests).
+        With ``min_interval_s`` set, renders are at least that far apart (a slow 3D scene
+        must not hold up the slices while the crosshair is dragged)."""
+        if self._render_timer.isActive():
             return
         wait_s = self.min_interval_s - (time.monotonic() - self._last_render)
-        if wait_s > 0:
-            self._render_timer.setInterval(int(wait_s * 1000))
-            self._render_timer.start()
-        else:
-            _RENDER_QUEUE.add(self)
+        self._render_timer.setInterval(max(0, int(wait_s * 1000)))
+        self._render_timer.start()
 
     def render_now(self) -> None:
         self._render_timer.stop()
-        _RENDER_QUEUE.discard(self)
         self._last_render = time.monotonic()
         if not self.isVisible() or getattr(self, "_finalized", False):
             return
@@ -193,7 +140,6 @@ class VtkWidget(QVTKRenderWindowInteractor):
         display still exists (a render window left to the interpreter's exit talks to
         a possibly gone X server, and Xlib then kills the process)."""
         self._render_timer.stop()
-        _RENDER_QUEUE.discard(self)
         rw = self._RenderWindow
         if rw is None:
             return
@@ -212,7 +158,7 @@ class VtkWidget(QVTKRenderWindowInteractor):
             return
         rw = self.GetRenderWindow()
         if (REUSE_FRAME_ON_EXPOSE and getattr(self, "_rendered_size", None) == tuple(rw.GetSize())
-                and not self._render_timer.isActive() and not _RENDER_QUEUE.queued(self)):
+                and not self._render_timer.isActive()):
             rw.Frame()
             return
         self.render_now()
