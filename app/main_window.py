@@ -650,15 +650,28 @@ class MainWindow(QMainWindow):
         return not self.surfaces_pending()
 
     def _start_surface(self, key: str, mask: Volume) -> None:
-        from irplan.viewers.surfaces import mask_to_polydata, triangle_budget
+        from irplan.app.process_jobs import surface_mesh_job
+        from irplan.app.process_pool import mesh_pool
+        from irplan.viewers.surfaces import polydata_from_arrays, triangle_budget
 
         def job(progress, cancel):
+            # the mesh is made in the mesh process (no VTK objects in this thread: VTK's
+            # garbage-collector lock and the GIL can deadlock with the GUI's renders);
+            # only the structure's box (+3 voxels) crosses the process boundary
             progress(0.0, f"Surface of {key}")
-            return mask_to_polydata(mask, max_triangles=triangle_budget(key), cancel=cancel)
+            arr = mask.array != 0
+            if not arr.any():
+                return {"points": np.zeros((0, 3)), "triangles": np.zeros((0, 3), np.int64)}
+            lo = [int(np.flatnonzero(arr.any(axis=ax))[0]) for ax in ((0, 1), (0, 2), (1, 2))]
+            hi = [int(np.flatnonzero(arr.any(axis=ax))[-1]) + 1
+                  for ax in ((0, 1), (0, 2), (1, 2))]
+            box = mask.crop_index(np.array(lo) - 3, np.array(hi) + 3)
+            return mesh_pool().run(surface_mesh_job, box, triangle_budget(key),
+                                   progress=progress, cancel=cancel)
 
-        def done(poly, k=key, m=mask):
+        def done(mesh, k=key, m=mask):
             if self.case.structures.get(k) is m:
-                self.views.set_surface(k, poly)
+                self.views.set_surface(k, polydata_from_arrays(mesh))
                 if len(self._surface_tasks) == 0:
                     self.views.scene3d.reset_camera()
 

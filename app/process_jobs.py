@@ -20,6 +20,29 @@ def predict_zone_job(plan: Plan, structures: dict[str, Volume], grid_mm: float,
                         cancel=cancel)
 
 
+def surface_mesh_job(mask: Volume, max_triangles: int, *,
+                     progress: Callable[[float, str], None],
+                     cancel: Callable[[], bool]) -> dict[str, Any]:
+    """The smoothed, decimated surface of a structure mask as plain arrays
+    (:func:`irplan.viewers.surfaces.polydata_to_arrays`): VTK objects are made and freed
+    in this process only, never in a thread of the GUI process (VTK's garbage-collector
+    lock and the GIL can deadlock there)."""
+    from irplan.viewers.surfaces import mask_to_polydata, polydata_to_arrays
+
+    return polydata_to_arrays(mask_to_polydata(mask, max_triangles=max_triangles,
+                                               cancel=cancel))
+
+
+def zone_surface_job(result: Any, *, progress: Callable[[float, str], None],
+                     cancel: Callable[[], bool]) -> dict[str, Any]:
+    """The predicted zone's surface (:func:`irplan.viewers.zone_actors.zone_surface`) as
+    plain arrays, made in the mesh process for the same reason as the structures'."""
+    from irplan.viewers.surfaces import polydata_to_arrays
+    from irplan.viewers.zone_actors import zone_surface
+
+    return polydata_to_arrays(zone_surface(result, cancel))
+
+
 def sleep_job(seconds: float, *, progress: Callable[[float, str], None],
               cancel: Callable[[], bool]) -> float:
     """Wait ``seconds`` in small steps, reporting progress and honouring cancel; returns

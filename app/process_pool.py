@@ -270,6 +270,18 @@ def shutdown_shared_pool() -> None:
     """Stop the application's computation process if it was started (at quit: a running
     job is told to cancel, so the exit does not wait for a long solve)."""
     with _shared_lock:
-        pool = _shared
-    if pool is not None:
+        pools = [p for p in (_shared, _mesh) if p is not None]
+    for pool in pools:
         pool.shutdown()
+
+
+_mesh: ProcessPool | None = None
+
+
+def mesh_pool() -> ProcessPool:
+    """A second computation process for structure surfaces (VTK), beside the zone one."""
+    global _mesh
+    with _shared_lock:
+        if _mesh is None:
+            _mesh = ProcessPool()
+        return _mesh

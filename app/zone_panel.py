@@ -33,12 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from irplan.app.process_jobs import predict_zone_job
-from irplan.app.process_pool import Cached, shared_pool
+from irplan.app.process_jobs import predict_zone_job, zone_surface_job
+from irplan.app.process_pool import Cached, mesh_pool, shared_pool
 from irplan.planning.ire_field import CURRENT_WINDOW_A, E_IRREVERSIBLE_V_PER_CM
 from irplan.planning.plan import IreParams, Plan, ThermalParams
 from irplan.planning.zone import ZoneOptions, ZoneResult, predict_zone
-from irplan.viewers.zone_actors import ZoneDisplay, zone_surface
+from irplan.viewers.surfaces import polydata_from_arrays
+from irplan.viewers.zone_actors import ZoneDisplay
 
 PREVIEW_GRID_MM = 2.0
 FINE_GRID_MM = 1.0
@@ -233,7 +234,9 @@ class ZonePanel(QWidget):
             else:
                 res = predict_zone(snap, None, structures, grid_mm, opts, progress=progress,
                                    cancel=cancel)
-            surf = zone_surface(res, cancel) if res.zone.array.any() else None
+            # the surface in the mesh process: no VTK objects in this thread
+            surf = (mesh_pool().run(zone_surface_job, res, progress=progress, cancel=cancel)
+                    if res.zone.array.any() else None)
             return res, surf
 
         self.progress.setVisible(True)
@@ -276,7 +279,8 @@ class ZonePanel(QWidget):
     def _done(self, gen: int, fine: bool, payload: tuple[ZoneResult, Any]) -> None:
         if gen != self._gen:
             return                                   # a newer change superseded it
-        res, surf = payload
+        res, mesh = payload
+        surf = polydata_from_arrays(mesh) if mesh is not None else None
         self.result = res
         self.result_is_fine = fine
         self.display.show(res, surf)

@@ -86,3 +86,28 @@ def test_a_killed_worker_is_reported_and_replaced(pool):
     plan, structures = _sphere_case()
     res = pool.run(predict_zone_job, plan, Cached("s1", structures), 1.0)
     assert res.volume_ml > 0
+
+
+def test_surface_mesh_from_the_mesh_process_equals_the_direct_one() -> None:
+    """The structure surface made in the mesh process (from the structure's box) is the
+    mesh made here from the whole mask: same triangles, same enclosed volume."""
+    from irplan.app.process_jobs import surface_mesh_job
+    from irplan.app.process_pool import mesh_pool
+    from irplan.viewers.surfaces import (
+        mask_to_polydata,
+        polydata_from_arrays,
+        polydata_volume_ml,
+    )
+
+    _plan, structures = _sphere_case()
+    tumor = structures["tumor"]
+    direct = mask_to_polydata(tumor, max_triangles=4000)
+    box = tumor.crop_index([17, 17, 17], [44, 44, 44])
+    mesh = mesh_pool().run(surface_mesh_job, box, 4000)
+    poly = polydata_from_arrays(mesh)
+    assert poly.GetNumberOfPolys() == direct.GetNumberOfPolys() > 500
+    assert poly.GetPointData().GetNormals() is not None
+    # same mesh up to rounding (the box shifts the local frame the smoothing normalises)
+    assert polydata_volume_ml(poly) == pytest.approx(polydata_volume_ml(direct), rel=1e-4)
+    # a 10 mm ball: 4.19 mL
+    assert polydata_volume_ml(poly) == pytest.approx(4.0 / 3.0 * np.pi * 1.0, rel=0.06)

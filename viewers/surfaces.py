@@ -171,3 +171,51 @@ def polydata_volume_ml(poly: vtkPolyData) -> float:
     mp.SetInputData(poly)
     mp.Update()
     return float(mp.GetVolume()) / 1000.0
+
+
+def polydata_to_arrays(poly: vtkPolyData) -> dict[str, np.ndarray]:
+    """A triangle mesh as plain (picklable) arrays: ``points`` (N, 3) LPS mm, ``triangles``
+    (M, 3) point indices, ``normals`` (N, 3) when the mesh has point normals."""
+    from vtkmodules.vtkFiltersCore import vtkTriangleFilter
+
+    if poly.GetNumberOfPoints() == 0 or poly.GetNumberOfPolys() == 0:
+        return {"points": np.zeros((0, 3)), "triangles": np.zeros((0, 3), np.int64)}
+    offsets = numpy_support.vtk_to_numpy(poly.GetPolys().GetOffsetsArray())
+    if poly.GetNumberOfCells() != poly.GetNumberOfPolys() or np.any(np.diff(offsets) != 3):
+        tf = vtkTriangleFilter()
+        tf.SetInputData(poly)
+        tf.PassVertsOff()
+        tf.PassLinesOff()
+        tf.Update()
+        poly = tf.GetOutput()
+    out = {"points": numpy_support.vtk_to_numpy(poly.GetPoints().GetData()).copy(),
+           "triangles": numpy_support.vtk_to_numpy(
+               poly.GetPolys().GetConnectivityArray()).astype(np.int64).reshape(-1, 3)}
+    normals = poly.GetPointData().GetNormals()
+    if normals is not None:
+        out["normals"] = numpy_support.vtk_to_numpy(normals).copy()
+    return out
+
+
+def polydata_from_arrays(mesh: dict[str, np.ndarray]) -> vtkPolyData:
+    """The vtkPolyData of :func:`polydata_to_arrays`' output (built on the calling thread)."""
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray
+
+    poly = vtkPolyData()
+    tris = np.ascontiguousarray(mesh["triangles"], dtype=np.int64)
+    if len(mesh["points"]) == 0 or len(tris) == 0:
+        return poly
+    pts = vtkPoints()
+    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(mesh["points"]), deep=True))
+    cells = vtkCellArray()
+    offsets = np.arange(0, 3 * len(tris) + 1, 3, dtype=np.int64)
+    cells.SetData(numpy_support.numpy_to_vtkIdTypeArray(offsets, deep=True),
+                  numpy_support.numpy_to_vtkIdTypeArray(tris.ravel(), deep=True))
+    poly.SetPoints(pts)
+    poly.SetPolys(cells)
+    if "normals" in mesh:
+        arr = numpy_support.numpy_to_vtk(np.ascontiguousarray(mesh["normals"]), deep=True)
+        arr.SetName("Normals")
+        poly.GetPointData().SetNormals(arr)
+    return poly
