@@ -652,6 +652,7 @@ class MainWindow(QMainWindow):
     def _start_surface(self, key: str, mask: Volume) -> None:
         from irplan.app.process_jobs import surface_mesh_job
         from irplan.app.process_pool import mesh_pool
+        from irplan.planning.margin import bbox_ijk
         from irplan.viewers.surfaces import polydata_from_arrays, triangle_budget
 
         def job(progress, cancel):
@@ -662,10 +663,8 @@ class MainWindow(QMainWindow):
             arr = mask.array != 0
             if not arr.any():
                 return {"points": np.zeros((0, 3)), "triangles": np.zeros((0, 3), np.int64)}
-            lo = [int(np.flatnonzero(arr.any(axis=ax))[0]) for ax in ((0, 1), (0, 2), (1, 2))]
-            hi = [int(np.flatnonzero(arr.any(axis=ax))[-1]) + 1
-                  for ax in ((0, 1), (0, 2), (1, 2))]
-            box = mask.crop_index(np.array(lo) - 3, np.array(hi) + 3)
+            lo, hi = bbox_ijk(arr)
+            box = mask.crop_index(lo - 3, hi + 4)
             return mesh_pool().run(surface_mesh_job, box, triangle_budget(key),
                                    progress=progress, cancel=cancel)
 

@@ -253,35 +253,31 @@ class ProcessPool:
             ex.shutdown(wait=False, cancel_futures=True)
 
 
-_shared: ProcessPool | None = None
-_shared_lock = threading.Lock()
+_pools: dict[str, ProcessPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _named_pool(name: str) -> ProcessPool:
+    with _pools_lock:
+        if name not in _pools:
+            _pools[name] = ProcessPool()
+        return _pools[name]
 
 
 def shared_pool() -> ProcessPool:
-    """The application's one computation process (created on first use)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = ProcessPool()
-        return _shared
-
-
-def shutdown_shared_pool() -> None:
-    """Stop the application's computation process if it was started (at quit: a running
-    job is told to cancel, so the exit does not wait for a long solve)."""
-    with _shared_lock:
-        pools = [p for p in (_shared, _mesh) if p is not None]
-    for pool in pools:
-        pool.shutdown()
-
-
-_mesh: ProcessPool | None = None
+    """The application's computation process for zones (created on first use)."""
+    return _named_pool("zones")
 
 
 def mesh_pool() -> ProcessPool:
-    """A second computation process for structure surfaces (VTK), beside the zone one."""
-    global _mesh
-    with _shared_lock:
-        if _mesh is None:
-            _mesh = ProcessPool()
-        return _mesh
+    """A second computation process for structure and zone surfaces (VTK), beside it."""
+    return _named_pool("meshes")
+
+
+def shutdown_shared_pool() -> None:
+    """Stop the computation processes that were started (at quit: a running job is told
+    to cancel, so the exit does not wait for a long solve)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        pool.shutdown()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from irplan.planning.errors import InputError
+from irplan.planning.margin import bbox_ijk
 from irplan.planning.volume import Volume
 
 
@@ -29,23 +30,6 @@ def _boundary(arr: np.ndarray) -> np.ndarray:
     return arr & ~binary_erosion(arr, border_value=0)
 
 
-def _bbox_lo(arr: np.ndarray) -> np.ndarray | None:
-    """Lowest (k, j, i) index of a non-zero voxel, None when the mask is empty."""
-    lo = []
-    for ax in range(3):
-        hit = np.flatnonzero(arr.any(axis=tuple(a for a in range(3) if a != ax)))
-        if hit.size == 0:
-            return None
-        lo.append(hit[0])
-    return np.array(lo)
-
-
-def _bbox_hi(arr: np.ndarray) -> np.ndarray:
-    """One past the highest (k, j, i) index of a non-zero voxel (mask not empty)."""
-    return np.array([np.flatnonzero(arr.any(axis=tuple(a for a in range(3) if a != ax)))[-1] + 1
-                     for ax in range(3)])
-
-
 def max_diameter_mm(mask: Volume) -> float:
     """Largest distance (mm) between two voxel centres of the structure (3-D Feret diameter).
 
@@ -54,10 +38,10 @@ def max_diameter_mm(mask: Volume) -> float:
     0.0 for an empty mask, 0.0 for a single voxel.
     """
     arr = mask.array != 0
-    lo = _bbox_lo(arr)
-    if lo is None:
+    if not arr.any():
         return 0.0
-    hi = _bbox_hi(arr)
+    lo_ijk, hi_ijk = bbox_ijk(arr)
+    lo, hi = lo_ijk[::-1], hi_ijk[::-1] + 1                # (k, j, i), hi exclusive
     crop = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]   # the erosion runs on the box only
     from scipy.spatial import ConvexHull, QhullError  # 0.4 s import: only when measured
     from scipy.spatial.distance import pdist

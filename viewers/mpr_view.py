@@ -475,7 +475,9 @@ class MprView(VtkWidget):
         cam.SetParallelScale(max(h_mm / 2, w_mm / 2 / max(aspect, 1e-3)) * 1.04)
         self._after_slice_move()
 
-    def _after_slice_move(self) -> None:
+    def _follow_slice(self) -> np.ndarray:
+        """Cut plane, overlay slabs and camera follow the slice through the focal point
+        (returned, LPS mm); subclasses with other planes reuse it."""
         cam = self.renderer.GetActiveCamera()
         fp = np.array(cam.GetFocalPoint())
         self._cut_plane.SetOrigin(*fp)
@@ -486,6 +488,12 @@ class MprView(VtkWidget):
             d = float(np.linalg.norm(hi - lo)) + 100.0
             cam.SetPosition(*(fp - self._normal * d))
             cam.SetClippingRange(1.0, 2 * d + 10)
+        return fp
+
+    def _after_slice_move(self) -> None:
+        fp = self._follow_slice()
+        if self._bounds is not None:
+            lo, hi = self._bounds
             ax = self.orientation.axis
             n_total = int(round((hi[ax] - lo[ax]) / self._step_mm))
             idx = int(round((fp[ax] - lo[ax]) / self._step_mm - 0.5)) + 1

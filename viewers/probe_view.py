@@ -372,16 +372,7 @@ class ProbeView(MprView):
         self._fit = (w, h, scale)
 
     def _after_slice_move(self) -> None:
-        cam = self.renderer.GetActiveCamera()
-        fp = np.array(cam.GetFocalPoint())
-        self._cut_plane.SetOrigin(*fp)
-        self._cut_plane.SetNormal(*self._normal)
-        self._update_slabs()
-        if self._bounds is not None:
-            lo, hi = self._bounds
-            dist = float(np.linalg.norm(hi - lo)) + 100.0
-            cam.SetPosition(*(fp - self._normal * dist))
-            cam.SetClippingRange(1.0, 2 * dist + 10)
+        self._follow_slice()
         if self.kind == "bullseye":
             self._draw_bullseye_marks()
         self._update_text()
