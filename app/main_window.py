@@ -111,6 +111,9 @@ class MainWindow(QMainWindow):
         self.surfaces_done_epoch: float | None = None
         self.first_render_cpu_s: float | None = None
 
+        from irplan.app.wheel_guard import install_wheel_guard
+
+        install_wheel_guard()   # the wheel scrolls the panel, never edits a box under it
         self.setWindowTitle(f"{APP_TITLE} — {NOTICE_SHORT}")
         self.setObjectName("irplanMainWindow")
         self._build_central()
@@ -333,7 +336,9 @@ class MainWindow(QMainWindow):
                              lambda _=False, n=name: self.views.scene3d.set_camera_preset(n),
                              f"Ctrl+{i + 1}", f"3D view from {name}")
             cm.addAction(a)
-        self.act_vr = self._action("CT &volume rendering in 3D", self.case_panel.vr_check.setChecked,
+        self.act_vr = self._action("CT &volume rendering in 3D",
+                                   lambda *_a: self.case_panel.vr_check.setChecked(
+                                       self.act_vr.isChecked()),
                                    "V", "Show the CT as a volume rendering in the 3D view")
         self.act_vr.setCheckable(True)
         self.case_panel.vr_check.toggled.connect(self.act_vr.setChecked)
@@ -416,7 +421,7 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(sp)
         key = s.value("view/window_preset")
         if isinstance(key, str) and key in self.act_presets:
-            self.views._window_key = key
+            self.views.window_key = key
             self.act_presets[key].setChecked(True)
             if key != "dicom":
                 self.views.apply_window_preset(key)
@@ -426,7 +431,7 @@ class MainWindow(QMainWindow):
         s.setValue("main/geometry", self.saveGeometry())
         s.setValue("main/state", self.saveState())
         s.setValue("main/splitter", self.splitter.saveState())
-        s.setValue("view/window_preset", self.views._window_key)
+        s.setValue("view/window_preset", self.views.window_key)
         s.sync()
 
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
@@ -589,7 +594,7 @@ class MainWindow(QMainWindow):
             t.cancel()
         self._surface_tasks.clear()
         self.views.set_volume(self.case.ct)
-        if self.views._window_key == "dicom":
+        if self.views.window_key == "dicom":
             self.views.apply_window_preset("dicom")
         self.case_panel.refresh_structures()
 
@@ -701,10 +706,7 @@ class MainWindow(QMainWindow):
         self.views.toggle_maximise(name)
 
     def _toggle_crosshair(self, on: bool) -> None:
-        for v in self.views.mprs():
-            v.show_crosshair = on
-            v._update_crosshair_geometry()
-            v.request_render()
+        self.views.set_crosshair_visible(on)
 
     def keyPressEvent(self, ev) -> None:  # noqa: N802
         if ev.key() == Qt.Key.Key_Escape and self.views.maximised:

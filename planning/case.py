@@ -1,7 +1,9 @@
 """The open case: the planning CT, its structures and the plan, with change signals.
 
 Views and panels subscribe to the signals (psygnal, no Qt needed); only app commands
-change the case. Structure masks are uint8 Volumes on the CT grid (1 = inside).
+change the case. ``plan_changed`` relays the *current* plan's ``Plan.changed`` (the old
+plan is disconnected when another is set), so nobody follows ``plan_replaced`` to
+re-subscribe by hand. Structure masks are uint8 Volumes on the CT grid (1 = inside).
 """
 
 from __future__ import annotations
@@ -22,18 +24,23 @@ class Case:
     ct_changed = Signal()                 # a new planning CT was set
     structures_changed = Signal(str)      # structure key added/changed/removed
     plan_replaced = Signal()              # a different Plan object was set
+    plan_changed = Signal(str)            # the current plan's Plan.changed(topic), relayed
 
     def __init__(self) -> None:
         self.ct: Volume | None = None
         self.ct_path: Path | None = None
         self.structures: dict[str, Volume] = {}
         self.plan: Plan = Plan()
+        self.plan.changed.connect(self._relay_plan_change)
         self.followup: Volume | None = None
         # bumped on every structures_changed (also in-place edits that emit it): a key
         # for caches of the structure set, e.g. the computation process's copy
         self.structures_generation = 0
         self.uid = uuid.uuid4().hex          # tells cases apart in such caches
         self.structures_changed.connect(self._bump_generation)
+
+    def _relay_plan_change(self, topic: str) -> None:
+        self.plan_changed.emit(topic)
 
     def _bump_generation(self, _key: str) -> None:
         self.structures_generation += 1
@@ -60,5 +67,9 @@ class Case:
             self.structures_changed.emit(key)
 
     def set_plan(self, plan: Plan) -> None:
+        """Make ``plan`` the current plan: ``plan_changed`` follows it from now on."""
+        if plan is not self.plan:
+            self.plan.changed.disconnect(self._relay_plan_change)
+            plan.changed.connect(self._relay_plan_change)
         self.plan = plan
         self.plan_replaced.emit()

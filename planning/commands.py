@@ -398,6 +398,11 @@ class UndoStack:
         self._clean_index = len(self._undo)
         self.changed.emit()
 
+    def mark_modified(self) -> None:
+        """No state of the history equals the saved file (e.g. a recovered plan)."""
+        self._clean_index = None
+        self.changed.emit()
+
     @property
     def is_clean(self) -> bool:
         return self._clean_index == len(self._undo)

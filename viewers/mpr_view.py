@@ -502,6 +502,18 @@ class MprView(VtkWidget):
         self._update_crosshair_geometry()
         self.request_render()
 
+    def set_crosshair_visible(self, on: bool) -> None:
+        """Show or hide the linked crosshair lines of this view."""
+        self.show_crosshair = bool(on)
+        self._update_crosshair_geometry()
+        self.request_render()
+
+    def set_crosshair_coordinate(self, axis: int, pos_mm: float) -> None:
+        """Another view's slice moved: the crosshair's LPS ``axis`` coordinate (mm)."""
+        self._crosshair[axis] = pos_mm
+        self._update_crosshair_geometry()
+        self.request_render()
+
     def _update_crosshair_geometry(self) -> None:
         if self._bounds is None:
             return

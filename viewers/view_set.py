@@ -178,6 +178,22 @@ class ViewSet(QObject):
     def window(self) -> tuple[float, float]:
         return self._window
 
+    @property
+    def window_key(self) -> str:
+        """The last window preset applied (``"dicom"``: the series' own window)."""
+        return self._window_key
+
+    @window_key.setter
+    def window_key(self, key: str) -> None:
+        """Remember ``key`` without applying it (a ``"dicom"`` window applies with the
+        next CT)."""
+        self._window_key = key
+
+    def set_crosshair_visible(self, on: bool) -> None:
+        """Show or hide the crosshair lines in the slice views."""
+        for v in self.mprs():
+            v.set_crosshair_visible(on)
+
     def _on_view_window(self, w: float, lvl: float) -> None:
         self._window = (w, lvl)
         for v in self.mprs():
@@ -204,9 +220,7 @@ class ViewSet(QObject):
         self._crosshair[ax] = pos_mm
         for v in self.mprs():
             if v.name != name:
-                v._crosshair[ax] = pos_mm
-                v._update_crosshair_geometry()
-                v.request_render()
+                v.set_crosshair_coordinate(ax, pos_mm)
         self.scene3d.set_slice_positions(self._crosshair)
         self.slice_changed.emit(name, pos_mm)
         self.crosshair_changed.emit(self._crosshair.copy())
