@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+from psygnal import Signal as Event
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 from vtkmodules.vtkCommonDataModel import vtkPolyData
@@ -68,6 +69,9 @@ class ViewSet(QObject):
     cursor_moved = Signal(object, float)      # LPS mm under the mouse, HU (NaN outside)
     window_changed = Signal(float, float)     # width, level HU
     maximised_changed = Signal(str)           # view name or "" for the 2x2 layout
+    # how a structure is drawn changed (colour, opacities, visibility, surface mesh):
+    # its key, or "" for all of them (outline mode); psygnal, also outside Qt
+    style_changed = Event(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -269,6 +273,7 @@ class ViewSet(QObject):
         self.scene3d.set_surface(key, poly, style)
         for v in self.mprs():
             v.set_structure_surface(key, poly)
+        self.style_changed.emit(key)
 
     def surface(self, key: str) -> vtkPolyData | None:
         return self._surfaces.get(key)
@@ -293,6 +298,7 @@ class ViewSet(QObject):
         for v in self.mprs():
             v.set_structure_style(key, st)
         self.scene3d.set_structure_style(key, st)
+        self.style_changed.emit(key)
         return st
 
     @property
@@ -303,6 +309,7 @@ class ViewSet(QObject):
         """Structures on the slices as contour lines (True) or translucent fills."""
         for v in self.mprs():
             v.set_outline_mode(outline)
+        self.style_changed.emit("")
 
     # ------------------------------------------------------------------ overlays
     def add_overlay_actor(self, prop: vtkProp, view: str = "3d", on_top: bool = False) -> None:
