@@ -83,6 +83,9 @@ class EvaluatePanel(QWidget):
         self._flick_state = False
         self._build()
         self.case.ct_changed.connect(self._on_ct_changed)
+        self.case.plan_replaced.connect(self._refresh)
+        self.case.structures_changed.connect(lambda _key: self._refresh())
+        self.cmb_method.currentTextChanged.connect(lambda _t: self._refresh())
         self._refresh()
 
     # ------------------------------------------------------------------ UI
@@ -174,19 +177,34 @@ class EvaluatePanel(QWidget):
         lay.addStretch(1)
 
     def _refresh(self) -> None:
+        from irplan.app.enable_state import set_enabled
+
         has_ct = self.case.ct is not None
         has_tumor = "tumor" in self.case.structures
         fu = self.followup is not None
-        self.btn_case_fu.setEnabled(self._case_followup_dir() is not None)
-        self.btn_register.setEnabled(has_ct and fu)
-        self.btn_accept.setEnabled(self.registration is not None and not self.accepted)
-        self.btn_reject.setEnabled(self.registration is not None)
-        self.btn_segment_zone.setEnabled(fu)
-        self.cmb_display.setEnabled(self.registration is not None and fu)
-        self.btn_evaluate.setEnabled(has_ct and has_tumor and self.zone_followup is not None
-                                     and (self.accepted or self.cmb_method.currentText()
-                                          == "none"))
-        self.btn_mam.setEnabled(self.result is not None)
+        reg = self.registration is not None
+        need_fu = "load a follow-up CT first (Load follow-up… or Case follow-up)"
+        set_enabled(self.btn_case_fu, self._case_followup_dir() is not None,
+                    "the open case (or the plan's folder) has no followup/ folder: use "
+                    "Load follow-up…")
+        set_enabled(self.btn_register, has_ct and fu,
+                    "open a planning CT first" if not has_ct else need_fu)
+        set_enabled(self.btn_accept, reg and not self.accepted,
+                    "registration accepted" if self.accepted else
+                    (need_fu if not fu else "register the follow-up first"))
+        set_enabled(self.btn_reject, reg, need_fu if not fu else "register the follow-up first")
+        set_enabled(self.btn_segment_zone, fu, need_fu)
+        set_enabled(self.cmb_display, reg and fu,
+                    need_fu if not fu else "register the follow-up first")
+        aligned = self.accepted or self.cmb_method.currentText() == "none"
+        set_enabled(self.btn_evaluate, has_ct and has_tumor and self.zone_followup is not None
+                    and aligned,
+                    "open a planning CT first" if not has_ct else
+                    "the case has no 'tumor' structure" if not has_tumor else
+                    need_fu if not fu else
+                    "import or grow the ablation zone first" if self.zone_followup is None
+                    else "accept a registration first (or choose 'none')")
+        set_enabled(self.btn_mam, self.result is not None, "evaluate first")
         if not fu:
             self.lbl_followup.setText("<i>no follow-up CT loaded</i>")
         if self.registration is None:
@@ -202,9 +220,11 @@ class EvaluatePanel(QWidget):
 
     # ------------------------------------------------------------------ follow-up
     def _case_followup_dir(self) -> Path | None:
-        d = getattr(self.window, "case_dir", None)
-        if d is not None and (Path(d) / "followup").is_dir():
-            return Path(d)
+        # the case folder opened, else the folder of the open plan's file (a plan saved
+        # in a case folder: its follow-up is there too)
+        for d in (getattr(self.window, "case_dir", None), self.case.plan.file_dir or None):
+            if d is not None and (Path(d) / "followup").is_dir():
+                return Path(d)
         return None
 
     def ask_load_followup(self) -> None:

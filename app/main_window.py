@@ -74,6 +74,9 @@ QLabel#notice { background: #6b4a00; color: #ffe4a3; font-weight: bold; padding:
 QLabel#statusNotice { color: #ffcf66; font-weight: bold; }
 QComboBox, QPushButton { background: #2c313a; border: 1px solid #454c59; padding: 2px 6px;
                          border-radius: 3px; }
+QPushButton:disabled, QComboBox:disabled, QToolButton:disabled {
+    color: #5f6673; background: #23262c; border-color: #30343c; }
+QAbstractSpinBox:disabled, QCheckBox:disabled, QRadioButton:disabled { color: #5f6673; }
 QProgressBar { border: 1px solid #454c59; border-radius: 3px; text-align: center;
                background: #181a1f; }
 QProgressBar::chunk { background: #3d7bd9; }

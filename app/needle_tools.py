@@ -460,7 +460,6 @@ class NeedleTools(QObject):
         return ok
 
     def save_plan_as(self, path: str | Path | None = None) -> Path | None:
-        from irplan.io.masks import write_mask
         from irplan.io.plan_file import save_plan
 
         if path is None:
@@ -472,16 +471,10 @@ class NeedleTools(QObject):
             path = f if f.endswith(".irplan.json") else f + ".irplan.json"
         path = Path(path)
         try:
-            # masks without a file get one beside the plan
-            for key, mask in self.case.structures.items():
-                if key in self.plan.structures:
-                    continue
-                src = mask.metadata.get("source_path")
-                if src and Path(src).exists() and mask.metadata.get("resampled") is None:
-                    self.plan.structures[key] = str(Path(src).resolve())
-                else:
-                    out = write_mask(mask, path.parent / "masks" / f"{key}.nii.gz")
-                    self.plan.structures[key] = str(out.resolve())
+            # masks without a file get one in this plan's own <stem>.masks/ folder
+            from irplan.io.plan_masks import attach_masks
+
+            attach_masks(self.plan, self.case.structures, path)
             save_plan(self.plan, path)
         except IrplanError as exc:
             QMessageBox.warning(self.panel, "Save plan", str(exc))
