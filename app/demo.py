@@ -12,10 +12,15 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from irplan.planning.errors import InputError
 
+if TYPE_CHECKING:
+    from irplan.io.case_loader import LoadedCase
+
 DEMO_SEED = 0
+DEMO_TITLE = "Demo case (synthetic phantom)"
 _MARKER = ".complete"
 
 
@@ -67,16 +72,19 @@ def demo_case(progress: Callable[[float, str], None] | None = None) -> Path:
 
 
 def demo_masks(case_dir: Path) -> dict[str, Path]:
-    """Structure key -> mask file of the case's planning masks (masks/planning/*.nii.gz).
+    """Structure key -> mask file of the case's planning masks (masks/planning/*.nii.gz,
+    without the body outline and the true ablation zone):
+    :func:`irplan.io.case_loader.case_structure_paths`."""
+    from irplan.io.case_loader import case_structure_paths
 
-    The body outline and the true ablation zone are left out: the body is not a
-    planning structure and the zone is the answer the planner is asked to find."""
-    folder = case_dir / "masks" / "planning"
-    out: dict[str, Path] = {}
-    if folder.is_dir():
-        for p in sorted(folder.glob("*.nii.gz")):
-            key = p.name[: -len(".nii.gz")]
-            if key in ("body", "ablation_zone"):
-                continue
-            out[key] = p
-    return out
+    return case_structure_paths(case_dir)
+
+
+def load_demo(progress: Callable[[float, str], None] | None = None,
+              cancel: Callable[[], bool] | None = None) -> LoadedCase:
+    """The demo case read by the one case loader (generated first when needed)."""
+    from irplan.io.case_loader import load_case
+
+    loaded = load_case(demo_case(progress), progress, cancel)
+    loaded.title = DEMO_TITLE
+    return loaded

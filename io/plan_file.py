@@ -61,8 +61,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from irplan.planning.errors import InputError
 from irplan.planning.plan import (
     MODALITIES,
@@ -527,6 +525,19 @@ def find_series_folder(root: Path, series_uid: str) -> Path | None:
     return None
 
 
+def set_image_folder(plan: Plan, folder: Path) -> None:
+    """Point ``plan.image.path`` at ``folder`` (relative to the plan's folder when inside
+    it, else absolute)."""
+    base = Path(plan.file_dir) if plan.file_dir else None
+    if base is not None:
+        try:
+            plan.image.path = folder.resolve().relative_to(base.resolve()).as_posix()
+            return
+        except ValueError:
+            pass
+    plan.image.path = str(folder.resolve())
+
+
 def relocate_image(plan: Plan, search_root: Path | None = None) -> Path | None:
     """Find a moved planning image by its series UID under ``search_root`` (default: the
     plan's folder). Updates ``plan.image.path`` (relative to the plan's folder when
@@ -535,16 +546,8 @@ def relocate_image(plan: Plan, search_root: Path | None = None) -> Path | None:
     if root is None:
         return None
     found = find_series_folder(root, plan.image.series_uid)
-    if found is None:
-        return None
-    base = Path(plan.file_dir) if plan.file_dir else None
-    if base is not None:
-        try:
-            plan.image.path = found.resolve().relative_to(base.resolve()).as_posix()
-        except ValueError:
-            plan.image.path = str(found.resolve())
-    else:
-        plan.image.path = str(found.resolve())
+    if found is not None:
+        set_image_folder(plan, found)
     return found
 
 
@@ -700,99 +703,21 @@ def save_plan(plan: Plan, path: str | Path, *, validate: bool = True) -> Path:
 
 # ----------------------------------------------------------------------------- data
 def load_plan_image(plan: Plan) -> Volume:
-    """The plan's planning image as a Volume (HU, LPS).
-
-    DICOM folder / DICOMDIR: the series with ``plan.image.series_uid`` (or the CT with
-    most slices when the UID is ""); NIfTI/NRRD/MetaImage files are read directly.
-    InputError when the series is absent or its Frame of Reference UID differs from the
-    plan's.
+    """The plan's planning image as a Volume (HU, LPS): its own series by
+    ``plan.image.series_uid`` (re-located by UID under the plan's folder when moved),
+    its Frame of Reference checked, or a NIfTI/NRRD/MetaImage file. InputError when the
+    series is nowhere or on another frame. (:func:`irplan.io.case_loader.load_plan_image`)
     """
-    from irplan.io.dicom_load import load_series, pick_ct
-    from irplan.io.dicom_scan import scan_dicom
-    from irplan.io.masks import is_mask_file, read_volume_file
+    from irplan.io.case_loader import load_plan_image as _load
 
-    path = image_path(plan)
-    if not path.exists():
-        raise InputError(f"image.path: {str(path)!r} not found")
-    if path.is_file() and is_mask_file(path):
-        return read_volume_file(path)
-    scan = scan_dicom(path)
-    uid = plan.image.series_uid
-    if uid:
-        matches = [s for s in scan.series if s.series_uid == uid]
-        if not matches:
-            raise InputError(f"image: series {uid} not found under {str(path)!r} (found "
-                             f"{len(scan.series)} other series)")
-        info = max(matches, key=lambda s: s.slices)
-    else:
-        info = pick_ct(scan)
-    ref = plan.image.frame_of_reference_uid
-    if ref and info.frame_of_reference_uid and info.frame_of_reference_uid != ref:
-        raise InputError(f"image: series {info.series_uid} has Frame of Reference "
-                         f"{info.frame_of_reference_uid}, the plan expects {ref}")
-    return load_series(info)
+    return _load(plan)[0]
 
 
 def load_plan_structures(plan: Plan, reference: Volume | None = None
                          ) -> tuple[dict[str, Volume], list[str]]:
-    """The plan's structure masks (uint8 0/1), resampled onto ``reference``'s grid by
-    physical position (nearest neighbour) when their grid differs. Returns (masks, notes).
+    """The plan's structure masks (uint8 0/1), resampled onto ``reference``'s grid when
+    theirs differs; (masks, notes). NIfTI/NRRD/MetaImage, DICOM SEG and RTSTRUCT
+    (:func:`irplan.io.case_loader.read_plan_structures`)."""
+    from irplan.io.case_loader import read_plan_structures
 
-    NIfTI/NRRD/MetaImage files hold one mask each. A DICOM SEG (``.dcm``) may hold
-    several segments: the one whose label maps to the structure key is used (a SEG with
-    one segment serves any key); SEG needs ``reference`` (read with
-    :func:`irplan.io.mask_import.import_seg`, which refuses another Frame of Reference).
-    Refused (InputError naming the structure): a mask that does not overlap the
-    reference image at all (another frame of reference).
-    """
-    from irplan.io.masks import read_mask
-
-    masks: dict[str, Volume] = {}
-    notes: list[str] = []
-    segs: dict[Path, list[Any]] = {}
-    for key, path in structure_paths(plan).items():
-        if str(path).lower().endswith(".dcm"):
-            mask = _seg_structure(path, key, reference, segs)
-        else:
-            mask = read_mask(path)
-        if reference is not None and not mask.same_geometry(reference, tol_mm=1e-3):
-            lo_m, hi_m = mask.bounds_lps()
-            lo_r, hi_r = reference.bounds_lps()
-            if np.any(hi_m < lo_r) or np.any(hi_r < lo_m):
-                raise InputError(f"structures.{key}: mask {str(path)!r} does not overlap the "
-                                 "planning image (different frame of reference?)")
-            n_before = float(mask.array.sum()) * float(np.prod(mask.spacing_mm))
-            mask = mask.resample_like(reference, "nearest")
-            n_after = float(mask.array.sum()) * float(np.prod(mask.spacing_mm))
-            notes.append(f"structures.{key}: resampled onto the planning grid "
-                         f"({n_before / 1000:.2f} -> {n_after / 1000:.2f} ml)")
-        masks[key] = mask
-    return masks, notes
-
-
-def _seg_structure(path: Path, key: str, reference: Volume | None,
-                   cache: dict[Path, list[Any]]) -> Volume:
-    from irplan.io.mask_import import import_seg
-
-    if reference is None:
-        raise InputError(f"structures.{key}: {str(path)!r} is a DICOM SEG; reading it needs "
-                         "the planning image")
-    if path not in cache:
-        cache[path] = import_seg(path, reference)
-    items = cache[path]
-
-    def norm(text: str) -> str:
-        return re.sub(r"[^a-z0-9]", "", text.lower())
-
-    match = [m for m in items if m.key == key and key != "other"]
-    if not match:   # free names ("body", "gallbladder"): by the segment label
-        match = [m for m in items if norm(m.name) == norm(key)]
-    if not match and len(items) == 1:
-        match = items
-    if not match:
-        raise InputError(f"structures.{key}: {str(path)!r} has no segment for {key!r} "
-                         f"(segments: {', '.join(m.name for m in items)})")
-    arr = np.zeros(match[0].mask.array.shape, np.uint8)
-    for m in match:
-        arr |= (m.mask.array != 0).astype(np.uint8)
-    return match[0].mask.with_array(arr)
+    return read_plan_structures(plan, reference)

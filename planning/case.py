@@ -25,6 +25,9 @@ class Case:
     structures_changed = Signal(str)      # structure key added/changed/removed
     plan_replaced = Signal()              # a different Plan object was set
     plan_changed = Signal(str)            # the current plan's Plan.changed(topic), relayed
+    # the open case was closed or replaced by another (before the new one is set):
+    # whatever belonged to it goes (training reference, evaluation, undo history)
+    case_closed = Signal()
 
     def __init__(self) -> None:
         self.ct: Volume | None = None
@@ -33,6 +36,8 @@ class Case:
         self.plan: Plan = Plan()
         self.plan.changed.connect(self._relay_plan_change)
         self.followup: Volume | None = None
+        self.plan_path: Path | None = None   # the file the plan was opened from
+        self.case_dir: Path | None = None    # an IRPlan case folder (follow-up, masks)
         # bumped on every structures_changed (also in-place edits that emit it): a key
         # for caches of the structure set, e.g. the computation process's copy
         self.structures_generation = 0
@@ -66,10 +71,45 @@ class Case:
         if self.structures.pop(key, None) is not None:
             self.structures_changed.emit(key)
 
-    def set_plan(self, plan: Plan) -> None:
-        """Make ``plan`` the current plan: ``plan_changed`` follows it from now on."""
+    def set_plan(self, plan: Plan, path: str | Path | None = None) -> None:
+        """Make ``plan`` the current plan: ``plan_changed`` follows it from now on.
+        ``path``: the file it was read from (None: it has none yet)."""
+        self.plan_path = Path(path) if path else None
         if plan is not self.plan:
             self.plan.changed.disconnect(self._relay_plan_change)
             plan.changed.connect(self._relay_plan_change)
         self.plan = plan
         self.plan_replaced.emit()
+
+    def open(self, ct: Volume, ct_path: str | Path | None = None,
+             structures: dict[str, Volume] | None = None, plan: Plan | None = None,
+             plan_path: str | Path | None = None, case_dir: str | Path | None = None) -> None:
+        """Replace the whole case by another: ``case_closed`` (subscribers drop what
+        belonged to the previous case), then the CT, its structures in the given order
+        (on the CT grid) and the plan — a fresh empty one when ``plan`` is None."""
+        self._drop()
+        self.case_dir = Path(case_dir) if case_dir else None
+        self.set_ct(ct, ct_path)
+        for key, mask in (structures or {}).items():
+            self.set_structure(key, mask)
+        self.set_plan(plan if plan is not None else Plan(), plan_path)
+
+    def close(self) -> None:
+        """Close the case: ``case_closed``, then no CT (``ct_changed`` with ``ct`` None),
+        no structures and a fresh empty plan."""
+        self._drop()
+        self.ct = None
+        self.ct_path = None
+        removed = list(self.structures)
+        self.structures.clear()
+        for key in removed:
+            self.structures_changed.emit(key)
+        self.ct_changed.emit()
+        self.set_plan(Plan())
+
+    def _drop(self) -> None:
+        self.followup = None
+        self.plan_path = None
+        self.case_dir = None
+        self.uid = uuid.uuid4().hex          # caches keyed by case never mix two cases
+        self.case_closed.emit()
