@@ -2,7 +2,10 @@
 
 Loads the plan, its CT and masks, predicts the zone, analyses the margin, runs the safety
 checks, renders the pictures headless (VTK offscreen) and writes the PDF. Anonymised by
-default: patient identity appears only with ``--patient-data``.
+default: no name, ID, date, description, UID, file or folder name from the CT or the
+paths; the patient appears as a keyed pseudonym (:mod:`irplan.io.pseudonym`). Patient
+identity appears only with ``--patient-data``. All text is printed literally (needle names
+with markup such as ``<img>`` or ``<a href>`` are text, not markup).
 """
 
 from __future__ import annotations
@@ -142,10 +145,14 @@ def evaluate_followup(case: ComputedCase, followup: str | Path, ablation: str | 
 def build_report(plan_path: str | Path, pdf_path: str | Path, *, patient_data: bool = False,
                  pictures: bool = True, compute: bool = True,
                  case: ComputedCase | None = None, evaluation: Any | None = None,
-                 ) -> tuple[Path, ReportContent]:
+                 deidentified: bool = False) -> tuple[Path, ReportContent]:
     """Everything ``irplan report`` does, for the GUI's one-click report too. ``case``:
     an already loaded/computed case (else loaded from ``plan_path``); ``evaluation``: an
-    EvaluationResult or its dict, overriding the plan's stored evaluation."""
+    EvaluationResult or its dict, overriding the plan's stored evaluation;
+    ``deidentified``: for ``export --anonymize`` (anonymised, no creation date, fixed PDF
+    metadata)."""
+    if deidentified and patient_data:
+        raise InputError("a de-identified report cannot show patient data")
     if case is None:
         case = load_case(plan_path, compute=compute)
     if evaluation is not None:
@@ -156,7 +163,8 @@ def build_report(plan_path: str | Path, pdf_path: str | Path, *, patient_data: b
         else:
             pics, pic_status, mmap = [], "not rendered (--no-pictures)", None
         rc = build_report_content(case, include_patient_data=patient_data, pictures=pics,
-                                  pictures_status=pic_status, margin_map=mmap)
+                                  pictures_status=pic_status, margin_map=mmap,
+                                  deidentified=deidentified)
         out = write_report_pdf(rc, pdf_path)
     return out, rc
 

@@ -14,8 +14,8 @@ angles degrees as defined in :mod:`irplan.planning.needle_geometry`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
-import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,11 +39,15 @@ MODALITY_LABELS = {"IRE": "Irreversible electroporation (IRE)",
 
 @dataclass
 class CaseInfo:
-    """Who and what. ``anonymised``: patient identity replaced by a hash of PatientID."""
+    """Who and what. ``anonymised``: no identifier from the DICOM header or a path; the
+    patient is shown as a keyed pseudonym (``patient_hash``, HMAC-SHA256 with the
+    installation secret, :mod:`irplan.io.pseudonym`) or not at all (``pseudonym_status``
+    says which)."""
 
     anonymised: bool = True
     patient_label: str = "anonymised"
     patient_hash: str = ""
+    pseudonym_status: str = ""
     patient_name: str = ""
     patient_id: str = ""
     birth_date: str = ""
@@ -161,10 +165,14 @@ class ReportContent:
     notes: list[str] = field(default_factory=list)
 
 
+    deidentified: bool = False  # de-identified export: no creation date, fixed PDF metadata
 # --------------------------------------------------------------------------- helpers
 def patient_hash(patient_id: str) -> str:
-    """A short, stable pseudonym of a PatientID (first 10 hex digits of SHA-256)."""
-    return hashlib.sha256(patient_id.encode("utf-8")).hexdigest()[:10] if patient_id else ""
+    """The keyed pseudonym of a PatientID (16 hex digits of HMAC-SHA256 with this
+    installation's secret, :mod:`irplan.io.pseudonym`); "" without an ID or a secret."""
+    from irplan.io.pseudonym import installation_pseudonymizer
+
+    return installation_pseudonymizer().pseudonym(patient_id) if patient_id else ""
 
 
 def _fmt(v: float | None, digits: int = 1, unit: str = "") -> str:
@@ -212,7 +220,12 @@ def _case_info(plan: Plan, plan_path: str | Path | None, header: Any | None,
         return "" if v is None else str(v)
 
     pid = get("PatientID")
-    info.patient_hash = patient_hash(pid)
+    if not include_patient_data and pid:
+        from irplan.io.pseudonym import installation_pseudonymizer
+
+        pz = installation_pseudonymizer()
+        info.patient_hash = pz.pseudonym(pid)
+        info.pseudonym_status = pz.status
     info.study_date = get("StudyDate")
     info.study_description = get("StudyDescription")
     info.study_uid = get("StudyInstanceUID")
@@ -228,7 +241,8 @@ def _case_info(plan: Plan, plan_path: str | Path | None, header: Any | None,
     else:
         # DICOM PS3.15 basic de-identification removes dates and UIDs as well
         info.patient_label = "anonymised"
-        info.study_date = info.study_uid = ""
+        info.study_date = info.study_uid = info.study_description = ""
+        # DICOM PS3.15 basic de-identification removes descriptions, dates and UIDs too
         info.series_uid = info.frame_of_reference_uid = ""
         info.plan_file = ""  # file names often carry patient names
     if ct is not None:
@@ -419,13 +433,16 @@ def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
                           pictures: Sequence[Picture] = (), pictures_status: str = "",
                           margin_map: Picture | None = None,
                           include_patient_data: bool = False,
-                          notes: Sequence[str] = ()) -> ReportContent:
+                          notes: Sequence[str] = (), deidentified: bool = False,
+                          ) -> ReportContent:
     """Assemble the report from what is at hand; absent parts get a status text.
 
     ``header``: a pydicom Dataset (or mapping) of the planning CT for patient/study data;
-    patient identity appears only with ``include_patient_data`` (anonymised by default:
-    "anonymised" and a hash of PatientID). ``findings``: safety findings (objects or
-    dicts with ``severity`` and ``message``); ``None`` = checks not run.
+    patient identity appears only with ``include_patient_data``. Anonymised by default:
+    "anonymised" and a keyed pseudonym of PatientID; no text from the header or a path
+    (:func:`redact_report`). ``deidentified`` (export --anonymize): no creation date
+    either. ``findings``: safety findings (objects or dicts with ``severity`` and
+    ``message``); ``None`` = checks not run.
     """
     rc = ReportContent(created_utc=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                        software_version=_version())
@@ -477,9 +494,73 @@ def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
 
 
 # --------------------------------------------------------------------------- whole job
+    if not include_patient_data:
+        redact_report(rc, plan, plan_path, header)
+    if deidentified:
+        rc.deidentified = True
+        rc.created_utc = "date not shown (de-identified)"
 @dataclass
 class ComputedCase:
     """Inputs loaded and results computed for a report (also used by the pictures)."""
+def _plan_paths(plan: Plan, plan_path: str | Path | None) -> list[str]:
+    paths = [str(plan_path or ""), plan.image.path, plan.file_dir,
+             *[str(v) for v in plan.structures.values()]]
+    try:
+        from irplan.io.plan_file import image_path, structure_paths
+
+        paths.append(str(image_path(plan)))
+        paths.extend(str(p) for p in structure_paths(plan).values())
+    except Exception:  # noqa: BLE001 - unresolvable paths: the raw strings suffice
+        pass
+    return [p for p in paths if p]
+
+
+def redact_report(rc: ReportContent, plan: Plan, plan_path: str | Path | None,
+                  header: Any | None) -> None:
+    """Anonymised report: every free text (notes, statuses, findings, zone and
+    evaluation notes, needle names, picture titles) loses the CT header's text values,
+    the case's paths and folder names, and anything path- or UID-like
+    (:class:`irplan.io.anonymize.TextRedactor`); the follow-up date is dropped."""
+    from irplan.io.anonymize import TextRedactor, header_identifiers
+
+    red = TextRedactor(header_identifiers(header), _plan_paths(plan, plan_path))
+
+    def walk(obj: Any) -> None:
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if isinstance(v, str):
+                setattr(obj, f.name, red(v))
+            elif isinstance(v, list):
+                setattr(obj, f.name, [_redact_item(x, red, walk) for x in v])
+            elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+                walk(v)
+
+    keep = {"title": rc.title, "notice": rc.notice, "created_utc": rc.created_utc,
+            "software_version": rc.software_version, "modality": rc.modality,
+            "modality_label": rc.modality_label}
+    paths = [(p, p.path) for p in rc.pictures] + (
+        [(rc.margin_map, rc.margin_map.path)] if rc.margin_map is not None else [])
+    devices = list(rc.devices)
+    walk(rc)
+    for k, v in keep.items():
+        setattr(rc, k, v)
+    for pic, path in paths:  # the files to embed, not printed
+        pic.path = path
+    rc.devices = devices  # catalogue text
+    if rc.evaluation is not None:
+        rc.evaluation.followup_date = ""
+
+
+def _redact_item(x: Any, red: Callable[[Any], str], walk: Callable[[Any], None]) -> Any:
+    if isinstance(x, str):
+        return red(x)
+    if isinstance(x, tuple):
+        return tuple(red(v) if isinstance(v, str) else v for v in x)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        walk(x)
+    return x
+
+
 
     plan: Plan
     plan_path: Path | None = None
@@ -615,7 +696,8 @@ def load_case(plan_path: str | Path, *, compute: bool = True,
 
 def build_report_content(case: ComputedCase, *, include_patient_data: bool = False,
                          pictures: Sequence[Picture] = (), pictures_status: str = "",
-                         margin_map: Picture | None = None) -> ReportContent:
+                         margin_map: Picture | None = None,
+                         deidentified: bool = False) -> ReportContent:
     """:func:`gather_report_content` from a :class:`ComputedCase`."""
     st = case.status
     zone_status = st.get("zone") or (None if case.zone is not None else NOT_COMPUTED)
@@ -631,4 +713,4 @@ def build_report_content(case: ComputedCase, *, include_patient_data: bool = Fal
         ire_pairs=case.ire_pairs, findings=case.findings,
         findings_status=st.get("safety"), evaluation=case.evaluation,
         pictures=pictures, pictures_status=pictures_status, margin_map=margin_map,
-        include_patient_data=include_patient_data, notes=notes)
+        include_patient_data=include_patient_data, notes=notes, deidentified=deidentified)

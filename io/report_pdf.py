@@ -97,8 +97,14 @@ def _styles() -> dict[str, ParagraphStyle]:
     return s
 
 
+_CONTROL = {c: None for c in range(32) if c not in (9, 10, 13)} | {127: None}
+
+
 def _esc(text: Any) -> str:
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    """Any text as literal Paragraph text: markup characters escaped (``<img>``,
+    ``<a href>``, malformed tags print as text), control characters dropped."""
+    return (str(text).translate(_CONTROL).replace("&", "&amp;").replace("<", "&lt;")
+            .replace(">", "&gt;"))
 
 
 def _f(v: float | None, digits: int = 1) -> str:
@@ -144,7 +150,7 @@ def _status(text: str, st: dict) -> Paragraph:
 def _image(pic: Picture, width: float, st: dict) -> list[Any]:
     p = Path(pic.path)
     if not p.exists():
-        return [_status(f"picture '{pic.title}' missing ({p})", st)]
+        return [_status(f"picture '{pic.title}' missing", st)]
     from reportlab.lib.utils import ImageReader
 
     iw, ih = ImageReader(str(p)).getSize()
@@ -212,8 +218,11 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
     c = rc.case
     story.append(Paragraph("Case", st["h2"]))
     if c.anonymised:
-        who = "anonymised" + (f" (patient key {c.patient_hash}, SHA-256 of PatientID)"
-                              if c.patient_hash else "")
+        if c.patient_hash:
+            who = (f"anonymised (pseudonym {c.patient_hash}: HMAC-SHA256 of PatientID with "
+                   "this installation's secret key; not reversible without it)")
+        else:
+            who = "anonymised" + (f" ({c.pseudonym_status})" if c.pseudonym_status else "")
         rows = [("Patient", who)]
     else:
         rows = [("Patient", c.patient_label), ("Patient ID", c.patient_id or "\u2014"),
@@ -225,9 +234,9 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
         rows.append(("Study", c.study_description))
     rows.append(("Planning CT", c.ct_summary or "not loaded"))
     if c.anonymised:
-        rows.append(("Identifiers", "study date, UIDs and plan file name not shown "
-                                    "(anonymised report; `irplan report --patient-data` "
-                                    "shows them)"))
+        rows.append(("Identifiers", "names, IDs, dates, study and series descriptions, "
+                                    "UIDs, file and folder names not shown (anonymised "
+                                    "report; `irplan report --patient-data` shows them)"))
     else:
         rows += [("Study UID", c.study_uid or "\u2014"),
                  ("Series UID", c.series_uid or "\u2014"),
@@ -263,7 +272,8 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
             "Depth: entry to tip. CC angle: angulation out of the axial plane, positive when "
             "the tip is caudal to the entry. LR angle: direction within the axial plane from "
             "antero-posterior (0\u00b0), positive towards the patient's left. "
-            + "; ".join(f"{n.name}: {n.plane_kind}" for n in rc.needles) + ".", st["small"]))
+            + _esc("; ".join(f"{n.name}: {n.plane_kind}" for n in rc.needles)) + ".",
+            st["small"]))
     else:
         story.append(_status("no needles in the plan", st))
 
@@ -400,7 +410,8 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
                        "fonts": (st["_reg"], st["_bold"])})
     doc = SimpleDocTemplate(str(out), pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
                             topMargin=18 * mm, bottomMargin=15 * mm, title=rc.title,
-                            author="IRPlan", subject=rc.notice, creator="IRPlan")
+                            author="IRPlan", subject=rc.notice, creator="IRPlan",
+                            invariant=1 if rc.deidentified else 0)
     try:
         doc.build(story, canvasmaker=canvas_cls)
     except OSError as exc:
