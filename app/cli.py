@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 import traceback
+import warnings
 
 from irplan.planning.errors import IrplanError
 
@@ -36,8 +38,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
 NOTICE = "IRPlan is research software, not a certified medical device."
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr and exit 2 (no usage
+    block): ``irplan zone: error: argument --grid-mm: 'nan' is not a finite number``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        msg = " ".join(str(message).split())
+        sys.stderr.write(f"{self.prog}: error: {msg} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
 def _gui_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="irplan",
         description="IRPlan: plan and evaluate liver tumour ablation. " + NOTICE,
         epilog="subcommands: " + ", ".join(COMMANDS) + " (irplan SUBCOMMAND --help)",
@@ -50,6 +62,67 @@ def _gui_parser() -> argparse.ArgumentParser:
     return p
 
 
+# commands that use SimpleITK: its (ITK) warnings are switched off so that they never
+# print before IRPlan's own message
+_SITK_COMMANDS = {"zone", "segment", "evaluate", "evaluate-batch", "report", "export",
+                  "check", "compare-plans", "phantom"}
+MAX_NOTES = 5
+
+
+def _quiet_libraries(name: str) -> None:
+    if name in _SITK_COMMANDS:
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalWarningDisplay(False)
+
+
+def _loader_warnings_to_stderr() -> None:
+    """Every DICOM loader warning (uneven spacing, gaps, tilt, ...) as one stderr line."""
+    try:
+        from irplan.io.dicom_load import add_warning_sink
+    except ImportError:
+        return
+    seen: set[str] = set()
+
+    def sink(message: str) -> None:
+        text = " ".join(message.split())
+        if text not in seen:
+            seen.add(text)
+            print(f"irplan: warning: {text}", file=sys.stderr)
+
+    add_warning_sink(sink)
+
+
+_IGNORED = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
+class _LogCollector(logging.Handler):
+    """Keeps library log records (pydicom, pynetdicom warnings) for the notes."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(f"{record.name}: {record.getMessage()}")
+        except Exception:  # noqa: BLE001 - a bad log record must not break a command
+            pass
+
+
+def _print_notes(caught: list[warnings.WarningMessage], logged: list[str] = ()) -> None:
+    """Library warnings (numpy, pydicom, ...) caught while a command ran, as one-line
+    notes after its output (never before an error message)."""
+    lines = [f"{w.category.__name__}: {w.message}" for w in caught
+             if not issubclass(w.category, _IGNORED)] + list(logged)
+    lines = list(dict.fromkeys(" ".join(line.split()) for line in lines))
+    for line in lines[:MAX_NOTES]:
+        print(f"irplan: note: {line[:300]}", file=sys.stderr)
+    if len(lines) > MAX_NOTES:
+        print(f"irplan: note: ... and {len(lines) - MAX_NOTES} more library warning(s)",
+              file=sys.stderr)
+
+
 def _run_subcommand(name: str, argv: list[str]) -> int:
     module_name, help_text = COMMANDS[name]
     try:
@@ -59,10 +132,27 @@ def _run_subcommand(name: str, argv: list[str]) -> int:
             print(f"irplan {name}: not available in this build", file=sys.stderr)
             return 2
         raise
-    parser = argparse.ArgumentParser(prog=f"irplan {name}", description=help_text)
+    parser = OneLineParser(prog=f"irplan {name}", description=help_text)
     module.add_arguments(parser)
     args = parser.parse_args(argv)
-    return int(module.run(args) or 0)
+    _quiet_libraries(name)
+    _loader_warnings_to_stderr()
+    collector = _LogCollector()
+    lib_loggers = [logging.getLogger(n) for n in ("pydicom", "highdicom", "PIL")]
+    saved = [(lg, lg.propagate) for lg in lib_loggers]
+    for lg in lib_loggers:
+        lg.addHandler(collector)
+        lg.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code = int(module.run(args) or 0)
+    finally:
+        for lg, prop in saved:
+            lg.removeHandler(collector)
+            lg.propagate = prop
+    _print_notes(caught, collector.lines)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,7 @@ import argparse
 import json
 import sys
 
+from irplan.app.cli_types import finite_float
 from irplan.planning.errors import InputError
 
 NOTICE = "IRPlan is research software, not a certified medical device."
@@ -59,13 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "2 mm live preview")
     parser.add_argument("--no-image", action="store_true",
                         help="do not load the planning CT (skips the path-through-air check)")
-    parser.add_argument("--tip-tolerance-mm", type=float, default=5.0,
+    parser.add_argument("--tip-tolerance-mm", type=finite_float(0, 1000, unit="mm"), default=5.0,
                         help="pass rule: every tip within this distance of the reference "
                              "(default 5 mm)")
-    parser.add_argument("--coverage-tolerance", type=float, default=5.0, metavar="POINTS",
+    parser.add_argument("--coverage-tolerance",
+                        type=finite_float(0, 100), default=5.0, metavar="POINTS",
                         help="pass rule: coverage at least the reference's minus POINTS "
                              "percentage points (default 5)")
-    parser.add_argument("--max-angle-deg", type=float, default=None,
+    parser.add_argument("--max-angle-deg", type=finite_float(0, 180, unit="deg"), default=None,
                         help="pass rule (off by default): every needle within this angle of "
                              "its reference needle")
 

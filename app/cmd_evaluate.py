@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from irplan.app.cli_types import finite_float
 from irplan.planning.errors import InputError
 from irplan.planning.registration import METHODS
 from irplan.planning.volume import Volume
@@ -53,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "planning space: adds Dice, volumes and HD95 vs the achieved zone")
     parser.add_argument("--landmarks", metavar="FILE.json", help='point pairs {"planning": '
                         '[[L,P,S],...], "followup": [[L,P,S],...]} (LPS mm, >= 3 pairs)')
-    parser.add_argument("--margin-mm", type=float, default=5.0,
+    parser.add_argument("--margin-mm", type=finite_float(0, 30, unit="mm"), default=5.0,
                         help="required margin (mm, default 5: ACCLAIM, Laimer 2020/2024)")
-    parser.add_argument("--spacing-mm", type=float, default=0.5,
+    parser.add_argument("--spacing-mm", type=finite_float(0.1, 5, unit="mm"), default=0.5,
                         help="isotropic analysis spacing around the tumour (mm, default 0.5)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--save-zone", metavar="OUT.nii.gz",

@@ -70,10 +70,17 @@ def run(args: argparse.Namespace) -> int:
         case = load_case(args.plan, compute=not args.no_zone or args.pdf == "",
                          checks=args.pdf == "")
     if args.seg and case is not None:
-        masks = {k: m for k, m in case.structures.items() if np.any(m.array)}
         for k, why in case.status.items():
-            if k.startswith("structure:"):
-                print(f"note: {why} (not exported)")
+            if k.startswith("structure:"):   # never dropped from the SEG silently
+                raise InputError(f"{args.plan}: structures.{k.split(':', 1)[1]}: {why}; "
+                                 "fix it or remove it from the plan to export the others")
+        for k, m in case.structures.items():
+            if not np.any(m.array):
+                raise InputError(
+                    f"{args.plan}: structures.{k}: the mask is empty on the planning CT grid "
+                    "(an empty file, or a mask in another frame of reference); a SEG "
+                    "segment needs at least one voxel: fix it or remove it from the plan")
+        masks = dict(case.structures)
         if args.no_zone:
             pass
         elif case.zone is not None and np.any(case.zone.array):
@@ -87,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
             if not args.followup and args.register != "none":
                 raise InputError("--ablation needs --followup DIR (or --register none)")
             ev = evaluate_followup(case, args.followup, args.ablation, args.register)
-            if np.any(ev.zone_planning.array):
-                masks["actual_zone"] = ev.zone_planning
+            if not np.any(ev.zone_planning.array):
+                raise InputError(f"{args.ablation}: the achieved zone is empty on the "
+                                 "planning CT grid after registration; not exported")
+            masks["actual_zone"] = ev.zone_planning
         if not masks:
             raise InputError(f"{args.plan}: no non-empty structure to export as SEG")
         written.append(export_seg(source, masks, out / "structures_seg.dcm"))

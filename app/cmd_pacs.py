@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from irplan.app.cli_types import bounded_int, finite_float
 from irplan.io import pacs
 from irplan.planning.errors import InputError
 
@@ -21,7 +22,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aet", default=os.environ.get("IRPLAN_AE_TITLE", pacs.DEFAULT_LOCAL_AE),
                    help="this computer's (calling) AE title (default %(default)s, "
                         "or $IRPLAN_AE_TITLE)")
-    p.add_argument("--timeout", type=float, default=pacs.DEFAULT_TIMEOUT_S,
+    p.add_argument("--timeout",
+                   type=finite_float(0, 3600, lo_open=True, unit="s"),
+                   default=pacs.DEFAULT_TIMEOUT_S,
                    help="network timeout in seconds (default %(default)s)")
 
 
@@ -43,8 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--move", action="store_true",
                    help="use C-MOVE to this computer (default: C-GET)")
-    p.add_argument("--port", type=int, default=11112,
+    p.add_argument("--port", type=bounded_int(1, 65535), default=11112,
                    help="local storage port for C-MOVE (default %(default)s)")
+    p.add_argument("--bind", default=os.environ.get("IRPLAN_MOVE_BIND", pacs.DEFAULT_MOVE_BIND),
+                   metavar="ADDRESS",
+                   help="address the C-MOVE receiver listens on (default %(default)s, or "
+                        "$IRPLAN_MOVE_BIND; give this computer's address for a PACS on "
+                        "another computer)")
+    p.add_argument("--accept-ae", action="append", default=None, metavar="AE",
+                   help="calling AE title allowed to send the C-MOVE objects (repeatable; "
+                        "default: the node's AE title)")
     p = sub.add_parser("send", help="C-STORE DICOM files or folders")
     _common(p)
     p.add_argument("paths", nargs="+", help="DICOM files or folders (searched recursively)")
@@ -80,21 +91,22 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "find":
         if args.study:
             for s in pacs.find_series(node, args.study, **kw):
-                print(f"{s.series_uid}  {s.modality:4s} #{s.number or '-':>4s} "
-                      f"{s.n_instances if s.n_instances is not None else '?':>5} images  "
-                      f"{s.description}")
+                print(_p(f"{s.series_uid}  {s.modality:4s} #{s.number or '-':>4s} "
+                         f"{s.n_instances if s.n_instances is not None else '?':>5} images  "
+                         f"{s.description}"))
         else:
             studies = pacs.find_studies(node, patient_id=args.patient_id,
                                         patient_name=args.patient_name, study_date=args.date,
                                         accession=args.accession, **kw)
             for st in studies:
-                print(f"{st.study_uid}  {st.study_date or '-':8s}  {st.patient_id or '-'}  "
-                      f"{st.patient_name or '-'}  acc {st.accession or '-'}  "
-                      f"{st.modalities or '-'}  {st.description}")
+                print(_p(f"{st.study_uid}  {st.study_date or '-':8s}  {st.patient_id or '-'}  "
+                         f"{st.patient_name or '-'}  acc {st.accession or '-'}  "
+                         f"{st.modalities or '-'}  {st.description}"))
             print(f"{len(studies)} studies", file=sys.stderr)
     elif args.action == "get":
         res = pacs.retrieve(node, args.out, study_uid=args.study, series_uid=args.series,
-                            method="move" if args.move else "get", move_port=args.port, **kw)
+                            method="move" if args.move else "get", move_port=args.port,
+                            move_bind_host=args.bind, move_accept_aets=args.accept_ae, **kw)
         print(f"retrieved {len(res.files)} files into {args.out}")
     elif args.action == "send":
         files = _files(args.paths)
@@ -102,12 +114,17 @@ def run(args: argparse.Namespace) -> int:
             res = pacs.store(node, files, **kw)
         except pacs.PacsError as exc:
             for p, why in exc.failed.items():
-                print(f"not sent (kept): {p}: {why}", file=sys.stderr)
+                print(f"not sent (kept): {p}: {_p(why)}", file=sys.stderr)
             if exc.sent:
                 print(f"sent {len(exc.sent)} of {len(files)} files", file=sys.stderr)
             raise
         print(f"sent {len(res.sent)} files to {node}")
     return 0
+
+
+def _p(text: str) -> str:
+    """A line with server-sent text: no control or escape characters."""
+    return pacs.printable(text, 2000)
 
 
 def _nodes(args: argparse.Namespace) -> int:

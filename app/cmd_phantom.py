@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from irplan.app.cli_types import non_negative_int
 from irplan.planning.errors import InputError
 from irplan.planning.phantom import SCENARIOS, VARIANTS
 
@@ -24,8 +25,10 @@ def _triple(text: str, what: str, cast: type) -> tuple:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("outdir", help="folder to write the case into (new or empty)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("outdir", help="folder to write the case into (new, empty, or a "
+                        "phantom case whose plan was not edited)")
+    parser.add_argument("--seed",
+                        type=non_negative_int(2**32 - 1), default=0, help="random seed (default 0)")
     parser.add_argument("--scenario", choices=SCENARIOS, default="margin_ok",
                         help="follow-up ablation zone: true MAM >= 5 mm (margin_ok), "
                              "0-5 mm (margin_at_risk) or < 0 (incomplete)")
@@ -35,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="voxels per axis (default 256,256,128); e.g. 512,512,300")
     parser.add_argument("--spacing-mm", metavar="SX,SY,SZ",
                         help="voxel size in mm (default 1.5,1.5,2.0); one value = isotropic")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite a case folder whose plan.irplan.json was edited "
+                             "(default: refused, the edited plan is kept)")
     parser.add_argument("--compress", choices=("rle", "jpegls", "j2k"),
                         help="write the DICOM pixels losslessly compressed")
 
@@ -47,21 +53,22 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out = write_phantom_case(Path(args.outdir), seed=args.seed, scenario=args.scenario,
                              variant=args.variant, size=size, spacing_mm=spacing,
-                             transfer_syntax=args.compress)
+                             transfer_syntax=args.compress, force=args.force)
     truth = load_truth(out)
-    g = truth["grids"]["planning"]
+    g = truth.grids["planning"] if truth.grids else None
+    size = "x".join(str(n) for n in g.size) if g else "?"
+    spacing = "x".join(f"{s:g}" for s in g.spacing_mm) if g else "?"
     print(f"phantom case written to {out} in {time.perf_counter() - t0:.1f} s")
-    print(f"  planning/  intraop/  followup/   DICOM CT, {g['size'][0]}x{g['size'][1]}x"
-          f"{g['size'][2]} voxels, {'x'.join(f'{s:g}' for s in g['spacing_mm'])} mm, "
-          f"variant {truth['variant']}")
+    print(f"  planning/  intraop/  followup/   DICOM CT, {size} voxels, {spacing} mm, "
+          f"variant {truth.variant}")
     print("  masks/planning/*.nii.gz  masks/followup/*.nii.gz  seg/planning_structures.dcm")
     print("  plan.irplan.json (reference IRE plan)  truth.json (exact ground truth)")
-    t = truth["tumor"]
-    c = ", ".join(f"{v:.1f}" for v in t["center_lps_mm"])
-    print(f"  tumour: {t['diameter_mm']:.1f} mm, {t['volume_ml']:.2f} ml at LPS ({c}) mm; "
-          f"nearest vessel {truth['nearest_vessel']['name']} "
-          f"{truth['nearest_vessel_distance_mm']:.1f} mm")
-    print(f"  scenario {truth['scenario']}: true minimal margin "
-          f"{truth['minimal_margin_mm']:.2f} mm, tumour coverage "
-          f"{truth['tumor_coverage_percent']:.2f} %")
+    t = truth.tumor
+    c = ", ".join(f"{v:.1f}" for v in t.center_lps_mm)
+    print(f"  tumour: {t.diameter_mm:.1f} mm, {t.volume_ml:.2f} ml at LPS ({c}) mm; "
+          f"nearest vessel {truth.nearest_vessel.name} "
+          f"{truth.nearest_vessel_distance_mm:.1f} mm")
+    print(f"  scenario {truth.scenario}: true minimal margin "
+          f"{truth.minimal_margin_mm:.2f} mm, tumour coverage "
+          f"{truth.tumor_coverage_percent:.2f} %")
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irplan.app.cli_types import finite_float
 from irplan.planning.errors import InputError
 from irplan.planning.volume import Volume
 
@@ -46,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tumor-seed", action="append", type=_point, default=[],
                         metavar="X,Y,Z", help="click inside a hypodense lesion (LPS mm); "
                         "repeat for several lesions (all go into tumor.nii.gz)")
-    parser.add_argument("--tumor-radius-mm", type=float, default=None, metavar="R",
+    parser.add_argument("--tumor-radius-mm",
+                        type=finite_float(0, 150, lo_open=True, unit="mm"),
+                        default=None, metavar="R",
                         help="approximate lesion radius (the GUI's drag), bounds the result")
     parser.add_argument("--liver-seed", action="append", type=_point, default=[],
                         metavar="X,Y,Z", help="seed in the liver parenchyma; repeatable "
@@ -54,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vessel-seed", action="append", type=_point, default=[],
                         metavar="X,Y,Z", help="seed in an enhanced vessel lumen; repeatable "
                         "(limited to the liver +10 mm when a liver is segmented)")
-    parser.add_argument("--vessel-threshold-hu", type=float, default=None, metavar="HU",
+    parser.add_argument("--vessel-threshold-hu",
+                        type=finite_float(-1024, 3071, unit="HU"), default=None, metavar="HU",
                         help="lower HU threshold of the vessel tool (default: half way "
                         "between the seed's vessel and the liver)")
     parser.add_argument("--vesselness", action="store_true",

@@ -11,33 +11,35 @@ import argparse
 import json
 import sys
 
+from irplan.app.cli_types import finite_float
 from irplan.planning.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", help="plan file (.irplan.json)")
-    parser.add_argument("--grid-mm", type=float, default=1.0,
+    parser.add_argument("--grid-mm", type=finite_float(0, 5, lo_open=True, unit="mm"), default=1.0,
                         help="zone/solver grid spacing in mm (default 1.0; 2.0 = fast preview)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--out", metavar="zone.nii.gz", help="write the zone mask")
     parser.add_argument("--field-out", metavar="field.nii.gz",
                         help="IRE: write the max |E| over pairs (V/cm)")
-    parser.add_argument("--threshold-v-per-cm", type=float, default=None,
+    parser.add_argument("--threshold-v-per-cm",
+                        type=finite_float(1, 1e5, unit="V/cm"), default=None,
                         help="IRE lethal field threshold (default 637 V/cm, Miklavcic 2000)")
-    parser.add_argument("--ratio-v-per-cm", type=float, default=None,
+    parser.add_argument("--ratio-v-per-cm", type=finite_float(1, 1e5, unit="V/cm"), default=None,
                         help="IRE default voltage = ratio x spacing (default 1500 V/cm)")
-    parser.add_argument("--dynamic-ratio", type=float, default=None,
+    parser.add_argument("--dynamic-ratio", type=finite_float(1, 100), default=None,
                         help="IRE: electroporation-dependent conductivity, sigma x RATIO above "
                              "the irreversible threshold (nonlinear, slower)")
     parser.add_argument("--heat-sink", action="store_true",
                         help="thermal: cut the cooled shell around vessels >= 3 mm")
-    parser.add_argument("--heat-sink-shell-mm", type=float, default=None,
+    parser.add_argument("--heat-sink-shell-mm", type=finite_float(0, 20, unit="mm"), default=None,
                         help="thermal: cooled shell thickness (default 2 mm, model parameter)")
-    parser.add_argument("--isotherm-c", type=float, default=None,
+    parser.add_argument("--isotherm-c", type=finite_float(-200, 100, unit="degC"), default=None,
                         help="cryo: isotherm used as the zone (default the table's lethal one)")
     parser.add_argument("--tables", default=None,
                         help="extra thermal zone tables (JSON, format of thermal_tables.json)")
-    parser.add_argument("--margin-grid-mm", type=float, default=0.5,
+    parser.add_argument("--margin-grid-mm", type=finite_float(0, 5, unit="mm"), default=0.5,
                         help="margin analysis spacing in mm (0 = the tumour's own grid)")
     parser.add_argument("--preview", action="store_true",
                         help="fast preview (the GUI's live one): coverage and margin on the "
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "1e-4; combine with --grid-mm 2")
     parser.add_argument("--pairs", default=None, metavar="1-2,2-3",
                         help="IRE pulse pairs, 1-based (default: pairs <= 25 mm apart)")
-    parser.add_argument("--padding-mm", type=float, default=15.0,
+    parser.add_argument("--padding-mm", type=finite_float(0, 100, unit="mm"), default=15.0,
                         help="IRE solver box padding around the electrodes (mm)")
     parser.add_argument("--conductivity", action="append", default=[], metavar="TISSUE=S_PER_M",
                         help="override a tissue conductivity (liver, tumor, blood, bile, fat, "

@@ -18,6 +18,8 @@ mm); a mask on another grid is resampled (nearest neighbour, by LPS position) on
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from irplan.io.atomic_write import atomic_write
 from irplan.planning.errors import GeometryError, InputError
 from irplan.planning.structures import structure_color
 from irplan.planning.volume import Volume
@@ -72,6 +75,9 @@ SEGMENT_CODES: dict[str, tuple[str, Code, Code]] = {
     "actual_zone": ("Ablation zone", _ALTERED, _NECROSIS),
 }
 _COMPUTED_KEYS = ("predicted_zone",)
+# Largest screenshot accepted as Secondary Capture (pixels): a 8K screen is 33 Mpx; more
+# is a decompression bomb, not a screenshot.
+MAX_SC_PIXELS = 40_000_000
 
 
 @dataclass
@@ -95,69 +101,69 @@ class SourceSeries:
 
 def load_source_series(folder_or_files: str | Path | Sequence[str | Path],
                        series_uid: str | None = None) -> SourceSeries:
-    """Read one CT series (a folder searched recursively, or a list of files).
+    """Read one CT series (a folder searched recursively, a DICOMDIR, one file, or a list
+    of files in one folder) through IRPlan's one DICOM loader
+    (:func:`irplan.io.dicom_scan.scan_dicom` + :func:`irplan.io.dicom_load.load_series`):
+    the same checks as every other command (mixed PixelSpacing, truncated files, bad
+    headers, undecodable pixels, values after rescale), the same warnings
+    (``volume.metadata["warnings"]``).
 
-    ``series_uid`` picks one series when the folder holds several. Raises InputError for
-    no/mixed series, GeometryError for tilted or unevenly spaced slices.
+    ``series_uid`` picks one series when the folder holds several. Raises InputError
+    (naming the folder or file) for no/mixed series or a series that cannot be loaded
+    faithfully; a series loaded onto an interpolated grid (gaps, tilt) is refused too,
+    because the exported objects must reference the CT's own slices.
     """
+    from irplan.io.dicom_load import load_series
+    from irplan.io.dicom_scan import scan_dicom
+
     if isinstance(folder_or_files, str | Path):
         root = Path(folder_or_files)
-        if not root.exists():
-            raise InputError(f"{root}: not found")
-        files = sorted(p for p in (root.rglob("*") if root.is_dir() else [root]) if p.is_file())
-        where = str(root)
+        wanted: set[Path] | None = None
     else:
-        files = [Path(p) for p in folder_or_files]
-        where = f"{len(files)} files"
-    by_series: dict[str, list[tuple[Path, Dataset]]] = {}
-    for p in files:
-        try:
-            ds = dcmread(p)
-        except (InvalidDicomError, OSError):
-            continue
-        if "PixelData" not in ds or "ImagePositionPatient" not in ds:
-            continue
-        by_series.setdefault(str(ds.SeriesInstanceUID), []).append((p, ds))
-    if not by_series:
-        raise InputError(f"{where}: no DICOM image series found")
+        paths = [Path(p).resolve() for p in folder_or_files]
+        if not paths:
+            raise InputError("no DICOM files given")
+        root = Path(os.path.commonpath([str(p.parent) for p in paths]))
+        wanted = set(paths)
+    if not root.exists():
+        raise InputError(f"{root}: not found")
+    scan = scan_dicom(root)
+    series = [s for s in scan.series
+              if wanted is None or any(f.resolve() in wanted for f in s.files)]
+    if not series:
+        skipped = f" ({len(scan.skipped)} file(s) skipped, e.g. {scan.skipped[0].path}: " \
+                  f"{scan.skipped[0].reason})" if scan.skipped else ""
+        raise InputError(f"{root}: no DICOM image series found{skipped}")
     if series_uid is None:
-        if len(by_series) > 1:
-            raise InputError(f"{where}: {len(by_series)} image series found; choose one by "
-                             f"SeriesInstanceUID ({', '.join(sorted(by_series))})")
-        series_uid = next(iter(by_series))
-    if series_uid not in by_series:
-        raise InputError(f"{where}: series {series_uid} not found")
-    items = by_series[series_uid]
-    iop = np.asarray(items[0][1].ImageOrientationPatient, dtype=np.float64)
-    row, col = iop[:3], iop[3:]
-    normal = np.cross(row, col)
-    for p, ds in items:
-        if not np.allclose(np.asarray(ds.ImageOrientationPatient, float), iop, atol=1e-4):
-            raise GeometryError(f"{p}: slice orientation differs within series {series_uid}")
-    items.sort(key=lambda it: float(np.dot(np.asarray(it[1].ImagePositionPatient, float),
-                                           normal)))
-    pos = np.array([np.asarray(ds.ImagePositionPatient, float) for _p, ds in items])
-    if len(items) > 1:
-        steps = np.diff(pos @ normal)
-        if np.any(steps <= 1e-3) or np.ptp(steps) > 0.01 * max(abs(steps.mean()), 1e-6):
-            raise GeometryError(f"{where}: slices of series {series_uid} are not evenly "
-                                f"spaced (steps {steps.min():.3f}-{steps.max():.3f} mm)")
-        # positions must run along the normal (no gantry tilt)
-        off = pos[-1] - pos[0]
-        if np.linalg.norm(np.cross(off / np.linalg.norm(off), normal)) > 1e-3:
-            raise GeometryError(f"{where}: series {series_uid} is tilted (gantry tilt)")
-        dz = float(steps.mean())
-    else:
-        dz = float(getattr(items[0][1], "SliceThickness", 1.0) or 1.0)
-    ds0 = items[0][1]
-    ps = [float(v) for v in ds0.PixelSpacing]  # [row spacing, column spacing]
-    arr = np.stack([ds.pixel_array.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1))
-                    + float(getattr(ds, "RescaleIntercept", 0)) for _p, ds in items])
-    vol = Volume(arr, pos[0], np.array([ps[1], ps[0], dz]),
-                 np.column_stack([row, col, normal]),
-                 {"series_uid": series_uid,
-                  "frame_of_reference_uid": str(ds0.get("FrameOfReferenceUID", ""))})
-    return SourceSeries([ds for _p, ds in items], vol, [p for p, _ds in items])
+        uids = sorted({s.series_uid for s in series})
+        if len(uids) > 1:
+            raise InputError(f"{root}: {len(uids)} image series found; choose one by "
+                             f"SeriesInstanceUID ({', '.join(uids)})")
+        series_uid = uids[0]
+    matches = [s for s in series if s.series_uid == series_uid]
+    if not matches:
+        raise InputError(f"{root}: series {series_uid} not found")
+    if len(matches) > 1:
+        raise InputError(f"{root}: series {series_uid} mixes {len(matches)} image stacks "
+                         "(different orientation, size or pixel spacing); cannot export "
+                         "into it")
+    info = matches[0]
+    vol = load_series(info, secondary=info.modality != "CT")
+    files = [f.path for f in info.frames]
+    if any(f.frame is not None for f in info.frames):
+        raise InputError(f"{info.label}: multi-frame images cannot be export sources")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            datasets = [dcmread(p, stop_before_pixels=True) for p in files]
+    except (InvalidDicomError, OSError, ValueError) as exc:
+        raise InputError(f"{root}: cannot re-read a DICOM header ({exc})") from None
+    try:
+        src = source_series_on_grid(datasets, vol, files)
+    except InputError as exc:
+        raise InputError(f"{info.label}: the loaded grid does not match the CT slices "
+                         f"(interpolated?): {exc}") from None
+    return src
 
 
 def source_series_on_grid(datasets: Sequence[Dataset], grid: Volume,
@@ -285,10 +291,7 @@ def export_seg(source: SourceSeries, masks: Mapping[str, Volume], out_path: str 
     except (ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"export_seg: cannot build the DICOM SEG: {exc}") from None
     seg.SeriesDescription = series_description[:64]
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    seg.save_as(out)
-    return out
+    return atomic_write(out_path, lambda tmp: seg.save_as(tmp))
 
 
 def _copy_patient_study(src: Dataset, ds: Dataset) -> None:
@@ -369,10 +372,7 @@ def export_encapsulated_pdf(source: SourceSeries, pdf_path: str | Path, out_path
     src_item.ReferencedSOPInstanceUID = source.first.SOPInstanceUID
     ds.SourceInstanceSequence = DicomSequence([src_item])
     ds.ReferencedSeriesSequence = _referenced_series(source)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(out, enforce_file_format=True)
-    return out
+    return atomic_write(out_path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))
 
 
 def export_secondary_capture(source: SourceSeries, png_path: str | Path, out_path: str | Path,
@@ -385,12 +385,21 @@ def export_secondary_capture(source: SourceSeries, png_path: str | Path, out_pat
     radiological convention) when the picture has one; a window of several views has
     none, and the Type 2 PatientOrientation is then left empty (unknown)."""
     from PIL import Image, UnidentifiedImageError
+    from PIL.Image import DecompressionBombError, DecompressionBombWarning
 
     png = Path(png_path)
     try:
-        with Image.open(png) as im:
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DecompressionBombWarning)
+            with Image.open(png) as im:
+                w, h = im.size
+                if w * h > MAX_SC_PIXELS:
+                    raise InputError(f"{png}: {w} x {h} pixels is too large for a screenshot "
+                                     f"(limit {MAX_SC_PIXELS // 1_000_000} megapixels)")
+                rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (DecompressionBombError, DecompressionBombWarning) as exc:
+        raise InputError(f"{png}: refused, too many pixels ({exc})") from None
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise InputError(f"{png}: cannot read the image ({exc})") from None
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source.first, pixel_array=rgb, photometric_interpretation="RGB",
@@ -403,7 +412,4 @@ def export_secondary_capture(source: SourceSeries, png_path: str | Path, out_pat
     sc.SeriesDescription = description[:64]
     sc.BurnedInAnnotation = "YES"
     sc.ReferencedSeriesSequence = _referenced_series(source)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sc.save_as(out)
-    return out
+    return atomic_write(out_path, lambda tmp: sc.save_as(tmp))

@@ -15,6 +15,7 @@ series, the files and the problem.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -46,6 +47,11 @@ SECONDARY_MODALITIES = ("CT", "MR", "PT", "NM", "US", "OT", "SC")
 MAX_TILT_DEG = 30.0
 # Slice steps smaller than this fraction of the median are refused as "wild" spacing.
 WILD_STEP_FRACTION = 0.25
+# Values after rescale outside these are refused (corrupt RescaleSlope/Intercept): CT in HU
+# (extended CT scale reaches ~ +30000 HU; stored 16-bit data cannot go below -32768), and
+# any other modality within float32's exactly representable integers.
+CT_LIMITS_HU = (-32768.0, 65535.0)
+OTHER_LIMITS = (-1.0e7, 1.0e7)
 # Value for voxels shifted in from outside the field of view by tilt correction (HU of air).
 OUTSIDE_HU = -1024
 
@@ -124,8 +130,10 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
     total = len(frames)
     dup_raw: dict[int, np.ndarray] = {}
     reader = _iter_native if _native_ok(info, frames) else _iter_sorted_pixels
+    limits = CT_LIMITS_HU if info.modality == "CT" else OTHER_LIMITS
     for done, (k, raw) in enumerate(reader(info, frames, cancel), start=1):
         _check_shape(info, frames[k], raw)
+        _check_rescaled(raw, frames[k], limits, info.modality)
         if k in dup_member:
             dup_raw[k] = raw.copy()
         if k not in drop:
@@ -202,6 +210,8 @@ def load_series(info: SeriesInfo, progress: ProgressFn | None = None,
         "secondary": info.modality not in PLANNING_MODALITIES,
         "units": "HU" if info.modality == "CT" else "stored values x slope + intercept",
     })
+    for w in warnings:
+        _notify(f"{label}: {w}")
     return vol
 
 
@@ -216,7 +226,35 @@ def load_ct(path: str | Path, progress: ProgressFn | None = None,
         vol.metadata["warnings"].append(
             f"{len(others)} other CT series under {path} were not loaded "
             f"(chose the one with most slices: {info.slices})")
+        _notify(vol.metadata["warnings"][-1])
     return vol
+
+
+# --------------------------------------------------------------------------- warnings out
+# Loader warnings are kept in ``volume.metadata["warnings"]`` (the GUI shows them in its
+# status bar and messages) and also sent to every registered sink: the command line
+# registers one that prints each as one line on stderr.
+_sinks: list[Callable[[str], None]] = []
+
+
+def add_warning_sink(sink: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``sink(message)`` for every loader warning from now on; returns a function
+    that unregisters it."""
+    _sinks.append(sink)
+
+    def remove() -> None:
+        if sink in _sinks:
+            _sinks.remove(sink)
+
+    return remove
+
+
+def _notify(message: str) -> None:
+    for sink in list(_sinks):
+        try:
+            sink(message)
+        except Exception:  # noqa: BLE001 - a broken sink must not stop a load
+            pass
 
 
 def pick_ct(scan: ScanResult) -> SeriesInfo:
@@ -314,6 +352,27 @@ def _iter_native(info: SeriesInfo, frames: list[FrameRef],
         if mask is not None:
             buf &= mask
         yield k, buf
+
+
+def _check_rescaled(raw: np.ndarray, f: FrameRef, limits: tuple[float, float],
+                    modality: str) -> None:
+    """InputError when stored x RescaleSlope + RescaleIntercept leaves ``limits`` (or is
+    not finite): a corrupt header (e.g. slope 1e300) must not become garbage HU."""
+    slope, icpt = float(f.slope), float(f.intercept)
+    if not (math.isfinite(slope) and math.isfinite(icpt)) or slope == 0:
+        raise InputError(f"{f.path}: RescaleSlope {slope:g} / RescaleIntercept {icpt:g} "
+                         "cannot map stored values (not finite, or slope 0)")
+    if raw.size == 0:
+        return
+    lo, hi = float(raw.min()), float(raw.max())
+    ends = (lo * slope + icpt, hi * slope + icpt)
+    vmin, vmax = min(ends), max(ends)
+    if not (math.isfinite(vmin) and math.isfinite(vmax)) or vmin < limits[0] \
+            or vmax > limits[1]:
+        unit = " HU" if modality == "CT" else ""
+        raise InputError(f"{f.path}: values after RescaleSlope {slope:g} and "
+                         f"RescaleIntercept {icpt:g} span {vmin:.4g}..{vmax:.4g}{unit}, "
+                         f"outside {limits[0]:g}..{limits[1]:g}{unit} (corrupt header?)")
 
 
 def _store(out: np.ndarray, k: int, raw: np.ndarray, f: FrameRef) -> np.ndarray:

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydicom.uid import generate_uid
 
+from irplan.io.atomic_write import atomic_write_text, output_error
 from irplan.io.dicom_export import export_seg, source_series_on_grid
 from irplan.io.dicom_write import read_series_headers, write_ct_series
 from irplan.io.masks import write_mask
 from irplan.planning import phantom as ph
 from irplan.planning.errors import InputError
+from irplan.planning.phantom_truth import PhantomTruth
 
 PLAN_FILE = "plan.irplan.json"
 TRUTH_FILE = "truth.json"
@@ -45,13 +46,17 @@ def _uid_for(seed: int, scenario: str, variant: str, what: str) -> str:
 def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margin_ok",
                        variant: str = "axial", size: tuple[int, int, int] | None = None,
                        spacing_mm: tuple[float, float, float] | float | None = None,
-                       transfer_syntax: str | None = None) -> Path:
+                       transfer_syntax: str | None = None, force: bool = False) -> Path:
     """Write the phantom case ``seed``/``scenario`` into ``outdir``; returns ``outdir``.
 
     ``variant`` ("axial", "oblique", "flipped") changes only the planning/intra-op grid
     orientation; the anatomy in LPS is identical. ``size`` (i, j, k) and ``spacing_mm``
     (i, j, k) change the grids (default 256x256x128 at 1.5x1.5x2.0 mm). Deterministic for
     a given seed (pixels, UIDs, truth). Raises InputError for unknown options.
+
+    Re-writing a case folder whose ``plan.irplan.json`` differs from the phantom's
+    reference plan (the user edited it) is refused before anything is written, unless
+    ``force``: an edited plan is never replaced silently.
     """
     out = Path(outdir)
     if out.exists() and not out.is_dir():
@@ -62,7 +67,15 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
     truth = ph.make_truth(seed, scenario)
     grid = ph.phantom_grid(variant, size, spacing_mm)
     fgrid = ph.followup_grid(grid)
-    out.mkdir(parents=True, exist_ok=True)
+    structures = {key: f"masks/planning/{key}.nii.gz" for key in ph.MASK_KEYS}
+    plan = _reference_plan(truth, _uid_for(seed, scenario, variant, "series-planning"),
+                           structures)
+    if not force:
+        _refuse_edited_plan(out / PLAN_FILE, plan)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(out, exc, "cannot create the folder") from None
     for sub in ("planning", "intraop", "followup"):  # rewriting a case: no stale slices
         for old in (out / sub).glob("IM*.dcm"):
             old.unlink()
@@ -89,10 +102,8 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
         extra={"ContrastBolusAgent": "Iodinated contrast (portal venous phase)"},
         deterministic_uids=True)
     mask_dir = out / "masks" / "planning"
-    structures: dict[str, str] = {}
     for key in ph.MASK_KEYS:
         write_mask(masks[key], mask_dir / f"{key}.nii.gz")
-        structures[key] = f"masks/planning/{key}.nii.gz"
     write_mask(ph.planning_zone_mask(grid, truth), mask_dir / "ablation_zone.nii.gz")
     seg_masks = {k: masks[k] for k in ("tumor", "liver", "portal_vein", "hepatic_vein",
                                        "bone", "lung", "body")}
@@ -123,22 +134,9 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
         write_mask(fmasks[key], out / "masks" / "followup" / f"{key}.nii.gz")
     del fct, fmasks
 
-    plan = {
-        "schema": 1,
-        "modality": "IRE",
-        "image": {"path": "planning", "series_uid": uids["planning"]},
-        "margin_mm": 5,
-        "needles": [{"device": n["device"], "tip_lps_mm": n["tip_lps_mm"],
-                     "entry_lps_mm": n["entry_lps_mm"], "exposure_mm": n["exposure_mm"]}
-                    for n in truth["needles"]],
-        "ire": {"voltage_v": truth["ire"]["voltage_v"], "pulses": truth["ire"]["pulses"],
-                "pulse_width_us": truth["ire"]["pulse_width_us"]},
-        "thermal": {"power_w": None, "time_s": None},
-        "structures": structures,
-    }
     _write_json(out / PLAN_FILE, plan)
 
-    full = dict(truth)
+    full = truth.to_dict() if hasattr(truth, "to_dict") else dict(truth)
     full["variant"] = variant
     full["grids"] = {
         "planning": _grid_dict(grid), "intraop": _grid_dict(grid), "followup": _grid_dict(fgrid)}
@@ -160,6 +158,41 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
     return out
 
 
+def _reference_plan(truth: Any, series_uid: str,
+                    structures: dict[str, str]) -> dict[str, Any]:
+    """The phantom's reference IRE plan (schema 1 dict); ``truth`` a PhantomTruth or its
+    dict."""
+    truth = truth.to_dict() if hasattr(truth, "to_dict") else truth
+    return {
+        "schema": 1,
+        "modality": "IRE",
+        "image": {"path": "planning", "series_uid": series_uid},
+        "margin_mm": 5,
+        "needles": [{"device": n["device"], "tip_lps_mm": n["tip_lps_mm"],
+                     "entry_lps_mm": n["entry_lps_mm"], "exposure_mm": n["exposure_mm"]}
+                    for n in truth["needles"]],
+        "ire": {"voltage_v": truth["ire"]["voltage_v"], "pulses": truth["ire"]["pulses"],
+                "pulse_width_us": truth["ire"]["pulse_width_us"]},
+        "thermal": {"power_w": None, "time_s": None},
+        "structures": structures,
+    }
+
+
+def _refuse_edited_plan(path: Path, plan: dict[str, Any]) -> None:
+    """InputError when ``path`` holds a plan other than ``plan`` (the user's edits)."""
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        same = old == json.loads(json.dumps(plan, default=_json_default))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        same = False
+    if not same:
+        raise InputError(f"{path}: differs from the phantom's reference plan (edited?); "
+                         "not replaced: write the phantom into another folder, or use "
+                         "--force to overwrite the case")
+
+
 def _grid_dict(v: Any) -> dict[str, Any]:
     return {"size": list(v.size_xyz), "spacing_mm": v.spacing_mm.tolist(),
             "origin_lps_mm": v.origin_lps_mm.tolist(),
@@ -167,9 +200,7 @@ def _grid_dict(v: Any) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1, default=_json_default) + "\n")
 
 
 def _json_default(o: Any) -> Any:
@@ -180,8 +211,9 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def load_truth(path: str | Path) -> dict[str, Any]:
-    """Read truth.json (give the file or the case folder). Raises InputError."""
+def load_truth(path: str | Path) -> PhantomTruth:
+    """Read truth.json (give the file or the case folder) as a PhantomTruth. Raises
+    InputError naming the file and the missing or bad field."""
     p = Path(path)
     if p.is_dir():
         p = p / TRUTH_FILE
@@ -191,7 +223,7 @@ def load_truth(path: str | Path) -> dict[str, Any]:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{p}: cannot read phantom truth ({exc})") from None
-    for key in ("tumor", "ablation_zone", "followup_transform", "minimal_margin_mm"):
-        if key not in data:
-            raise InputError(f"{p}: phantom truth lacks field '{key}'")
-    return data
+    try:
+        return PhantomTruth.from_dict(data)
+    except InputError as exc:
+        raise InputError(f"{p}: {exc}") from None

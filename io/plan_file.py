@@ -56,7 +56,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,6 +74,8 @@ from irplan.planning.volume import Volume
 SCHEMA_VERSION = 1
 PLAN_SUFFIX = ".irplan.json"
 MAX_PLAN_BYTES = 20 * 1024 * 1024
+MAX_INT_DIGITS = 20      # JSON integers longer than this are refused (issue 13)
+MAX_JSON_DEPTH = 64      # nesting depth of a plan file (schema 1 needs 4)
 MAX_MARGIN_MM = 30.0
 MAX_EXPOSURE_MM = 100.0
 MAX_COORD_MM = 10_000.0
@@ -150,6 +151,35 @@ def _check_optional_positive(problems: list[str], where: str, v: Any, unit: str,
                              integer: bool = False) -> None:
     if v is not None:
         _check_number(problems, where, v, lo=0, lo_open=True, integer=integer, unit=unit)
+
+
+class _LongInteger(ValueError):
+    def __init__(self, digits: int) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _parse_int(text: str) -> int:
+    """JSON integers: at most MAX_INT_DIGITS digits (a 400-digit integer is no plan value
+    and overflows every float conversion)."""
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _LongInteger(digits)
+    return int(text)
+
+
+def _json_depth(data: Any) -> int:
+    """Nesting depth of parsed JSON (iterative: no recursion limit)."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d > MAX_JSON_DEPTH:
+                return d
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -576,14 +606,23 @@ def read_plan_json(path: str | Path) -> dict[str, Any]:
         raise PlanFileError([f"{src}: not UTF-8 text (byte {exc.start}); a plan file is "
                              "JSON"]) from None
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=_parse_int)
     except _DuplicateKey as exc:
         raise PlanFileError([f"{src}: duplicate key {exc.key!r} in a JSON object"]) from None
+    except _LongInteger as exc:
+        raise PlanFileError([f"{src}: an integer with {exc.digits} digits (a plan holds "
+                             f"numbers of at most {MAX_INT_DIGITS} digits)"]) from None
     except json.JSONDecodeError as exc:
         raise PlanFileError([f"{src}: not valid JSON: {exc.msg} at line {exc.lineno} "
                              f"column {exc.colno}"]) from None
     except RecursionError:
         raise PlanFileError([f"{src}: JSON nested too deeply"]) from None
+    except ValueError as exc:  # e.g. Python's limit on integer digits
+        raise PlanFileError([f"{src}: not a usable JSON number ({exc})"]) from None
+    depth = _json_depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise PlanFileError([f"{src}: JSON nested {depth} levels deep (a plan needs at most "
+                             f"{MAX_JSON_DEPTH})"])
     if not isinstance(data, dict):
         raise PlanFileError(validate_plan_dict(data, src))
     return data
@@ -648,36 +687,12 @@ _NUMBER_LIST = re.compile(r"\[\n\s+((?:-?[\d.eE+-]+,\n\s+)*-?[\d.eE+-]+)\n\s*\]"
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync,
-    os.replace, fsync of the folder. A crash leaves the old file or the new one."""
-    p = Path(path)
-    folder = p.resolve().parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise InputError(f"{p}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise InputError(f"{p}: cannot write ({exc.strerror or exc})") from None
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass  # some file systems cannot fsync a folder; the rename is still atomic
-    return p
+    """Write ``text`` to ``path`` atomically (:mod:`irplan.io.atomic_write`: temp file in
+    the same folder, fsync, rename; the file keeps its mode). A crash leaves the old file
+    or the new one; errors are InputErrors naming the path."""
+    from irplan.io.atomic_write import atomic_write_text as _write
+
+    return _write(path, text)
 
 
 def save_plan(plan: Plan, path: str | Path, *, validate: bool = True) -> Path:
