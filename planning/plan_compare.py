@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from irplan.planning.margin_display import format_margin_mm
 from irplan.planning.needle_geometry import (
     angle_between_deg,
     needle_angles,
@@ -165,6 +166,7 @@ class ZoneFigures:
     volume_ml: float
     grid_mm: float
     method: str                 # "preview" | "exact"
+    margin_cap_mm: float | None = None   # the margin analysis box's cap (margin_display)
 
     def to_dict(self) -> dict[str, Any]:
         return {"coverage_percent": _round(self.coverage_percent),
@@ -402,7 +404,8 @@ def figures_from_result(res: Any) -> tuple[ZoneFigures | None, list[str]]:
         return None, [f"zone coverage not computed: {why}"]
     return ZoneFigures(float(m.tumor_coverage_percent), float(m.minimal_margin_mm),
                        res.volume_ml, float(res.grid_mm),
-                       "preview" if m.method.startswith("preview") else "exact"), []
+                       "preview" if m.method.startswith("preview") else "exact",
+                       float(m.margin_cap_mm)), []
 
 
 def zone_not_possible(plan: Plan) -> str:
@@ -550,8 +553,9 @@ def summary_lines(comp: PlanComparison) -> list[str]:
     if zt is not None and zr is not None:
         out.append(f"tumour coverage {zt.coverage_percent:.1f} % vs reference "
                    f"{zr.coverage_percent:.1f} % ({zt.coverage_percent - zr.coverage_percent:+.1f}"
-                   f" points); minimal margin {zt.minimal_margin_mm:+.1f} mm vs "
-                   f"{zr.minimal_margin_mm:+.1f} mm")
+                   f" points); minimal margin "
+                   f"{format_margin_mm(zt.minimal_margin_mm, zt.margin_cap_mm)} vs "
+                   f"{format_margin_mm(zr.minimal_margin_mm, zr.margin_cap_mm)}")
     for f in comp.new_findings:
         if f.severity in ("error", "warning"):
             out.append(f"new {f.severity}: {f.message}")
