@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="required margin (mm, default 5: ACCLAIM, Laimer 2020/2024)")
     parser.add_argument("--spacing-mm", type=finite_float(0.1, 5, unit="mm"), default=0.5,
                         help="isotropic analysis spacing around the tumour (mm, default 0.5)")
+    parser.add_argument("--mask-threshold", type=finite_float(0, 1e6, lo_open=True),
+                        metavar="P", help="read masks that are probability maps as value >= P "
+                        "(without it a non-binary mask is refused)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--save-zone", metavar="OUT.nii.gz",
                         help="write the ablation zone mapped onto the planning grid")
@@ -79,13 +83,19 @@ def load_image(path: str | Path, what: str) -> Volume:
     return load_ct(p)
 
 
-def load_mask(path: str | Path, what: str) -> Volume:
+def load_mask(path: str | Path, what: str, threshold: float | None = None,
+              notes: list[str] | None = None) -> Volume:
+    """A binary mask (strict rules of :func:`irplan.io.masks.read_mask`); a threshold rule
+    that was applied is added to ``notes``."""
     from irplan.io.masks import read_mask
 
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: {what} mask not found")
-    return read_mask(p)
+    m = read_mask(p, threshold=threshold)
+    if notes is not None and m.metadata.get("mask_rule"):
+        notes.append(f"{what} mask {m.metadata['mask_rule']}")
+    return m
 
 
 def load_landmarks(path: str | Path) -> tuple[list[Any], list[Any]]:
@@ -105,8 +115,8 @@ def parse_point(text: str, what: str) -> list[float]:
         vals = [float(v) for v in text.replace(";", ",").split(",")]
     except ValueError:
         vals = []
-    if len(vals) != 3:
-        raise InputError(f"{what}: expected three numbers L,P,S in mm, got '{text}'")
+    if len(vals) != 3 or not all(math.isfinite(v) and abs(v) <= 10_000 for v in vals):
+        raise InputError(f"{what}: expected three finite numbers L,P,S in mm, got '{text}'")
     return vals
 
 
@@ -114,27 +124,34 @@ def evaluate_paths(planning: str | None, followup: str | None, tumor: str,
                    ablation: str | None, register: str = "rigid", liver: str | None = None,
                    plan_zone: str | None = None, landmarks: str | None = None,
                    margin_mm: float = 5.0, spacing_mm: float = 0.5,
-                   ablation_seed: str | None = None):  # noqa: ANN201
+                   ablation_seed: str | None = None,
+                   mask_threshold: float | None = None):  # noqa: ANN201
     """Load the inputs and run :func:`irplan.planning.evaluation.evaluate`. The zone is
     the ``ablation`` mask, or segmented from ``ablation_seed`` ("L,P,S", follow-up mm).
 
+    ``mask_threshold``: masks are read as value >= threshold (probability maps); the rule
+    is stated in the result's warnings. An empty tumour mask is refused.
+
     Returns (EvaluationResult, planning CT or None, follow-up CT or None, zone mask)."""
+    from irplan.io.masks import require_nonempty
     from irplan.planning.evaluation import evaluate
 
     if register != "none" and (not planning or not followup):
         raise InputError(f"--register {register} needs --planning and --followup "
                          "(or use --register none when the masks share one space)")
-    if margin_mm < 0:
-        raise InputError(f"--margin-mm must be >= 0, got {margin_mm}")
+    if not (math.isfinite(margin_mm) and 0 <= margin_mm <= 30):
+        raise InputError(f"--margin-mm must be a number in 0..30 mm, got {margin_mm}")
     if ablation_seed and not followup:
         raise InputError("--ablation-seed needs --followup (the zone is segmented on it)")
     seed = parse_point(ablation_seed, "--ablation-seed") if ablation_seed else None
     if not ablation and seed is None:
         raise InputError("give --ablation MASK or --ablation-seed L,P,S")
-    tumor_v = load_mask(tumor, "tumour")
-    abl_v = load_mask(ablation, "ablation-zone") if ablation else None
-    liver_v = load_mask(liver, "liver") if liver else None
-    plan_v = load_mask(plan_zone, "planned zone") if plan_zone else None
+    rules: list[str] = []
+    t = mask_threshold
+    tumor_v = require_nonempty(load_mask(tumor, "tumour", t, rules), "tumour", tumor)
+    abl_v = load_mask(ablation, "ablation-zone", t, rules) if ablation else None
+    liver_v = load_mask(liver, "liver", t, rules) if liver else None
+    plan_v = load_mask(plan_zone, "planned zone", t, rules) if plan_zone else None
     lm = load_landmarks(landmarks) if landmarks else None
     p_ct = load_image(planning, "planning CT") if planning else None
     f_ct = load_image(followup, "follow-up CT") if followup else None
@@ -145,6 +162,7 @@ def evaluate_paths(planning: str | None, followup: str | None, tumor: str,
     res = evaluate(p_ct, f_ct, tumor_v, abl_v, register=register, liver_mask=liver_v,
                    landmarks=lm, plan_zone=plan_v, required_margin_mm=margin_mm,
                    fine_spacing_mm=spacing_mm)
+    res.warnings[:0] = rules
     if seed is not None:
         res.warnings.append(
             f"ablation zone segmented from the click {seed} mm (window "
@@ -195,9 +213,17 @@ def format_text(d: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from irplan.io.atomic_write import check_output_path
+
+    if args.save_ablation and not args.ablation_seed:
+        raise InputError("--save-ablation goes with --ablation-seed")
+    for out_arg in (args.save_ablation, args.save_zone, args.screenshot):
+        if out_arg:
+            check_output_path(out_arg)   # a bad output path fails before the work
     res, p_ct, f_ct, zone = evaluate_paths(
         args.planning, args.followup, args.tumor, args.ablation, args.register, args.liver,
-        args.plan_zone, args.landmarks, args.margin_mm, args.spacing_mm, args.ablation_seed)
+        args.plan_zone, args.landmarks, args.margin_mm, args.spacing_mm, args.ablation_seed,
+        args.mask_threshold)
     d = res.to_dict()
     code = 0
     if args.save_ablation:
@@ -219,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             code = 2
         else:
-            tumor_v = load_mask(args.tumor, "tumour")
+            tumor_v = load_mask(args.tumor, "tumour", args.mask_threshold)
             render_evaluation_png(res, tumor_v, p_ct, f_ct, args.screenshot)
             d["screenshot"] = str(args.screenshot)
     if args.json:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import math
 import os
 import sys
 import time
@@ -127,6 +129,8 @@ def evaluate_row(row: dict[str, str], default_register: str) -> tuple[dict[str, 
         margin_mm = float(row["margin_mm"]) if row.get("margin_mm") else 5.0
     except ValueError:
         raise InputError(f"margin_mm '{row['margin_mm']}' is not a number") from None
+    if not (math.isfinite(margin_mm) and 0 <= margin_mm <= 30):
+        raise InputError(f"margin_mm '{row['margin_mm']}' must be a number in 0..30 mm")
     res, _p, _f, _z = evaluate_paths(row.get("planning") or None, row.get("followup") or None,
                                  row["tumor"], row["ablation"], method,
                                  row.get("liver") or None, row.get("plan_zone") or None,
@@ -160,49 +164,81 @@ def evaluate_row(row: dict[str, str], default_register: str) -> tuple[dict[str, 
     return out, d
 
 
+def details_name(case: str, used: set[str]) -> tuple[str, str | None]:
+    """File name for a case's ``--details`` JSON, unique in ``used`` (compared without
+    case, as some file systems do). Returns (name, note): a duplicate or colliding
+    case_id gets ``<id>-2.json``, ``<id>-3.json``, ... and a note saying so."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in case).strip(".") or "case"
+    name, n = f"{safe}.json", 1
+    while name.lower() in used:
+        n += 1
+        name = f"{safe}-{n}.json"
+    used.add(name.lower())
+    note = None if n == 1 else (f"case_id {case!r} repeats an earlier row's (or its file "
+                                f"name): details written to {name}")
+    return name, note
+
+
 def run(args: argparse.Namespace) -> int:
+    from irplan.io.atomic_write import atomic_write_text, check_output_path
+
     rows = read_cohort(args.cohort)
-    out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path = check_output_path(args.out)
     details = Path(args.details) if args.details else None
     if details:
-        details.mkdir(parents=True, exist_ok=True)
+        if details.exists() and not details.is_dir():
+            raise InputError(f"{details}: --details must be a folder, it is a file")
+        try:
+            details.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{details}: cannot create the folder "
+                             f"({exc.strerror or exc})") from None
     show = not args.no_progress
     n_fail = 0
     t0 = time.perf_counter()
-    tmp = out_path.with_suffix(out_path.suffix + ".part")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=OUT_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for i, row in enumerate(rows):
-            case = row.get("case_id") or f"row {i + 2}"
-            _progress(i, len(rows), case, t0, show)
-            t_case = time.perf_counter()
-            rec: dict[str, Any] = {"case_id": row.get("case_id", "")}
-            try:
-                values, full = evaluate_row(row, args.register)
-                rec.update(values)
-                rec["status"] = "ok"
-                if details:
-                    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in case)
-                    (details / f"{safe}.json").write_text(json.dumps(full, indent=1) + "\n",
-                                                          encoding="utf-8")
-            except IrplanError as exc:
-                rec["status"], rec["error"] = "error", str(exc)
-                n_fail += 1
-            except Exception as exc:  # noqa: BLE001 - one bad case must not stop a cohort
-                if os.environ.get("IRPLAN_DEBUG"):
-                    traceback.print_exc()
-                rec["status"] = "error"
-                rec["error"] = f"internal error: {type(exc).__name__}: {exc}"
-                n_fail += 1
-            rec["elapsed_s"] = round(time.perf_counter() - t_case, 2)
-            writer.writerow(rec)
-            fh.flush()
-            if rec["status"] == "error" and show:
-                sys.stderr.write(f"\n{case}: {rec['error']}\n")
-        _progress(len(rows), len(rows), "done", t0, show)
-    os.replace(tmp, out_path)
+    used: set[str] = set()
+    seen_ids: dict[str, int] = {}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=OUT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for i, row in enumerate(rows):
+        case = row.get("case_id") or f"row {i + 2}"
+        _progress(i, len(rows), case, t0, show)
+        t_case = time.perf_counter()
+        rec: dict[str, Any] = {"case_id": row.get("case_id", "")}
+        dup_note = None
+        if row.get("case_id"):
+            if row["case_id"] in seen_ids:
+                dup_note = (f"duplicate case_id {row['case_id']!r} (also row "
+                            f"{seen_ids[row['case_id']]})")
+            seen_ids.setdefault(row["case_id"], i + 2)
+        try:
+            values, full = evaluate_row(row, args.register)
+            rec.update(values)
+            rec["status"] = "ok"
+            if details:
+                name, note = details_name(case, used)
+                atomic_write_text(details / name, json.dumps(full, indent=1) + "\n")
+                notes = [n for n in (dup_note, note) if n]
+                if notes:
+                    rec["warnings"] = " | ".join(notes + ([rec["warnings"]]
+                                                          if rec.get("warnings") else []))
+                    sys.stderr.write(f"\n{case}: note: {'; '.join(notes)}\n")
+        except IrplanError as exc:
+            rec["status"], rec["error"] = "error", str(exc)
+            n_fail += 1
+        except Exception as exc:  # noqa: BLE001 - one bad case must not stop a cohort
+            if os.environ.get("IRPLAN_DEBUG"):
+                traceback.print_exc()
+            rec["status"] = "error"
+            rec["error"] = f"internal error: {type(exc).__name__}: {exc}"
+            n_fail += 1
+        rec["elapsed_s"] = round(time.perf_counter() - t_case, 2)
+        writer.writerow(rec)
+        if rec["status"] == "error" and show:
+            sys.stderr.write(f"\n{case}: {rec['error']}\n")
+    _progress(len(rows), len(rows), "done", t0, show)
+    atomic_write_text(out_path, buf.getvalue(), newline="")
     ok = len(rows) - n_fail
     print(f"{ok}/{len(rows)} case(s) evaluated, {n_fail} failed -> {out_path}",
           file=sys.stderr)

@@ -87,10 +87,43 @@ def parse_conductivities(items: list[str]) -> dict[str, float] | None:
             out[key] = float(val)
         except ValueError:
             raise InputError(f"--conductivity {item}: {val!r} is not a number (S/m)") from None
+        if not (0 < out[key] <= 100):   # finite; tissue 1e-3..1 S/m, blood ~0.7
+            raise InputError(f"--conductivity {item}: must be a number in (0, 100] S/m")
     return out or None
 
 
+def target_structures(plan, structures: dict, notes: list[str], source: str) -> dict:  # noqa: ANN001
+    """The structures with "tumor" = the union of the plan's ``targets`` (coverage and
+    margin are computed on it), with a note; an empty tumour is a stated note, never a
+    silently missing coverage."""
+    import numpy as np
+
+    targets = list(plan.targets or [])
+    if targets:
+        missing = [k for k in targets if k not in structures]
+        if missing:
+            raise InputError(f"{source}: targets: {missing[0]!r} has no mask in structures")
+        first = structures[targets[0]]
+        arr = (first.array != 0).astype(np.uint8)
+        for key in targets[1:]:
+            m = structures[key]
+            if not m.same_geometry(first, tol_mm=1e-3):
+                m = m.resample_like(first, "nearest")
+            arr |= (m.array != 0).astype(np.uint8)
+        structures = dict(structures)
+        structures["tumor"] = first.with_array(arr)
+        if targets != ["tumor"]:
+            notes.append(f"coverage and margin are computed on the plan's targets: "
+                         f"{', '.join(targets)}")
+    tumor = structures.get("tumor")
+    if tumor is not None and not np.any(tumor.array):
+        notes.append(f"{source}: the tumour mask is empty (no voxel): coverage and margin "
+                     "cannot be computed")
+    return structures
+
+
 def run(args: argparse.Namespace) -> int:
+    from irplan.io.atomic_write import check_output_path
     from irplan.io.masks import write_mask, write_volume_file
     from irplan.io.plan_file import load_plan, load_plan_structures
     from irplan.planning.zone import PREVIEW_SOLVER_TOL, ZoneOptions, predict_zone
@@ -99,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--margin-grid-mm must be >= 0, got {args.margin_grid_mm}")
     plan = load_plan(args.plan)
     structures, notes = load_plan_structures(plan)
+    structures = target_structures(plan, structures, notes, args.plan)
     pairs = parse_pairs(args.pairs, len(plan.needles)) if args.pairs else None
     extra: dict = {}
     if args.preview:
@@ -111,6 +145,11 @@ def run(args: argparse.Namespace) -> int:
                        heat_sink=args.heat_sink, heat_sink_shell_mm=args.heat_sink_shell_mm,
                        isotherm_c=args.isotherm_c, tables_path=args.tables,
                        margin_fine_mm=args.margin_grid_mm or None, **extra)
+    if args.field_out and plan.modality != "IRE":
+        raise InputError("--field-out: only IRE plans have a field map")
+    for out_arg in (args.out, args.field_out):
+        if out_arg:
+            check_output_path(out_arg)   # a bad output path fails before the solve
     res = predict_zone(plan, None, structures, grid_mm=args.grid_mm, options=opts)
     res.warnings[:0] = notes
     if args.out:
@@ -127,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     out.write(f"{plan.modality} zone: {d['zone_volume_ml']:.2f} ml (grid {args.grid_mm:g} mm"
               f"{', preview margin' if args.preview else ''})\n")
-    if d["tumor_coverage_percent"] is not None:
+    if d["tumor_coverage_percent"] is None:
+        out.write("tumour coverage and margin: not computed (no non-empty tumour mask)\n")
+    else:
         out.write(f"tumour coverage: {d['tumor_coverage_percent']:.1f} %   minimal margin: "
                   f"{d['minimal_margin_mm']:.1f} mm (required {plan.margin_mm:g} mm)   "
                   f"tumour + margin shell covered: {d['shell_coverage_percent']:.1f} %\n")

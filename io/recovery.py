@@ -1,8 +1,13 @@
 """Autosave and crash recovery of plans (no Qt).
 
-While a plan has unsaved changes, :class:`Autosaver` writes it to a recovery file at the
-latest ``interval_s`` (30 s) after the first unsaved change, so a crash or ``kill -9``
-loses at most 30 s of work. The app calls :meth:`Autosaver.mark_dirty` on every edit and
+While a plan has unsaved changes, :class:`Autosaver` writes it to a recovery file so that
+a crash or ``kill -9`` loses at most ``interval_s`` (30 s) of work. Bound: the save is
+started ``save_after_s = interval_s - tick_s - WRITE_BUDGET_S`` (28.5 s) after the first
+unsaved change; the timer ticks every ``tick_s`` (1 s), so the write starts at the
+latest 29.5 s after that change and is on disk by 30 s when a write takes less than
+``WRITE_BUDGET_S`` (0.5 s; a plan's recovery file is written in ~1-5 ms, see
+tests/test_fuzz_inputs.py). (Before: a save started at 30 s + up to one tick, measured
+worst case 30.9 s.) The app calls :meth:`Autosaver.mark_dirty` on every edit and
 :meth:`Autosaver.maybe_save` from a timer (a QTimer every second, or :meth:`start` for a
 background thread); :meth:`Autosaver.discard` after a real save or a clean close.
 
@@ -38,6 +43,8 @@ from irplan.planning.plan import Plan
 
 RECOVERY_SUFFIX = ".irplan-recovery.json"
 DEFAULT_INTERVAL_S = 30.0
+DEFAULT_TICK_S = 1.0      # the GUI's autosave timer (plan_session: QTimer every second)
+WRITE_BUDGET_S = 0.5      # time allowed for one recovery write (and a busy event loop)
 
 
 def recovery_dir() -> Path:
@@ -71,10 +78,12 @@ class Autosaver:
 
     def __init__(self, plan_provider: Callable[[], Plan], recovery_folder: str | Path | None = None,
                  interval_s: float = DEFAULT_INTERVAL_S, plan_path: str | Path | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 tick_s: float = DEFAULT_TICK_S) -> None:
         self.plan_provider = plan_provider
         self.folder = Path(recovery_folder) if recovery_folder else recovery_dir()
         self.interval_s = float(interval_s)
+        self.tick_s = float(tick_s)
         self.clock = clock
         self._lock = threading.RLock()
         self._dirty_since: float | None = None
@@ -133,9 +142,15 @@ class Autosaver:
             self._dirty_since = None
             self.discard()
 
+    @property
+    def save_after_s(self) -> float:
+        """Seconds after the first unsaved change at which a save is due: early enough
+        that a tick's delay and the write still finish within ``interval_s``."""
+        return max(0.0, self.interval_s - self.tick_s - WRITE_BUDGET_S)
+
     def due(self, now: float | None = None) -> bool:
         t = self.clock() if now is None else now
-        return self._dirty_since is not None and t - self._dirty_since >= self.interval_s
+        return self._dirty_since is not None and t - self._dirty_since >= self.save_after_s
 
     def maybe_save(self, now: float | None = None) -> bool:
         """Write the recovery file when changes are ``interval_s`` old. True if written."""
@@ -183,9 +198,14 @@ class Autosaver:
                 self._owned.discard(self.path)
 
     # -- optional background thread (for apps without their own timer)
-    def start(self, tick_s: float = 1.0) -> None:
+    def start(self, tick_s: float | None = None) -> None:
+        """Tick every ``tick_s`` (default: the autosaver's own ``tick_s``) in a thread."""
         if self._thread is not None:
             return
+        if tick_s is None:
+            tick_s = self.tick_s
+        else:
+            self.tick_s = float(tick_s)
         self._stop.clear()
 
         def loop() -> None:
@@ -259,8 +279,8 @@ def read_recovery_file(path: str | Path) -> tuple[RecoveryEntry, dict]:
             needles=len(plan.get("needles", [])) if isinstance(plan, dict) else 0,
             modality=str(plan.get("modality", "?")) if isinstance(plan, dict) else "?",
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"{p}: damaged recovery file ({exc})") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise InputError(f"{p}: damaged recovery file ({str(exc)[:200]})") from None
     return entry, plan
 
 

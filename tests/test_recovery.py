@@ -113,9 +113,10 @@ def test_autosave_timing_with_a_clock(tmp_path: Path) -> None:
     saver.mark_dirty()
     now[0] += 10
     saver.mark_dirty()                     # later edits do not restart the clock
-    now[0] += 19.9
+    assert saver.save_after_s == 28.5      # 30 s promise - 1 s tick - 0.5 s write budget
+    now[0] += 18.4
     assert not saver.maybe_save()
-    now[0] += 0.1                          # 30 s after the first unsaved edit
+    now[0] += 0.1                          # 28.5 s after the first unsaved edit
     assert saver.maybe_save()
     assert saver.path.exists() and not saver.maybe_save()
     entries = find_recoverable(tmp_path / "rec", include_live=True)
