@@ -731,11 +731,13 @@ class MainWindow(QMainWindow):
         self.views.render_now()
         screen = self.screen() or QGuiApplication.primaryScreen()
         pix = screen.grabWindow(self.winId())
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if not pix.save(str(p), "PNG"):
-            raise InputError(f"{p}: cannot write the screenshot PNG")
-        return p
+        from irplan.io.atomic_write import atomic_write
+
+        def _write(tmp: Path) -> None:
+            if not pix.save(str(tmp), "PNG"):
+                raise InputError(f"{path}: cannot write the screenshot PNG")
+
+        return atomic_write(path, _write)   # temp file + rename: never a partial PNG
 
     def _about(self) -> None:
         QMessageBox.about(self, "About IRPlan",

@@ -408,12 +408,13 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
     canvas_cls = type("_ReportCanvas", (_NumberedCanvas,),
                       {"notice": rc.notice, "footer": footer,
                        "fonts": (st["_reg"], st["_bold"])})
-    doc = SimpleDocTemplate(str(out), pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
-                            topMargin=18 * mm, bottomMargin=15 * mm, title=rc.title,
-                            author="IRPlan", subject=rc.notice, creator="IRPlan",
-                            invariant=1 if rc.deidentified else 0)
-    try:
+    from irplan.io.atomic_write import atomic_write
+
+    def _build(tmp: Path) -> None:   # atomic: a failed/killed write keeps the old PDF
+        doc = SimpleDocTemplate(str(tmp), pagesize=PAGE, leftMargin=MARGIN,
+                                rightMargin=MARGIN, topMargin=18 * mm, bottomMargin=15 * mm,
+                                title=rc.title, author="IRPlan", subject=rc.notice,
+                                creator="IRPlan", invariant=1 if rc.deidentified else 0)
         doc.build(story, canvasmaker=canvas_cls)
-    except OSError as exc:
-        raise InputError(f"{out}: cannot write the PDF ({exc.strerror or exc})") from None
-    return out
+
+    return atomic_write(out, _build, what="cannot write the PDF")

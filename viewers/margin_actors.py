@@ -333,7 +333,6 @@ def render_evaluation_png(result: Any, tumor: Volume, planning_ct: Volume | None
         draw.text((x0 + panel_px // 2, head + 26), top, fill=(255, 230, 0), font=big)
         draw.text((x0 + panel_px // 2, head + panel_px - 28), bottom, fill=(255, 230, 0),
                   font=big)
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pil.save(out)
-    return out
+    from irplan.io.atomic_write import atomic_write
+
+    return atomic_write(out_png, lambda tmp: pil.save(tmp, format="PNG"))

@@ -68,15 +68,20 @@ def _render_png(renderer: Any, size: tuple[int, int], out: Path) -> Path:
     _vtk()
     from vtkmodules.vtkIOImage import vtkPNGWriter
 
+    from irplan.io.atomic_write import atomic_write
     from irplan.viewers.offscreen import grab_offscreen
 
     image = grab_offscreen(renderer, size)
-    out.parent.mkdir(parents=True, exist_ok=True)
     writer = vtkPNGWriter()
-    writer.SetFileName(str(out))
     writer.SetInputData(image)
-    writer.Write()
-    return out
+
+    def _write(tmp: Path) -> None:
+        writer.SetFileName(str(tmp))
+        writer.Write()
+        if writer.GetErrorCode():
+            raise OSError(writer.GetErrorCode(), "the PNG writer failed")
+
+    return atomic_write(out, _write)
 
 
 def _text(rc: Any, text: str, x: float, y: float, size: int = 16, bold: bool = True,
