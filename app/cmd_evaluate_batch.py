@@ -12,6 +12,8 @@ Output CSV, one row per input row in the same order: case_id, status (ok/error),
 (the one-line message), verdict, minimal_margin_mm, tumor_coverage_percent,
 residual_tumor_ml, ... registration figures, predicted-vs-achieved figures when a
 plan_zone is given, elapsed_s. A case that fails is reported and the batch continues.
+Text cells that a spreadsheet would run as a formula (starting with = + - @, tab, CR) get
+a leading ``'`` (OWASP CSV injection rule); numbers stay numeric.
 A progress bar goes to stderr. ``--details DIR`` also writes each case's full JSON.
 
 Exit codes: 0 every case ok; 1 one or more cases failed (see the status column);
@@ -32,6 +34,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from irplan.io.csv_safe import safe_row
 from irplan.planning.errors import InputError, IrplanError
 from irplan.planning.registration import METHODS
 
@@ -234,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
             rec["error"] = f"internal error: {type(exc).__name__}: {exc}"
             n_fail += 1
         rec["elapsed_s"] = round(time.perf_counter() - t_case, 2)
-        writer.writerow(rec)
+        writer.writerow(safe_row(rec))  # no cell a spreadsheet runs as a formula
         if rec["status"] == "error" and show:
             sys.stderr.write(f"\n{case}: {rec['error']}\n")
     _progress(len(rows), len(rows), "done", t0, show)

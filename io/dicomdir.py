@@ -1,11 +1,15 @@
 """Read the file list of a DICOMDIR (DICOM media directory, PS3.10 / PS3.3 F).
 
 Only the referenced image files are returned; the scan reads their headers itself, so the
-DICOMDIR records are never trusted for geometry.
+DICOMDIR records are never trusted for geometry. Referenced File IDs stay on the media
+(PS3.10 8.5: a relative path of components below the DICOMDIR's folder): an absolute
+path, a ``..`` component, or a symbolic link leading out of that folder is refused with
+an InputError naming the DICOMDIR.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pydicom
@@ -44,6 +48,7 @@ def dicomdir_files(path: str | Path) -> tuple[list[Path], list[tuple[Path, str]]
     if records is None:
         raise InputError(f"{p}: not a DICOMDIR (no Directory Record Sequence)")
     root = p.parent
+    root_real = root.resolve()
     found: list[Path] = []
     missing: list[tuple[Path, str]] = []
     seen: set[Path] = set()
@@ -51,11 +56,15 @@ def dicomdir_files(path: str | Path) -> tuple[list[Path], list[tuple[Path, str]]
         ref = rec.get("ReferencedFileID")
         if ref is None:
             continue
-        parts = [ref] if isinstance(ref, str) else list(ref)
-        f = root.joinpath(*[str(x) for x in parts])
+        parts = [str(x) for x in ([ref] if isinstance(ref, str) else list(ref))]
+        parts = _check_on_media(p, parts)
+        f = root.joinpath(*parts)
         if not f.exists():
             # media written on case-insensitive file systems: try a case-insensitive match
-            f = _case_insensitive(root, [str(x) for x in parts]) or f
+            f = _case_insensitive(root, parts) or f
+        if f.exists() and not f.resolve().is_relative_to(root_real):
+            raise InputError(f"{p}: referenced file {'/'.join(parts)!r} leads outside the "
+                             f"media folder {root} (symbolic link); refused")
         if f in seen:
             continue
         seen.add(f)
@@ -64,6 +73,22 @@ def dicomdir_files(path: str | Path) -> tuple[list[Path], list[tuple[Path, str]]
         else:
             missing.append((f, "listed in the DICOMDIR but missing on disk"))
     return found, missing
+
+
+def _check_on_media(dicomdir: Path, parts: list[str]) -> list[str]:
+    """The path components of a Referenced File ID below the media folder; InputError
+    when it is absolute (leading separator, drive letter) or climbs out with ``..``."""
+    segs: list[str] = []
+    absolute = False
+    for x in parts:
+        if x.startswith(("/", "\\")) or x[1:2] == ":" or "\0" in x:
+            absolute = True
+        segs.extend(s for s in re.split(r"[/\\]", x) if s not in ("", "."))
+    if absolute or ".." in segs or not segs:
+        shown = "\\".join(parts)
+        raise InputError(f"{dicomdir}: DICOMDIR references {shown!r}, a path outside the "
+                         "media (absolute or with '..'); refused")
+    return segs
 
 
 def _case_insensitive(root: Path, parts: list[str]) -> Path | None:

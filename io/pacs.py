@@ -7,6 +7,14 @@
   SCP role in the same association, or C-MOVE to a storage SCP started here), and
   :func:`store` (C-STORE).
 
+Security: received objects are written to ``<out>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``
+only when both are syntactically valid UIDs (else a hash-derived name): a peer cannot
+write outside ``out`` with a UID such as ``..``. The C-MOVE receiver listens on loopback
+unless told otherwise and accepts associations only from the configured calling AE titles
+(by default the node that was asked to move). Text sent by a server (error comments,
+rejection reasons, descriptions) is shown without control or escape characters
+(:func:`printable`).
+
 Every network problem (connection refused, unknown host, no answer within the timeout,
 association rejected e.g. for a wrong called AE title, association aborted, failure
 statuses) raises :class:`PacsError` whose message names the node and the problem.
@@ -16,6 +24,7 @@ files failed (``PacsError.failed``); :func:`retrieve` keeps every file received 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -79,6 +88,17 @@ RETRIEVE_TRANSFER_SYNTAXES = (
 )
 
 _AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # printable ASCII without backslash
+_UID_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)*$")
+# C0/C1 controls, DEL, and the Unicode bidi/format characters that reorder terminal text
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+DEFAULT_MOVE_BIND = "127.0.0.1"
+
+
+def printable(text: object, limit: int = 500) -> str:
+    """Server-sent text made safe for a terminal: control and escape characters (ESC
+    sequences, bidi overrides) become "?", and it is cut to ``limit`` characters."""
+    s = _CONTROL_RE.sub("?", "" if text is None else str(text))
+    return s if len(s) <= limit else s[:limit] + "..."
 
 
 class PacsError(IrplanError):
@@ -271,7 +291,8 @@ class _Watch:
         prim = event.primitive
         if getattr(prim, "result", None) in (0x01, 0x02):
             try:
-                self.reject_reason = f"{prim.reason_str} ({prim.result_str}, {prim.source_str})"
+                self.reject_reason = printable(
+                    f"{prim.reason_str} ({prim.result_str}, {prim.source_str})")
             except Exception:  # noqa: BLE001 - a reason string is a nicety
                 self.reject_reason = "rejected"
 
@@ -362,7 +383,7 @@ def _lost(node: PacsNode, what: str, timeout_s: float, t0: float, calling_aet: s
 
 def _status_text(status: Dataset) -> str:
     code = int(getattr(status, "Status", -1))
-    comment = str(getattr(status, "ErrorComment", "") or "")
+    comment = printable(getattr(status, "ErrorComment", "") or "", 200)
     return f"status 0x{code:04X} ({code_to_category(code)}{': ' + comment if comment else ''})"
 
 
@@ -500,11 +521,14 @@ class _Saver:
     def __call__(self, event: Any) -> int:
         try:
             ds = event.dataset
-            series = _safe_name(str(ds.get("SeriesInstanceUID", "unknown-series")))
-            sop = _safe_name(str(ds.get("SOPInstanceUID", f"obj{len(self.files)}")))
+            series = uid_file_name(ds.get("SeriesInstanceUID"))
+            sop = uid_file_name(ds.get("SOPInstanceUID"))
             folder = self.dest / series
-            folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{sop}.dcm"
+            root = self.dest.resolve()
+            if path.resolve().parent.parent != root:  # belt and braces: never outside
+                raise OSError(f"refused file name outside {root}")
+            folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".part")
             with open(tmp, "wb") as f:
                 f.write(event.encoded_dataset())  # bytes as received (with file meta)
@@ -518,8 +542,43 @@ class _Saver:
             return 0xA700  # out of resources
 
 
-def _safe_name(uid: str) -> str:
-    return re.sub(r"[^0-9A-Za-z.\-]", "_", uid)[:64] or "x"
+def uid_file_name(uid: object) -> str:
+    """A file/folder name from a UID sent by a peer: the UID itself when it is a valid
+    UID (digits and single dots, at most 64 characters; so never ``.`` or ``..``),
+    else ``invalid-uid-<first 16 hex digits of its SHA-256>``."""
+    s = "" if uid is None else str(uid).strip().rstrip("\0")
+    if 0 < len(s) <= 64 and _UID_RE.match(s):
+        return s
+    return "invalid-uid-" + hashlib.sha256(s.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def start_move_receiver(dest: str | Path, calling_aet: str, *,
+                        bind_host: str = DEFAULT_MOVE_BIND, port: int = 11112,
+                        accept_aets: Iterable[str] = (),
+                        timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[Any, _Saver]:
+    """The storage SCP a C-MOVE sends to: listens on ``bind_host:port`` (loopback by
+    default), answers only to called AE ``calling_aet`` and only to calling AE titles in
+    ``accept_aets`` (required, at least one). Returns (server, saver); stop it with
+    ``server.shutdown()``. Raises PacsError when the port cannot be opened."""
+    accept = [a for a in accept_aets if a]
+    if not accept:
+        raise InputError("C-MOVE receiver: give at least one calling AE title to accept")
+    for a in accept:
+        _check_ae(a, "accepted calling AE title")
+    saver = _Saver(Path(dest))
+    scp_ae = _make_ae(calling_aet, timeout_s)
+    scp_ae.require_called_aet = True
+    scp_ae.require_calling_aet = accept
+    for c in RETRIEVE_STORAGE_CLASSES:
+        scp_ae.add_supported_context(c, list(RETRIEVE_TRANSFER_SYNTAXES))
+    try:
+        server = scp_ae.start_server((bind_host, port), block=False,
+                                     evt_handlers=[(evt.EVT_C_STORE, saver)])
+    except (OSError, OverflowError) as exc:
+        raise PacsError(f"cannot start the local storage SCP for C-MOVE on "
+                        f"{bind_host}:{port} ({getattr(exc, 'strerror', None) or exc})"
+                        ) from None
+    return server, saver
 
 
 def _retrieve_query(study_uid: str, series_uid: str | None) -> Dataset:
@@ -536,13 +595,16 @@ def _retrieve_query(study_uid: str, series_uid: str | None) -> Dataset:
 def retrieve(node: PacsNode | str, dest_dir: str | Path, *, study_uid: str,
              series_uid: str | None = None, method: str = "get",
              calling_aet: str = DEFAULT_LOCAL_AE, timeout_s: float = DEFAULT_TIMEOUT_S,
-             move_port: int = 11112, move_bind_host: str = "0.0.0.0") -> RetrieveResult:
+             move_port: int = 11112, move_bind_host: str = DEFAULT_MOVE_BIND,
+             move_accept_aets: Iterable[str] | None = None) -> RetrieveResult:
     """Retrieve a study (or one series) into ``dest_dir/<SeriesInstanceUID>/<SOP>.dcm``.
 
     ``method="get"``: C-GET, the server sends the objects back over the same association.
     ``method="move"``: C-MOVE to this computer's AE title ``calling_aet``; a storage SCP is
-    started on ``move_bind_host:move_port`` for the transfer (the server must know
-    ``calling_aet`` at that address). Raises PacsError on any failure; files received so
+    started on ``move_bind_host:move_port`` (loopback by default: give the interface's
+    address for a PACS on another computer) that accepts only the calling AE titles
+    ``move_accept_aets`` (default: the node's own AE title); the server must know
+    ``calling_aet`` at that address. Raises PacsError on any failure; files received so
     far are kept and listed in ``PacsError.received``.
     """
     node = resolve_node(node)
@@ -551,6 +613,9 @@ def retrieve(node: PacsNode | str, dest_dir: str | Path, *, study_uid: str,
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     saver = _Saver(dest)
+    what_uid = [u for u in (study_uid, series_uid) if u and not _UID_RE.match(str(u))]
+    if what_uid:
+        raise InputError(f"retrieve: {what_uid[0]!r} is not a DICOM UID (digits and dots)")
     query = _retrieve_query(study_uid, series_uid)
     what = f"series {series_uid}" if series_uid else f"study {study_uid}"
     result = RetrieveResult()
@@ -565,15 +630,10 @@ def retrieve(node: PacsNode | str, dest_dir: str | Path, *, study_uid: str,
         model = StudyRootQueryRetrieveInformationModelMove
         ctx = [build_context(model)]
         roles, handlers = [], []
-        scp_ae = _make_ae(calling_aet, timeout_s)
-        for c in RETRIEVE_STORAGE_CLASSES:
-            scp_ae.add_supported_context(c, list(RETRIEVE_TRANSFER_SYNTAXES))
-        try:
-            server = scp_ae.start_server((move_bind_host, move_port), block=False,
-                                         evt_handlers=[(evt.EVT_C_STORE, saver)])
-        except OSError as exc:
-            raise PacsError(f"cannot start the local storage SCP for C-MOVE on "
-                            f"{move_bind_host}:{move_port} ({exc.strerror or exc})") from None
+        accept = list(move_accept_aets) if move_accept_aets else [node.ae_title]
+        server, saver = start_move_receiver(dest, calling_aet, bind_host=move_bind_host,
+                                            port=move_port, accept_aets=accept,
+                                            timeout_s=timeout_s)
     op = "C-GET" if method == "get" else "C-MOVE"
     try:
         with _associate(node, ctx, calling_aet, timeout_s, roles, handlers) as (assoc, _w):

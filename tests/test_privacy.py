@@ -250,19 +250,16 @@ def test_dicomdir_references_stay_on_the_media(patient_case: dict, tmp_path: Pat
     (media / "IMG").mkdir(parents=True)
     shutil.copy(patient_case["files"][1], media / "IMG" / "I1")
 
-    def dicomdir(refs: list) -> Path:
+    def dicomdir(ref: str | list[str]) -> Path:
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
         ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
         ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
-        recs = []
-        for ref in refs:
-            r = Dataset()
-            r.DirectoryRecordType = "IMAGE"
-            r.ReferencedFileID = ref
-            recs.append(r)
-        ds.DirectoryRecordSequence = Sequence(recs)
+        r = Dataset()
+        r.DirectoryRecordType = "IMAGE"
+        r.ReferencedFileID = ref
+        ds.DirectoryRecordSequence = Sequence([r])
         p = media / "DICOMDIR"
         ds.save_as(p, enforce_file_format=True)
         return p
@@ -275,9 +272,9 @@ def test_dicomdir_references_stay_on_the_media(patient_case: dict, tmp_path: Pat
         with pytest.raises(InputError, match="DICOMDIR") as exc:
             dicomdir_files(p)
         assert str(p) in str(exc.value) and "outside the media" in str(exc.value)
-        res = _cli("info", str(p))
-        assert res.returncode == 2 and "outside the media" in res.stderr
-        assert len(res.stderr.strip().splitlines()) == 1
+    res = _cli("info", str(p))
+    assert res.returncode == 2 and "outside the media" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("cell,want", [
