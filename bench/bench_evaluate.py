@@ -56,17 +56,17 @@ def make_pair(cache: Path, size: tuple[int, int, int], spacing: tuple[float, flo
     fct, fmasks = ph.make_followup(fgrid, truth, 0)
     write_volume_file(fct, cache / "followup.nii.gz", compress=False)
     write_mask(fmasks["ablation_zone"], cache / "zone_followup.nii.gz")
-    (cache / "truth.json").write_text(json.dumps(truth, default=lambda o: o.tolist()))
+    (cache / "truth.json").write_text(json.dumps(truth.to_dict()))
     (cache / "done").write_text("ok")
     print(f"phantom pair {size} at {spacing} mm written in {time.perf_counter() - t0:.0f} s "
           f"to {cache}")
 
 
-def _tre(result, truth: dict) -> tuple[float, float]:
+def _tre(result, truth) -> tuple[float, float]:
     from irplan.planning import phantom as ph
 
-    c = np.asarray(truth["tumor"]["center_lps_mm"])
-    r = float(truth["tumor"]["radii_mm"][0])
+    c = np.asarray(truth.tumor.center_lps_mm)
+    r = truth.tumor.radius_mm
     u = np.random.default_rng(7).normal(size=(500, 3))
     pts = c + r * u / np.linalg.norm(u, axis=1, keepdims=True)
     err = np.linalg.norm(result.map_points(pts) - ph.followup_from_planning(pts, truth), axis=1)
@@ -77,9 +77,10 @@ def run_stage(stage: str, cache: Path) -> dict:
     """One stage in this process; returns its figures."""
     from irplan.io.masks import read_mask, read_volume_file
     from irplan.planning.margin import compute_margin
+    from irplan.planning.phantom_truth import PhantomTruth
     from irplan.planning.registration import register
 
-    truth = json.loads((cache / "truth.json").read_text())
+    truth = PhantomTruth.from_dict(json.loads((cache / "truth.json").read_text()))
     tumor = read_mask(cache / "tumor.nii.gz")
     zone = read_mask(cache / "zone_followup.nii.gz")
     out: dict = {"stage": stage}
@@ -101,10 +102,10 @@ def run_stage(stage: str, cache: Path) -> dict:
         import SimpleITK as sitk
 
         # exact rigid part of the phantom motion as the transform (no registration here)
-        tf = truth["followup_transform"]
+        tf = truth.followup_transform
         e = sitk.AffineTransform(3)
-        e.SetMatrix([float(v) for v in np.asarray(tf["rotation_matrix"]).ravel()])
-        e.SetTranslation([float(v) for v in tf["translation_mm"]])
+        e.SetMatrix([float(v) for v in tf.rotation_matrix.ravel()])
+        e.SetTranslation([float(v) for v in tf.translation_mm])
         import scipy.ndimage  # noqa: F401 - imports loaded once in the app, not timed
         import scipy.spatial  # noqa: F401
         import skimage.measure  # noqa: F401
@@ -115,9 +116,9 @@ def run_stage(stage: str, cache: Path) -> dict:
         out["seconds"] = time.perf_counter() - t0
         out["cpu_s"] = _cpu_s() - c0
         out["mam_mm"] = m.minimal_margin_mm
-        out["true_mam_mm"] = truth["minimal_margin_mm"]
+        out["true_mam_mm"] = truth.minimal_margin_mm
         out["coverage_percent"] = m.tumor_coverage_percent
-        out["true_coverage_percent"] = truth["tumor_coverage_percent"]
+        out["true_coverage_percent"] = truth.tumor_coverage_percent
         out["surface_vertices"] = int(len(m.surface_points_lps_mm))
         t0 = time.perf_counter()
         compute_margin(tumor, zone, 5.0, None, zone_transform=e)

@@ -61,19 +61,19 @@ def bench_phantom(repeat: int) -> None:
     ct, masks, truth = make_planning(seed=0)
     print(f"phantom planning CT {ct.size_xyz} at {ct.spacing_mm.tolist()} mm "
           f"(load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    centre = np.asarray(truth["tumor"]["center_lps_mm"])
+    centre = np.asarray(truth.tumor.center_lps_mm)
     m, w, c = timed(lambda: seg.segment_tumor(ct, centre + [2.5, -2.0, 2.4]), repeat)
     row("tumour, one click", w, c, f"Dice {dice(m, masks['tumor']):.3f}  "
-        f"{volume_ml(m):.2f}/{truth['tumor']['volume_ml']:.2f} mL  "
-        f"diam {max_diameter_mm(m):.1f}/{truth['tumor']['diameter_mm']:.1f} mm")
+        f"{volume_ml(m):.2f}/{truth.tumor.volume_ml:.2f} mL  "
+        f"diam {max_diameter_mm(m):.1f}/{truth.tumor.diameter_mm:.1f} mm")
     m, w, c = timed(lambda: seg.segment_tumor(ct, centre, radius_mm=12.0), repeat)
     row("tumour, click + drag 12 mm", w, c, f"Dice {dice(m, masks['tumor']):.3f}")
     liver, w, c = timed(lambda: seg.segment_liver(ct, [deepest(masks["liver"])]), repeat)
     row("liver, one seed", w, c, f"Dice {dice(liver, masks['liver']):.3f}")
 
     def mid(name: str) -> np.ndarray:
-        v = next(v for v in truth["vessels"] if v["name"] == name)
-        return 0.5 * (np.asarray(v["start_lps_mm"]) + np.asarray(v["end_lps_mm"]))
+        v = truth.vessel(name)
+        return 0.5 * (v.start_lps_mm + v.end_lps_mm)
 
     hv, w, c = timed(lambda: seg.segment_vessels(ct, mid("right hepatic vein")), repeat)
     row("hepatic veins+IVC, one seed", w, c, f"Dice {dice(hv, masks['hepatic_vein']):.3f}")
@@ -94,9 +94,9 @@ def bench_phantom(repeat: int) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     cal = vessel_calibre(both)
     errs = []
-    for v in truth["vessels"]:
-        p = 0.5 * (np.asarray(v["start_lps_mm"]) + np.asarray(v["end_lps_mm"]))
-        errs.append(cal.diameter_at_lps(p) - 2 * v["radius_mm"])
+    for v in truth.vessels:
+        p = 0.5 * (v.start_lps_mm + v.end_lps_mm)
+        errs.append(cal.diameter_at_lps(p) - 2 * v.radius_mm)
     row("vessel calibre (truth PV+HV)", time.perf_counter() - t0, time.process_time() - c0,
         f"diameter error at {len(errs)} branch midpoints: mean {np.mean(errs):+.2f}, "
         f"max |{np.max(np.abs(errs)):.2f}| mm")

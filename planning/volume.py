@@ -81,18 +81,62 @@ class Volume:
         a[:3, 3] = self.origin_lps_mm
         return a
 
+    @property
+    def index_matrix(self) -> np.ndarray:
+        """3x3 matrix whose columns are the LPS mm steps of one voxel along i, j, k
+        (``direction @ diag(spacing_mm)``): ``p_lps_mm = origin_lps_mm + index_matrix @ ijk``."""
+        return self.direction * self.spacing_mm[np.newaxis, :]
+
     # -------------------------------------------------------------- transforms
     def index_to_lps(self, ijk: np.ndarray | list[float] | tuple[float, ...]) -> np.ndarray:
         """Continuous voxel index (i, j, k), shape (3,) or (N, 3), to LPS mm."""
         idx = np.asarray(ijk, dtype=np.float64)
-        m = self.direction * self.spacing_mm[np.newaxis, :]
-        return idx @ m.T + self.origin_lps_mm
+        return idx @ self.index_matrix.T + self.origin_lps_mm
 
     def lps_to_index(self, p_lps_mm: np.ndarray | list[float] | tuple[float, ...]) -> np.ndarray:
         """LPS mm, shape (3,) or (N, 3), to continuous voxel index (i, j, k)."""
         p = np.asarray(p_lps_mm, dtype=np.float64)
         local = (p - self.origin_lps_mm) @ self.direction  # == direction.T @ (p - o)
         return local / self.spacing_mm
+
+    def index_map_to(self, other: Volume) -> tuple[np.ndarray, np.ndarray]:
+        """Affine map from this grid's continuous index to ``other``'s: ``(a, b)`` with
+        ``ijk_other = a @ ijk_self + b`` (a 3x3, b (3,); both grids' i, j, k order).
+
+        The map is exact for any directions and spacings (both frames are LPS mm)."""
+        a = (other.direction.T @ self.index_matrix) / other.spacing_mm[:, np.newaxis]
+        b = other.direction.T @ (self.origin_lps_mm - other.origin_lps_mm) / other.spacing_mm
+        return a, b
+
+    def index_box_lps(self, lo_ijk: np.ndarray | list[int] | tuple[int, ...],
+                      hi_ijk: np.ndarray | list[int] | tuple[int, ...],
+                      relative_to_lps_mm: np.ndarray | list[float] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """LPS mm (x, y, z) of the voxel centres ``lo <= (i, j, k) < hi``, one float64
+        array per coordinate, each shaped ``[k, j, i]`` like the block of ``array``
+        (read-only broadcast views; the box may extend beyond the grid).
+
+        With ``relative_to_lps_mm`` the coordinates are relative to that point (``p - c``,
+        computed as ``(origin - c) + ...`` so no large offset is subtracted per voxel)."""
+        lo = np.asarray(lo_ijk, dtype=np.int64).reshape(3)
+        hi = np.asarray(hi_ijk, dtype=np.int64).reshape(3)
+        i = np.arange(lo[0], hi[0], dtype=np.float64)[np.newaxis, np.newaxis, :]
+        j = np.arange(lo[1], hi[1], dtype=np.float64)[np.newaxis, :, np.newaxis]
+        k = np.arange(lo[2], hi[2], dtype=np.float64)[:, np.newaxis, np.newaxis]
+        base = self.origin_lps_mm
+        if relative_to_lps_mm is not None:
+            base = base - np.asarray(relative_to_lps_mm, dtype=np.float64).reshape(3)
+        m = self.index_matrix
+        shape = (k.shape[0], j.shape[1], i.shape[2])
+        xyz = (np.broadcast_to(base[r] + m[r, 0] * i + m[r, 1] * j + m[r, 2] * k, shape)
+               for r in range(3))
+        return tuple(xyz)  # type: ignore[return-value]
+
+    def index_gradient_to_lps(self, grad_ijk: np.ndarray) -> np.ndarray:
+        """Gradient of a scalar field per unit index (d/di, d/dj, d/dk), shape (3,) or
+        (N, 3), to its gradient per LPS mm (d/dL, d/dP, d/dS)."""
+        g = np.asarray(grad_ijk, dtype=np.float64) / self.spacing_mm
+        return g @ self.direction.T
 
     def lps_to_voxel(self, p_lps_mm: np.ndarray | list[float] | tuple[float, ...]) -> np.ndarray:
         """Nearest integer voxel index (i, j, k) of LPS point(s); may lie outside."""

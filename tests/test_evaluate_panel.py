@@ -17,7 +17,7 @@ WINDOW_SIZE = (1600, 1000)   # main_window fixture (conftest)
 
 def _pair(scenario: str = "margin_ok"):
     truth = ph.make_truth(0, scenario)
-    c = np.asarray(truth["tumor"]["center_lps_mm"])
+    c = np.asarray(truth.tumor.center_lps_mm)
     grid = ph.phantom_grid("axial", SIZE, SPACING, centre_lps_mm=tuple(c))
     ct, masks, _ = ph.make_planning(grid, 0, scenario, truth)
     cf = ph.followup_from_planning(c, truth)
@@ -49,9 +49,9 @@ def test_evaluate_panel_register_fuse_accept_evaluate(main_window, screen_pixel,
     assert "proposed" in panel.lbl_registration.text()
     # a point in the ablated liver next to the tumour: liver (~100 HU) on the planning CT,
     # non-enhancing zone (~30 HU) on the registered follow-up -> darker pixel
-    ndir = np.asarray(truth["ablation_zone"]["axes"][0])
-    c = np.asarray(truth["tumor"]["center_lps_mm"])
-    p = c + ndir * (truth["tumor"]["radii_mm"][0] + 4.0)
+    ndir = np.asarray(truth.ablation_zone.axes[0])
+    c = np.asarray(truth.tumor.center_lps_mm)
+    p = c + ndir * (truth.tumor.radii_mm[0] + 4.0)
     win.views.set_crosshair(p + np.array([0.0, 0.0, 0.0]))
     axial = win.views.mpr("axial")
     probe = p + np.array([0.0, 0.0, 0.0])
@@ -71,7 +71,7 @@ def test_evaluate_panel_register_fuse_accept_evaluate(main_window, screen_pixel,
                     timeout=180_000)
     res = panel.result
     assert res.verdict == "complete_margin_ok"
-    assert res.minimal_margin_mm == pytest.approx(truth["minimal_margin_mm"], abs=1.0)
+    assert res.minimal_margin_mm == pytest.approx(truth.minimal_margin_mm, abs=1.0)
     assert "Complete ablation" in panel.lbl_verdict.text()
     assert f"{res.minimal_margin_mm:+.1f} mm" in panel.lbl_figures.text()
     # Go to MAM moves the crosshair onto the MAM point
@@ -89,5 +89,5 @@ def test_evaluate_panel_register_fuse_accept_evaluate(main_window, screen_pixel,
     x, y, _ = ren.GetDisplayPoint()
     hit = panel.pick_3d(x, y)
     assert hit is not None
-    assert np.linalg.norm(hit - c) == pytest.approx(truth["tumor"]["radii_mm"][0], abs=1.5)
+    assert np.linalg.norm(hit - c) == pytest.approx(truth.tumor.radii_mm[0], abs=1.5)
     assert np.allclose(win.views.crosshair_lps_mm, hit)

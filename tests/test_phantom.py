@@ -72,18 +72,18 @@ def test_uids_study_and_frame(phantom_case: Path) -> None:
 def test_hu_read_back_through_simpleitk(phantom_case: Path) -> None:
     truth = load_truth(phantom_case)
     img = _read_series(phantom_case / "planning")
-    c = truth["tumor"]["center_lps_mm"]
+    c = truth.tumor.center_lps_mm
     # mean over a small cube averages the 10 HU noise
     idx = np.array(img.TransformPhysicalPointToIndex(c))
     arr = sitk.GetArrayFromImage(img)
     cube = arr[idx[2] - 1:idx[2] + 2, idx[1] - 2:idx[1] + 3, idx[0] - 2:idx[0] + 3]
     assert abs(cube.mean() - ph.HU["tumor"]) < 6
     # a voxel in the middle of the IVC / main portal vein
-    ivc = next(v for v in truth["vessels"] if v["name"] == "inferior vena cava")
-    p = (np.array(ivc["start_lps_mm"]) + np.array(ivc["end_lps_mm"])) / 2
+    ivc = truth.vessel("inferior vena cava")
+    p = (np.array(ivc.start_lps_mm) + np.array(ivc.end_lps_mm)) / 2
     assert abs(_hu_at(img, p) - ph.HU["ivc"]) < 45
-    mpv = next(v for v in truth["vessels"] if v["name"] == "main portal vein")
-    p = (np.array(mpv["start_lps_mm"]) + np.array(mpv["end_lps_mm"])) / 2
+    mpv = truth.vessel("main portal vein")
+    p = (np.array(mpv.start_lps_mm) + np.array(mpv.end_lps_mm)) / 2
     assert abs(_hu_at(img, p) - ph.HU["vessel"]) < 45
     # liver parenchyma, lung base, outside air
     assert abs(_hu_at(img, [-100.0, -20.0, 20.0]) - ph.HU["liver"]) < 45
@@ -103,33 +103,33 @@ def test_tumour_mask_matches_truth(phantom_case: Path) -> None:
     truth = load_truth(phantom_case)
     tumor = read_mask(phantom_case / "masks" / "planning" / "tumor.nii.gz")
     vol_ml = tumor.array.sum() * tumor.voxel_volume_ml
-    r = truth["tumor"]["radii_mm"][0]
+    r = truth.tumor.radii_mm[0]
     # voxel error: surface area x half a voxel diagonal-ish
     tol_ml = 4 * np.pi * r * r * 0.5 * np.max(tumor.spacing_mm) / 1000 / 2
-    assert abs(vol_ml - truth["tumor"]["volume_ml"]) < tol_ml
+    assert abs(vol_ml - truth.tumor.volume_ml) < tol_ml
     k, j, i = np.nonzero(tumor.array)
     centroid = tumor.index_to_lps(np.array([i.mean(), j.mean(), k.mean()]))
-    assert np.linalg.norm(centroid - truth["tumor"]["center_lps_mm"]) < 0.3
+    assert np.linalg.norm(centroid - truth.tumor.center_lps_mm) < 0.3
 
 
 def test_vessel_near_tumour(phantom_case: Path) -> None:
     truth = load_truth(phantom_case)
-    assert 5.0 <= truth["nearest_vessel_distance_mm"] <= 8.0
+    assert 5.0 <= truth.nearest_vessel_distance_mm <= 8.0
     masks = {k: read_mask(phantom_case / "masks" / "planning" / f"{k}.nii.gz")
-             for k in {v["type"] for v in truth["vessels"]}}
-    for v in truth["vessels"]:
+             for k in {v.kind for v in truth.vessels}}
+    for v in truth.vessels:
         # the mask has the truth's calibre: inside one voxel within the wall at the segment
         # midpoint, outside one voxel beyond it
-        m = masks[v["type"]]
-        a, b = np.array(v["start_lps_mm"]), np.array(v["end_lps_mm"])
+        m = masks[v.kind]
+        a, b = np.array(v.start_lps_mm), np.array(v.end_lps_mm)
         mid, axis = (a + b) / 2, (b - a) / np.linalg.norm(b - a)
         u = np.cross(axis, [0.0, 0.0, 1.0])
         u = u if np.linalg.norm(u) > 1e-3 else np.cross(axis, [1.0, 0.0, 0.0])
         u /= np.linalg.norm(u)
-        r, vox = v["radius_mm"], float(m.spacing_mm.max())
-        assert m.value_at_lps(mid + u * max(r - vox, 0.0), order=0) == 1, v["name"]
-        assert m.value_at_lps(mid + u * (r + vox), order=0) == 0, v["name"]
-    diam = sorted({2 * v["radius_mm"] for v in truth["vessels"] if v["type"] == "portal_vein"})
+        r, vox = v.radius_mm, float(m.spacing_mm.max())
+        assert m.value_at_lps(mid + u * max(r - vox, 0.0), order=0) == 1, v.name
+        assert m.value_at_lps(mid + u * (r + vox), order=0) == 0, v.name
+    diam = sorted({2 * v.radius_mm for v in truth.vessels if v.kind == "portal_vein"})
     assert diam[0] <= 3.5 and diam[-1] >= 14.0
 
 
@@ -138,9 +138,9 @@ def test_followup_mapping_matches_followup_mask(phantom_case: Path) -> None:
     tumor_fu = read_mask(phantom_case / "masks" / "followup" / "tumor.nii.gz")
     k, j, i = np.nonzero(tumor_fu.array)
     centroid = tumor_fu.index_to_lps(np.array([i.mean(), j.mean(), k.mean()]))
-    mapped = ph.followup_from_planning(np.array(truth["tumor"]["center_lps_mm"]), truth)
+    mapped = ph.followup_from_planning(np.array(truth.tumor.center_lps_mm), truth)
     assert np.linalg.norm(centroid - mapped) < 0.5 * np.min(tumor_fu.spacing_mm)
-    moved = np.linalg.norm(mapped - truth["tumor"]["center_lps_mm"])
+    moved = np.linalg.norm(mapped - truth.tumor.center_lps_mm)
     assert moved > 5.0  # the motion is real, several mm
     # follow-up image: zone is non-enhancing (~30 HU) where the tumour was
     img = _read_series(phantom_case / "followup")
@@ -154,12 +154,12 @@ def test_followup_inverse_is_exact() -> None:
     truth = ph.make_truth(3, "margin_at_risk")
     rng = np.random.default_rng(1)
     pts = rng.uniform(-150, 150, (2000, 3))
-    pts[:10] = truth["followup_transform"]["bump"]["center_lps_mm"]  # where the bump is max
+    pts[:10] = truth.followup_transform.bump.center_lps_mm  # where the bump is max
     back = ph.planning_from_followup(ph.followup_from_planning(pts, truth), truth)
     assert np.max(np.abs(back - pts)) < 1e-8
     # the bump really deforms: displacement at its centre is ~3 mm beyond the rigid part
-    tf = truth["followup_transform"]
-    rigid = pts[0] @ np.array(tf["rotation_matrix"]).T + tf["translation_mm"]
+    tf = truth.followup_transform
+    rigid = pts[0] @ np.array(tf.rotation_matrix).T + tf.translation_mm
     assert 2.5 < np.linalg.norm(ph.followup_from_planning(pts[0], truth) - rigid) <= 3.0 + 1e-9
 
 
@@ -167,8 +167,8 @@ def test_intraop_shows_needles(phantom_case: Path) -> None:
     truth = load_truth(phantom_case)
     img = _read_series(phantom_case / "intraop")
     plan_img = _read_series(phantom_case / "planning")
-    for n in truth["needles"]:
-        tip, entry = np.array(n["tip_lps_mm"]), np.array(n["entry_lps_mm"])
+    for n in truth.needles:
+        tip, entry = np.array(n.tip_lps_mm), np.array(n.entry_lps_mm)
         mid = entry + 0.5 * (tip - entry)
         for p in (mid, tip - 3.0 * (tip - entry) / np.linalg.norm(tip - entry)):
             idx = np.array(img.TransformPhysicalPointToIndex(p))
@@ -185,21 +185,21 @@ def test_intraop_shows_needles(phantom_case: Path) -> None:
 def test_scenarios_margin_ranges(scenario: str, lo: float, hi: float) -> None:
     for seed in (0, 1):
         truth = ph.make_truth(seed, scenario)
-        assert lo <= truth["minimal_margin_mm"] < hi
+        assert lo <= truth.minimal_margin_mm < hi
         if scenario == "incomplete":
-            assert truth["tumor_coverage_percent"] < 100.0
+            assert truth.tumor_coverage_percent < 100.0
         else:
-            assert truth["tumor_coverage_percent"] == pytest.approx(100.0, abs=1e-9)
+            assert truth.tumor_coverage_percent == pytest.approx(100.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("scenario", ph.SCENARIOS)
 def test_mam_and_coverage_vs_brute_force(scenario: str) -> None:
     """Dense sampling of the tumour sphere vs the analytic MAM and coverage."""
     truth = ph.make_truth(2, scenario)
-    c = np.array(truth["tumor"]["center_lps_mm"])
-    r = truth["tumor"]["radii_mm"][0]
-    z = truth["ablation_zone"]
-    zc, zr, ax = np.array(z["center_lps_mm"]), np.array(z["radii_mm"]), np.array(z["axes"])
+    c = np.array(truth.tumor.center_lps_mm)
+    r = truth.tumor.radii_mm[0]
+    z = truth.ablation_zone
+    zc, zr, ax = np.array(z.center_lps_mm), np.array(z.radii_mm), np.array(z.axes)
     # zone surface densely sampled (Fibonacci points on the unit sphere, stretched; no
     # duplicate points), tumour surface likewise
     def fibonacci(n: int) -> np.ndarray:
@@ -218,21 +218,67 @@ def test_mam_and_coverage_vs_brute_force(scenario: str) -> None:
     d, _ = tree.query(tpts)
     inside = np.sum(((tpts - zc) @ ax.T / zr) ** 2, axis=1) <= 1.0
     signed = np.where(inside, d, -d)
-    assert signed.min() == pytest.approx(truth["minimal_margin_mm"], abs=0.05)
+    assert signed.min() == pytest.approx(truth.minimal_margin_mm, abs=0.05)
     # coverage: fraction of a fine voxel grid over the tumour inside the zone
     g = np.arange(-r, r, 0.25) + 0.125
     gx, gy, gz = np.meshgrid(g, g, g, indexing="ij")
     pts = np.stack([gx, gy, gz], -1).reshape(-1, 3)
     pts = pts[np.sum(pts ** 2, axis=1) <= r * r] + c
     cov = 100 * np.mean(np.sum(((pts - zc) @ ax.T / zr) ** 2, axis=1) <= 1.0)
-    assert cov == pytest.approx(truth["tumor_coverage_percent"], abs=0.3)
+    assert cov == pytest.approx(truth.tumor_coverage_percent, abs=0.3)
 
 
 def test_truth_deterministic() -> None:
     a = ph.make_truth(5, "incomplete")
     b = ph.make_truth(5, "incomplete")
-    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-    assert ph.make_truth(6)["tumor"] != a["tumor"]
+    assert json.dumps(a.to_dict()) == json.dumps(b.to_dict())
+    assert ph.make_truth(6).tumor.to_dict() != a.tumor.to_dict()
+
+
+# truth.json keys are a contract (tests and research scripts read the file)
+TRUTH_KEYS = ["seed", "scenario", "frame", "tumor", "vessels", "nearest_vessel",
+              "nearest_vessel_distance_mm", "ablation_zone", "minimal_margin_mm",
+              "minimal_margin_definition", "tumor_coverage_percent", "followup_transform",
+              "followup_bump_at_tumor_mm", "needles", "needle_spacing_mm", "ire", "hu",
+              "hu_source", "noise_sd_hu", "blur_sigma_mm", "needle_radius_mm",
+              "mask_conventions", "variant", "grids", "dicom", "files"]
+
+
+def test_truth_json_round_trips_through_the_dataclass(phantom_case: Path) -> None:
+    text = (phantom_case / "truth.json").read_text()
+    d = json.loads(text)
+    assert list(d) == TRUTH_KEYS
+    assert list(d["tumor"]) == ["shape", "center_lps_mm", "radii_mm", "diameter_mm",
+                                "volume_ml"]
+    assert list(d["followup_transform"]["bump"]) == ["center_lps_mm", "amplitude_mm",
+                                                     "sigma_mm"]
+    truth = load_truth(phantom_case)
+    assert isinstance(truth, ph.PhantomTruth)
+    # the same bytes back: every key, value and order of the file
+    assert json.dumps(truth.to_dict(), indent=1) + "\n" == text
+    assert ph.PhantomTruth.from_dict(truth.to_dict()).to_dict() == d
+    # typed fields carry the file's numbers
+    assert truth.tumor.radius_mm == d["tumor"]["radii_mm"][0]
+    assert truth.grids["planning"].size == tuple(d["grids"]["planning"]["size"])
+    assert truth.dicom["followup"].series_uid == d["dicom"]["followup"]["series_uid"]
+    assert truth.files.masks_planning["tumor"] == "masks/planning/tumor.nii.gz"
+    assert truth.vessel("right hepatic vein").kind == "hepatic_vein"
+    # the exact motion accepts the dataclass or the file's dict alike
+    c = truth.tumor.center_lps_mm
+    assert np.array_equal(ph.followup_from_planning(c, truth), ph.followup_from_planning(c, d))
+
+
+def test_truth_file_with_a_missing_field_is_refused(phantom_case: Path, tmp_path: Path) -> None:
+    d = json.loads((phantom_case / "truth.json").read_text())
+    del d["ablation_zone"]["radii_mm"]
+    (tmp_path / "truth.json").write_text(json.dumps(d))
+    with pytest.raises(InputError, match=r"truth.json: .*'ablation_zone.radii_mm'"):
+        load_truth(tmp_path)
+    d = json.loads((phantom_case / "truth.json").read_text())
+    d["needles"][2]["tip_lps_mm"] = [1.0, 2.0]
+    (tmp_path / "truth.json").write_text(json.dumps(d))
+    with pytest.raises(InputError, match=r"needles\[2\].tip_lps_mm"):
+        load_truth(tmp_path)
 
 
 def test_bad_options_are_clear() -> None:
@@ -256,7 +302,7 @@ def test_dicom_geometry_exact_for_variants(variant: str, tmp_path: Path) -> None
     # voxel-exact pixels (HU) and the same anatomy in LPS on every variant
     assert np.array_equal(sitk.GetArrayFromImage(img), ct.array)
     back = Volume.from_sitk(img)
-    c = np.array(truth["tumor"]["center_lps_mm"])
+    c = np.array(truth.tumor.center_lps_mm)
     assert back.value_at_lps(c, order=0) < 80
     assert masks["tumor"].value_at_lps(c, order=0) == 1
     assert masks["liver"].value_at_lps(np.array([-100.0, -20.0, 20.0]), order=0) == 1
@@ -314,8 +360,8 @@ def test_seg_reads_back(phantom_case: Path) -> None:
 
 def test_zone_masks_match_truth(phantom_case: Path) -> None:
     truth = load_truth(phantom_case)
-    vol_true = truth["ablation_zone"]["volume_ml"]
-    r = np.array(truth["ablation_zone"]["radii_mm"])
+    vol_true = truth.ablation_zone.volume_ml
+    r = np.array(truth.ablation_zone.radii_mm)
     area_mm2 = 4 * np.pi * (np.prod(r) ** (2 / 3))  # ~ellipsoid surface
     for sub in ("planning", "followup"):
         zone = read_mask(phantom_case / "masks" / sub / "ablation_zone.nii.gz")
@@ -324,7 +370,7 @@ def test_zone_masks_match_truth(phantom_case: Path) -> None:
     # every tumour voxel lies in the zone when the margin is positive
     tumor = read_mask(phantom_case / "masks" / "planning" / "tumor.nii.gz")
     zone = read_mask(phantom_case / "masks" / "planning" / "ablation_zone.nii.gz")
-    assert truth["minimal_margin_mm"] > 0
+    assert truth.minimal_margin_mm > 0
     assert np.all(zone.array[tumor.array == 1] == 1)
 
 
@@ -337,8 +383,8 @@ def test_cli_small_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert rc == 0
     text = capsys.readouterr().out
     truth = load_truth(out)
-    assert f"{truth['minimal_margin_mm']:.2f} mm" in text
-    assert 0 <= truth["minimal_margin_mm"] < 5
+    assert f"{truth.minimal_margin_mm:.2f} mm" in text
+    assert 0 <= truth.minimal_margin_mm < 5
     assert len(list((out / "planning").glob("*.dcm"))) == 40
     # deterministic: the same seed writes byte-identical files (pixels, UIDs, truth)
     from irplan.io.phantom_writer import write_phantom_case
@@ -442,8 +488,8 @@ def test_small_case_variants_masks_on_dicom_grid(variant: str, tmp_path: Path) -
     for key in ph.MASK_KEYS:
         assert read_mask(out / "masks" / "planning" / f"{key}.nii.gz").same_geometry(img), key
     truth = load_truth(out)
-    assert truth["variant"] == variant
-    assert np.allclose(np.array(truth["grids"]["planning"]["direction"]).reshape(3, 3),
+    assert truth.variant == variant
+    assert np.allclose(np.array(truth.grids["planning"].direction).reshape(3, 3),
                        img.direction, atol=1e-6)
     seg = hd.seg.segread(out / "seg" / "planning_structures.dcm")
     assert len(seg.segment_numbers) == len(ph.MASK_KEYS)

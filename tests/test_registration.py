@@ -23,7 +23,7 @@ EXPECTED = {"margin_ok": "complete_margin_ok", "margin_at_risk": "complete_margi
 
 def make_pair(scenario: str, seed: int = 0) -> dict:
     truth = ph.make_truth(seed, scenario)
-    c = np.asarray(truth["tumor"]["center_lps_mm"])
+    c = np.asarray(truth.tumor.center_lps_mm)
     grid = ph.phantom_grid("axial", SIZE, SPACING, centre_lps_mm=tuple(c))
     ct, masks, _ = ph.make_planning(grid, seed, scenario, truth)
     cf = ph.followup_from_planning(c, truth)
@@ -38,14 +38,14 @@ def pairs() -> dict[str, dict]:
     return {sc: make_pair(sc) for sc in EXPECTED}
 
 
-def tumour_surface_points(truth: dict, n: int = 300) -> np.ndarray:
-    c = np.asarray(truth["tumor"]["center_lps_mm"])
-    r = float(truth["tumor"]["radii_mm"][0])
+def tumour_surface_points(truth: ph.PhantomTruth, n: int = 300) -> np.ndarray:
+    c = np.asarray(truth.tumor.center_lps_mm)
+    r = float(truth.tumor.radii_mm[0])
     u = np.random.default_rng(7).normal(size=(n, 3))
     return c + r * u / np.linalg.norm(u, axis=1, keepdims=True)
 
 
-def tre_mm(result, truth: dict) -> np.ndarray:
+def tre_mm(result, truth: ph.PhantomTruth) -> np.ndarray:
     pts = tumour_surface_points(truth)
     return np.linalg.norm(result.map_points(pts) - ph.followup_from_planning(pts, truth),
                           axis=1)
@@ -64,13 +64,13 @@ def test_rigid_registration_and_margin_match_truth(pairs, scenario):
     res = evaluate(p["ct"], p["fct"], p["masks"]["tumor"], p["fmasks"]["ablation_zone"],
                    registration=reg)
     truth = p["truth"]
-    assert res.minimal_margin_mm == pytest.approx(truth["minimal_margin_mm"], abs=1.0)
+    assert res.minimal_margin_mm == pytest.approx(truth.minimal_margin_mm, abs=1.0)
     assert res.margin.tumor_coverage_percent == pytest.approx(
-        truth["tumor_coverage_percent"], abs=1.0)
+        truth.tumor_coverage_percent, abs=1.0)
     assert res.verdict == EXPECTED[scenario]
     if scenario == "incomplete":
-        vol = truth["tumor"]["volume_ml"]
-        exact_res = vol * (1 - truth["tumor_coverage_percent"] / 100.0)
+        vol = truth.tumor.volume_ml
+        exact_res = vol * (1 - truth.tumor_coverage_percent / 100.0)
         assert res.margin.residual_tumor_ml == pytest.approx(exact_res, abs=0.1)
         assert res.residual is not None and res.residual["components"] >= 1
     else:
@@ -85,7 +85,7 @@ def test_landmarks_recover_a_large_offset(pairs):
     shift = np.array([0.0, 25.0, 55.0])
     fct = Volume(p["fct"].array, p["fct"].origin_lps_mm + shift, p["fct"].spacing_mm,
                  p["fct"].direction)
-    c = np.asarray(truth["tumor"]["center_lps_mm"])
+    c = np.asarray(truth.tumor.center_lps_mm)
     fixed_pts = c + np.array([[0, 0, 0], [30, 0, 5], [0, 30, -5], [-10, -10, 25.0]])
     moving_pts = ph.followup_from_planning(fixed_pts, truth) + shift
     reg = register(p["ct"], fct, "rigid", target=p["masks"]["tumor"],
@@ -108,7 +108,7 @@ def test_deformable_keeps_tumour_and_reports_rigid_side_by_side(pairs):
                    registration=reg)
     err = tre_mm(res.registration, p["truth"])
     assert err.max() <= 1.5, f"TRE mean {err.mean():.2f} max {err.max():.2f} mm"
-    assert res.minimal_margin_mm == pytest.approx(p["truth"]["minimal_margin_mm"], abs=1.0)
+    assert res.minimal_margin_mm == pytest.approx(p["truth"].minimal_margin_mm, abs=1.0)
     d = res.to_dict()
     assert d["registration"]["method"] == "deformable"
     assert d["rigid_comparison"]["verdict"] == "incomplete"
@@ -137,13 +137,13 @@ def test_ablation_zone_from_one_click(pairs, scenario):
 
     p = pairs[scenario]
     truth = p["truth"]
-    seed = ph.followup_from_planning(np.asarray(truth["ablation_zone"]["center_lps_mm"]),
+    seed = ph.followup_from_planning(np.asarray(truth.ablation_zone.center_lps_mm),
                                      truth)
     zone = segment_ablation_zone(p["fct"], seed)
     a = zone.array != 0
     b = p["fmasks"]["ablation_zone"].array != 0
     assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.93
-    assert zone.metadata["volume_ml"] == pytest.approx(truth["ablation_zone"]["volume_ml"],
+    assert zone.metadata["volume_ml"] == pytest.approx(truth.ablation_zone.volume_ml,
                                                        rel=0.1)
     lo, hi = zone.metadata["hu_window"]
     assert lo < 30.0 < hi < 100.0  # zone ~30 HU inside, enhancing liver ~100 HU outside
@@ -156,7 +156,7 @@ def test_ablation_seed_outside_the_zone_is_refused(pairs):
     with pytest.raises(InputError, match="outside the follow-up scan"):
         segment_ablation_zone(p["fct"], [5000.0, 0.0, 0.0])
     truth = p["truth"]
-    seed = ph.followup_from_planning(np.asarray(truth["ablation_zone"]["center_lps_mm"]),
+    seed = ph.followup_from_planning(np.asarray(truth.ablation_zone.center_lps_mm),
                                      truth)
     with pytest.raises(InputError, match="window"):
         segment_ablation_zone(p["fct"], seed, hu_window=(150.0, 250.0))

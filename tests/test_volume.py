@@ -82,3 +82,42 @@ def test_sitk_direction_convention_columns() -> None:
     img.SetDirection(tuple(d.reshape(-1)))
     v = Volume.from_sitk(img)
     assert np.allclose(v.index_to_lps([1, 0, 0]), img.TransformIndexToPhysicalPoint((1, 0, 0)))
+
+
+def test_index_map_to_another_grid(oblique: Volume) -> None:
+    """ijk_other = a @ ijk_self + b lands on the same LPS point, for an oblique,
+    anisotropic grid mapped to an axial one and back (exact round trip)."""
+    axial = Volume(np.zeros((5, 6, 7), np.uint8), [-130.0, 20.0, 60.0], [1.5, 0.6, 3.0])
+    ijk = np.array([[0, 0, 0], [10, 8, 6], [3.25, 4.5, 1.75], [-2.0, 11.5, 9.0]])
+    a, b = oblique.index_map_to(axial)
+    mapped = ijk @ a.T + b
+    assert np.allclose(axial.index_to_lps(mapped), oblique.index_to_lps(ijk), atol=1e-9)
+    a2, b2 = axial.index_map_to(oblique)
+    assert np.allclose(mapped @ a2.T + b2, ijk, atol=1e-9)
+    assert np.allclose(a2 @ a, np.eye(3), atol=1e-12)
+    # one step along i of the oblique grid moves 0.7 mm: |column 0| scaled by axial spacing
+    assert np.linalg.norm(a[:, 0] * axial.spacing_mm) == pytest.approx(0.7)
+    same_a, same_b = oblique.index_map_to(oblique)
+    assert np.allclose(same_a, np.eye(3), atol=1e-12) and np.allclose(same_b, 0, atol=1e-9)
+
+
+def test_index_box_lps_matches_index_to_lps(oblique: Volume) -> None:
+    lo, hi = np.array([2, 1, 3]), np.array([7, 4, 5])   # (i, j, k), k the slowest axis
+    x, y, z = oblique.index_box_lps(lo, hi)
+    assert x.shape == y.shape == z.shape == (2, 3, 5)   # [k, j, i] like the array block
+    k, j, i = np.meshgrid(*(np.arange(lo[n], hi[n]) for n in (2, 1, 0)), indexing="ij")
+    want = oblique.index_to_lps(np.stack([i, j, k], -1).reshape(-1, 3)).reshape(2, 3, 5, 3)
+    assert np.allclose(np.stack([x, y, z], -1), want, atol=1e-9)
+    c = np.array([10.0, -4.0, 7.5])
+    rel = np.stack(oblique.index_box_lps(lo, hi, relative_to_lps_mm=c), -1)
+    assert np.allclose(rel, want - c, atol=1e-9)
+
+
+def test_index_gradient_to_lps(oblique: Volume) -> None:
+    """A linear field f(p) = g . p sampled on the grid: its index gradient, converted,
+    gives back g (oblique direction, anisotropic spacing)."""
+    g = np.array([0.3, -1.2, 2.0])
+    grad_ijk = g @ oblique.index_matrix                      # df/d(i, j, k)
+    assert np.allclose(oblique.index_gradient_to_lps(grad_ijk), g, atol=1e-12)
+    many = np.tile(grad_ijk, (4, 1))
+    assert np.allclose(oblique.index_gradient_to_lps(many), np.tile(g, (4, 1)), atol=1e-12)
