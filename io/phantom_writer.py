@@ -30,7 +30,7 @@ from irplan.io.dicom_write import read_series_headers, write_ct_series
 from irplan.io.masks import write_mask
 from irplan.planning import phantom as ph
 from irplan.planning.errors import InputError
-from irplan.planning.phantom_truth import PhantomTruth
+from irplan.planning.phantom_truth import CaseFiles, DicomSeriesTruth, GridTruth, PhantomTruth
 
 PLAN_FILE = "plan.irplan.json"
 TRUTH_FILE = "truth.json"
@@ -136,43 +136,40 @@ def write_phantom_case(outdir: str | Path, seed: int = 0, scenario: str = "margi
 
     _write_json(out / PLAN_FILE, plan)
 
-    full = truth.to_dict() if hasattr(truth, "to_dict") else dict(truth)
-    full["variant"] = variant
-    full["grids"] = {
-        "planning": _grid_dict(grid), "intraop": _grid_dict(grid), "followup": _grid_dict(fgrid)}
-    full["dicom"] = {
-        "planning": {"study_uid": study_plan, "series_uid": uids["planning"],
-                     "frame_of_reference_uid": for_plan, "study_date": pdate},
-        "intraop": {"study_uid": study_plan, "series_uid": uids["intraop"],
-                    "frame_of_reference_uid": for_plan, "study_date": pdate},
-        "followup": {"study_uid": study_fu, "series_uid": uids["followup"],
-                     "frame_of_reference_uid": for_fu, "study_date": fdate},
+    truth.variant = variant
+    truth.grids = {"planning": GridTruth.from_volume(grid), "intraop": GridTruth.from_volume(grid),
+                   "followup": GridTruth.from_volume(fgrid)}
+    truth.dicom = {
+        "planning": DicomSeriesTruth(study_uid=study_plan, series_uid=uids["planning"],
+                                     frame_of_reference_uid=for_plan, study_date=pdate),
+        "intraop": DicomSeriesTruth(study_uid=study_plan, series_uid=uids["intraop"],
+                                    frame_of_reference_uid=for_plan, study_date=pdate),
+        "followup": DicomSeriesTruth(study_uid=study_fu, series_uid=uids["followup"],
+                                     frame_of_reference_uid=for_fu, study_date=fdate),
     }
-    full["files"] = {"plan": PLAN_FILE, "planning": "planning", "intraop": "intraop",
-                     "followup": "followup", "seg": "seg/planning_structures.dcm",
-                     "masks_planning": structures | {
-                         "ablation_zone": "masks/planning/ablation_zone.nii.gz"},
-                     "masks_followup": {"ablation_zone": "masks/followup/ablation_zone.nii.gz",
-                                        "tumor": "masks/followup/tumor.nii.gz"}}
-    _write_json(out / TRUTH_FILE, full)
+    truth.files = CaseFiles(
+        plan=PLAN_FILE, planning="planning", intraop="intraop", followup="followup",
+        seg="seg/planning_structures.dcm",
+        masks_planning=structures | {"ablation_zone": "masks/planning/ablation_zone.nii.gz"},
+        masks_followup={"ablation_zone": "masks/followup/ablation_zone.nii.gz",
+                        "tumor": "masks/followup/tumor.nii.gz"})
+    _write_json(out / TRUTH_FILE, truth.to_dict())
     return out
 
 
-def _reference_plan(truth: Any, series_uid: str,
+def _reference_plan(truth: PhantomTruth, series_uid: str,
                     structures: dict[str, str]) -> dict[str, Any]:
-    """The phantom's reference IRE plan (schema 1 dict); ``truth`` a PhantomTruth or its
-    dict."""
-    truth = truth.to_dict() if hasattr(truth, "to_dict") else truth
+    """The phantom's reference IRE plan (schema 1 dict)."""
     return {
         "schema": 1,
         "modality": "IRE",
         "image": {"path": "planning", "series_uid": series_uid},
         "margin_mm": 5,
-        "needles": [{"device": n["device"], "tip_lps_mm": n["tip_lps_mm"],
-                     "entry_lps_mm": n["entry_lps_mm"], "exposure_mm": n["exposure_mm"]}
-                    for n in truth["needles"]],
-        "ire": {"voltage_v": truth["ire"]["voltage_v"], "pulses": truth["ire"]["pulses"],
-                "pulse_width_us": truth["ire"]["pulse_width_us"]},
+        "needles": [{"device": n.device, "tip_lps_mm": n.tip_lps_mm.tolist(),
+                     "entry_lps_mm": n.entry_lps_mm.tolist(), "exposure_mm": n.exposure_mm}
+                    for n in truth.needles],
+        "ire": {"voltage_v": truth.ire.voltage_v, "pulses": truth.ire.pulses,
+                "pulse_width_us": truth.ire.pulse_width_us},
         "thermal": {"power_w": None, "time_s": None},
         "structures": structures,
     }
@@ -191,12 +188,6 @@ def _refuse_edited_plan(path: Path, plan: dict[str, Any]) -> None:
         raise InputError(f"{path}: differs from the phantom's reference plan (edited?); "
                          "not replaced: write the phantom into another folder, or use "
                          "--force to overwrite the case")
-
-
-def _grid_dict(v: Any) -> dict[str, Any]:
-    return {"size": list(v.size_xyz), "spacing_mm": v.spacing_mm.tolist(),
-            "origin_lps_mm": v.origin_lps_mm.tolist(),
-            "direction": v.direction.reshape(-1).tolist()}
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
