@@ -9,7 +9,13 @@ side panel's scroll area scrolls instead. Click (or Tab) into a box to wheel its
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QComboBox, QWidget
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QWidget,
+)
 
 _GUARDED = (QAbstractSpinBox, QComboBox)
 
@@ -20,13 +26,31 @@ class WheelGuard(QObject):
     def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 - Qt name
         t = ev.type()
         if t == QEvent.Type.Wheel and isinstance(obj, _GUARDED):
-            if not obj.hasFocus():
+            if obj.hasFocus():
+                return False
+            area = _scroll_area_of(obj)
+            if area is None:
                 ev.ignore()       # not accepted: Qt passes it on to the parent widget
                 return True       # ... and the box itself never sees it
-            return False
+            d = ev.angleDelta()
+            bar = (area.horizontalScrollBar() if abs(d.x()) > abs(d.y())
+                   else area.verticalScrollBar())
+            QApplication.sendEvent(bar, ev)    # the panel scrolls (synthetic events too)
+            ev.accept()
+            return True
         if t in (QEvent.Type.Polish, QEvent.Type.Show) and isinstance(obj, _GUARDED):
             guard_widget(obj)
         return False
+
+
+def _scroll_area_of(w: QWidget) -> QAbstractScrollArea | None:
+    """The nearest scroll area (not a box's own popup list) the widget sits in."""
+    p = w.parentWidget()
+    while p is not None:
+        if isinstance(p, QAbstractScrollArea) and not isinstance(p, _GUARDED):
+            return p
+        p = p.parentWidget()
+    return None
 
 
 def guard_widget(w: QWidget) -> None:
