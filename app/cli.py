@@ -16,6 +16,7 @@ import os
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
 
 from irplan.planning.errors import IrplanError
 
@@ -76,12 +77,13 @@ def _quiet_libraries(name: str) -> None:
         sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
 
-def _loader_warnings_to_stderr() -> None:
-    """Every DICOM loader warning (uneven spacing, gaps, tilt, ...) as one stderr line."""
+def _loader_warnings_to_stderr() -> Callable[[], None]:
+    """Every DICOM loader warning (uneven spacing, gaps, tilt, ...) as one stderr line
+    while a command runs; returns the function that stops it."""
     try:
         from irplan.io.dicom_load import add_warning_sink
     except ImportError:
-        return
+        return lambda: None
     seen: set[str] = set()
 
     def sink(message: str) -> None:
@@ -90,7 +92,7 @@ def _loader_warnings_to_stderr() -> None:
             seen.add(text)
             print(f"irplan: warning: {text}", file=sys.stderr)
 
-    add_warning_sink(sink)
+    return add_warning_sink(sink)
 
 
 _IGNORED = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
@@ -136,7 +138,7 @@ def _run_subcommand(name: str, argv: list[str]) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     _quiet_libraries(name)
-    _loader_warnings_to_stderr()
+    stop_sink = _loader_warnings_to_stderr()
     collector = _LogCollector()
     lib_loggers = [logging.getLogger(n) for n in ("pydicom", "highdicom", "PIL")]
     saved = [(lg, lg.propagate) for lg in lib_loggers]
@@ -148,6 +150,7 @@ def _run_subcommand(name: str, argv: list[str]) -> int:
             warnings.simplefilter("always")
             code = int(module.run(args) or 0)
     finally:
+        stop_sink()
         for lg, prop in saved:
             lg.removeHandler(collector)
             lg.propagate = prop

@@ -42,6 +42,13 @@ def run(args: argparse.Namespace) -> int:
     structures, more = load_plan_structures(plan, ct)
     notes += more
     zone = read_mask(args.zone) if args.zone else None
+    if zone is not None:   # a zone on another frame would silently lose its findings
+        from irplan.io.masks import require_nonempty, require_overlap
+
+        require_nonempty(zone, "--zone", args.zone)
+        ref = ct if ct is not None else next(iter(structures.values()), None)
+        if ref is not None:
+            require_overlap(zone, ref, "--zone", args.zone)
     if zone is None and plan.modality != "IRE" and plan.needles and not args.no_zone:
         zone = _predict_thermal_zone(plan, ct, structures, notes)
     findings = SafetyChecker(structures, ct).check(plan, zone)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -80,10 +81,36 @@ def _files(paths: list[str]) -> list[Path]:
     return out
 
 
+def check_host(node: pacs.PacsNode) -> None:
+    """InputError (one line) when the node's host name cannot be resolved."""
+    try:
+        socket.getaddrinfo(node.host, node.port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, socket.gaierror) and exc.strerror else str(exc)
+        raise InputError(f"PACS node {node}: unknown host {node.host!r} ({why})") from None
+
+
+def sendable(files: list[Path]) -> tuple[list[Path], dict[Path, str]]:
+    """(files that are complete DICOM objects, {skipped file: reason}): a truncated file,
+    or one without a transfer syntax, is never sent (it would be stored as a success)."""
+    from irplan.io.dicom_scan import verify_dicom_file
+
+    ok: list[Path] = []
+    bad: dict[Path, str] = {}
+    for p in files:
+        why = verify_dicom_file(p)
+        if why is None:
+            ok.append(p)
+        else:
+            bad[p] = why
+    return ok, bad
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "nodes":
         return _nodes(args)
     node = pacs.resolve_node(args.node)
+    check_host(node)
     kw = {"calling_aet": args.aet, "timeout_s": args.timeout}
     if args.action == "echo":
         rtt = pacs.echo(node, **kw)
@@ -109,16 +136,25 @@ def run(args: argparse.Namespace) -> int:
                             move_bind_host=args.bind, move_accept_aets=args.accept_ae, **kw)
         print(f"retrieved {len(res.files)} files into {args.out}")
     elif args.action == "send":
-        files = _files(args.paths)
+        all_files = _files(args.paths)
+        files, skipped = sendable(all_files)
+        for p, why in skipped.items():
+            print(f"not sent (skipped, kept): {p}: {why}", file=sys.stderr)
+        if not files:
+            raise InputError(f"nothing sent: none of the {len(all_files)} file(s) is a "
+                             "complete DICOM object")
         try:
             res = pacs.store(node, files, **kw)
         except pacs.PacsError as exc:
             for p, why in exc.failed.items():
                 print(f"not sent (kept): {p}: {_p(why)}", file=sys.stderr)
             if exc.sent:
-                print(f"sent {len(exc.sent)} of {len(files)} files", file=sys.stderr)
+                print(f"sent {len(exc.sent)} of {len(all_files)} files", file=sys.stderr)
             raise
         print(f"sent {len(res.sent)} files to {node}")
+        if skipped:
+            raise InputError(f"{len(skipped)} of {len(all_files)} file(s) skipped (not "
+                             f"complete DICOM objects), e.g. {next(iter(skipped))}")
     return 0
 
 

@@ -6,8 +6,10 @@ never a partial file, also after ``kill -9`` or power loss. The new content is w
 a hidden temporary file in the target's folder (``.<name>.<random>.tmp``), flushed and
 fsynced, then renamed over the target (``os.replace``, atomic on POSIX within one file
 system), and the folder is fsynced. On any failure the temporary file is removed and the
-previous file is left untouched. A replaced file keeps its permission bits; a new file
-gets ``0666 & ~umask`` (usually 0644), as ``open()`` would give it.
+previous file is left untouched. A process killed mid-write (``kill -9``) leaves the
+target intact and a hidden ``.<name>.*.tmp`` file, which the next successful write of the
+same target deletes (when older than a minute). A replaced file keeps its permission
+bits; a new file gets ``0666 & ~umask`` (usually 0644), as ``open()`` would give it.
 
 Errors a user can fix (no space left, read-only folder, permission denied, the target is
 a folder, a parent is a file, name too long) become one-line :class:`InputError` s
@@ -17,15 +19,18 @@ naming the path.
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from irplan.planning.errors import InputError
 
 TMP_SUFFIX = ".tmp"
+STALE_TEMP_S = 60.0   # a temp file this old beside a target is a killed writer's leftover
 
 _REASONS = {
     errno.ENOSPC: "no space left on the device",
@@ -150,7 +155,23 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], *,
         _remove(tmp)
         raise
     _fsync_folder(folder)
+    _remove_stale_temps(p)
     return p
+
+
+def _remove_stale_temps(p: Path) -> None:
+    """Delete temporary files of earlier writes of ``p`` that a killed process left
+    (older than STALE_TEMP_S, so a concurrent writer's temp file is never touched)."""
+    now = time.time()
+    try:
+        for q in p.parent.glob(f".{glob.escape(p.name)}.*{TMP_SUFFIX}*"):
+            try:
+                if now - q.stat().st_mtime > STALE_TEMP_S:
+                    q.unlink()
+            except OSError:
+                pass
+    except OSError:
+        pass
 
 
 def _remove(tmp: str) -> None:

@@ -12,6 +12,7 @@ whether it can load it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -459,6 +460,47 @@ def _read_header(path: Path) -> tuple[Dataset | None, str]:
     return ds, ""
 
 
+def verify_dicom_file(path: str | Path) -> str | None:
+    """None when ``path`` is a complete DICOM Part-10 object that can be sent or
+    exported; else the reason in words: empty, not DICOM, no transfer syntax, no SOP
+    class/instance UID, an element running past the end of the file (truncated), or
+    native pixel data shorter than Rows x Columns x frames x bits. Any object type
+    (images, SEG, SR, Encapsulated PDF)."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if size == 0:
+        return "empty file (0 bytes)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(p, defer_size=256)
+    except InvalidDicomError:
+        return "not a DICOM Part-10 file (no DICM preamble)"
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad files
+        return f"unreadable or truncated DICOM ({type(exc).__name__}: {str(exc)[:120]})"
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or not meta.get("TransferSyntaxUID"):
+        return "no transfer syntax (the file meta information lacks TransferSyntaxUID)"
+    for kw in ("SOPClassUID", "SOPInstanceUID"):
+        if not _text(ds, kw):
+            return f"no {kw}"
+    for tag in list(ds.keys()):
+        e = ds.get_item(tag, keep_deferred=True)
+        if isinstance(e, RawDataElement) and e.length != 0xFFFFFFFF \
+                and e.value_tell is not None and e.value_tell + e.length > size:
+            return (f"truncated file: element {tag} needs {e.length} bytes at offset "
+                    f"{e.value_tell}, the file ends at {size}")
+    if "PixelData" in ds:
+        try:
+            _check_pixel_length(ds, size)
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
 def _looks_like_dicom(head: bytes) -> bool:
     """Part-10 preamble 'DICM', or a bare data set starting with a group 0002/0008 tag."""
     if len(head) >= 132 and head[128:132] == b"DICM":
@@ -549,11 +591,15 @@ def _text(ds: Dataset, keyword: str) -> str | None:
 
 
 def _floats(ds: Dataset, keyword: str) -> list[float] | None:
-    """DS/IS values as floats; None when absent or empty; ValueError when malformed."""
+    """DS/IS values as floats; None when absent or empty; ValueError when malformed or
+    not finite (NaN/inf in a position or spacing would poison a whole series)."""
     t = _text(ds, keyword)
     if not t:
         return None
-    return [float(x) for x in t.split("\\")]
+    vals = [float(x) for x in t.split("\\")]
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"{keyword} holds a non-finite value ({t[:40]})")
+    return vals
 
 
 def _ushort(ds: Dataset, keyword: str, default: int) -> int:
