@@ -278,7 +278,8 @@ def read_plan_structures(plan: Plan, reference: Volume | None,
 
 
 def read_structures(files: dict[str, tuple[Path, str]], reference: Volume | None,
-                    cancel: CancelFn | None = None) -> tuple[dict[str, Volume], list[str]]:
+                    cancel: CancelFn | None = None, dicom_cache: dict[Path, Any] | None = None
+                    ) -> tuple[dict[str, Volume], list[str]]:
     """Structure key -> (file, name in messages) read as uint8 0/1 masks; (masks, notes).
 
     NIfTI/NRRD/MetaImage files hold one mask each; a mask on another grid is resampled
@@ -288,12 +289,13 @@ def read_structures(files: dict[str, tuple[Path, str]], reference: Volume | None
     key (a file with one structure serves any key); it needs ``reference`` and is refused
     on another Frame of Reference (:mod:`irplan.io.mask_import`). Refused (InputError
     naming the structure): a mask that does not overlap ``reference`` at all.
+    ``dicom_cache``: SEG/RTSTRUCT files already read (kept across calls).
     """
     from irplan.io.masks import read_mask
 
     masks: dict[str, Volume] = {}
     notes: list[str] = []
-    dicom: dict[Path, list[Any]] = {}
+    dicom: dict[Path, Any] = {} if dicom_cache is None else dicom_cache
     for key, (path, where) in files.items():
         _check_cancel(cancel)
         if str(path).lower().endswith(".dcm"):
