@@ -6,6 +6,14 @@ into planning space, as DICOM SEG on the CT grid and Frame of Reference),
 ``report_pdf.dcm`` (Encapsulated PDF of the report; the report is generated, anonymised,
 unless a PDF file is given) and ``screenshot_sc.dcm`` (Secondary Capture of a PNG).
 Send them to PACS with ``irplan pacs send``.
+
+By default the objects keep the CT's patient and study module (name, ID, study UID, ...)
+so they file into the patient's study on PACS. ``--anonymize`` applies the DICOM PS3.15
+Basic Application Confidentiality Profile to everything written (:mod:`irplan.io.anonymize`):
+headers de-identified with UIDs mapped consistently (SEG references, PDF and SC point to
+the same new study/series), PatientID the keyed pseudonym, the embedded report generated
+anonymised without a creation date, fixed file names. A PDF or screenshot made elsewhere
+cannot be checked for identifiers and is refused with ``--anonymize``.
 """
 
 from __future__ import annotations
@@ -28,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--screenshot", metavar="PNG", help="a PNG as Secondary Capture")
     parser.add_argument("--patient-data", action="store_true",
                         help="generated report shows patient data (default: anonymised)")
+    parser.add_argument("--anonymize", action="store_true",
+                        help="de-identify everything written (DICOM PS3.15 Basic Profile: "
+                             "no name, ID, dates, descriptions; new UIDs; PatientID a keyed "
+                             "pseudonym). Default: keep the patient/study so the objects "
+                             "file into the patient's study")
     parser.add_argument("--no-zone", action="store_true",
                         help="SEG without the predicted zone (skips the zone model)")
     parser.add_argument("--ablation", metavar="MASK",
@@ -54,6 +67,20 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.screenshot}: screenshot file not found")
     if args.pdf and not Path(args.pdf).is_file():
         raise InputError(f"{args.pdf}: PDF file not found")
+    deidentify = None
+    if args.anonymize:
+        if args.patient_data:
+            raise InputError("--anonymize and --patient-data contradict each other")
+        if args.pdf:
+            raise InputError(f"{args.pdf}: --anonymize cannot check a PDF made elsewhere for "
+                             "identifiers; omit the file name to export IRPlan's anonymised "
+                             "report")
+        if args.screenshot:
+            raise InputError(f"{args.screenshot}: --anonymize cannot check a picture's pixels "
+                             "for burned-in identifiers; export it without --anonymize")
+        from irplan.io.anonymize import DicomDeidentifier
+
+        deidentify = DicomDeidentifier()
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -100,18 +127,22 @@ def run(args: argparse.Namespace) -> int:
             masks["actual_zone"] = ev.zone_planning
         if not masks:
             raise InputError(f"{args.plan}: no non-empty structure to export as SEG")
-        written.append(export_seg(source, masks, out / "structures_seg.dcm"))
+        written.append(export_seg(source, masks, out / "structures_seg.dcm",
+                                  deidentify=deidentify))
     if args.pdf is not None:
         pdf = Path(args.pdf) if args.pdf else out / "report.pdf"
         if not args.pdf:
             from irplan.app.cmd_report import build_report
 
-            build_report(args.plan, pdf, patient_data=args.patient_data, case=case)
+            build_report(args.plan, pdf, patient_data=args.patient_data, case=case,
+                         deidentified=args.anonymize)
             written.append(pdf)
-        written.append(export_encapsulated_pdf(source, pdf, out / "report_pdf.dcm"))
+        written.append(export_encapsulated_pdf(source, pdf, out / "report_pdf.dcm",
+                                               deidentify=deidentify))
     if args.screenshot:
         written.append(export_secondary_capture(source, args.screenshot,
-                                                out / "screenshot_sc.dcm"))
+                                                out / "screenshot_sc.dcm",
+                                                deidentify=deidentify))
     for p in written:
         print(f"wrote {p}")
     return 0

@@ -22,6 +22,7 @@ of it against pydicom's data dictionary.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Iterable
@@ -230,11 +231,15 @@ class DicomDeidentifier:
         # without an installation secret: consistent within this export only
         self.salt = "" if self.pseudonymizer.available else os.urandom(16).hex()
         self.uid_map: dict[str, str] = {}
+        self._mapped: set[str] = set()
 
     def new_uid(self, uid: str) -> str:
         uid = str(uid).strip()
+        if uid in self._mapped:  # already a new UID (an element shared between objects)
+            return uid
         if uid not in self.uid_map:
             self.uid_map[uid] = self.pseudonymizer.uid(uid, self.salt)
+            self._mapped.add(self.uid_map[uid])
         return self.uid_map[uid]
 
     def patient_id(self, source_patient_id: str) -> str:
@@ -244,6 +249,10 @@ class DicomDeidentifier:
     def __call__(self, ds: Dataset) -> Dataset:
         """De-identify ``ds`` in place (file meta included); returns it."""
         source_pid = str(ds.get("PatientID", "") or "")
+        # highdicom shares element objects with the source CT datasets: work on copies so
+        # the source (and the next object exported from it) is never changed
+        for elem in list(ds):
+            ds[elem.tag] = copy.deepcopy(elem)
         ds.remove_private_tags()
         self._clean(ds)
         meta = getattr(ds, "file_meta", None)

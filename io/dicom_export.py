@@ -8,7 +8,10 @@
 * :func:`export_secondary_capture` — a screenshot PNG as RGB Secondary Capture.
 
 Each object keeps the source study's identifiers (StudyInstanceUID, PatientID/Name,
-study date/accession) and gets a new SeriesInstanceUID; SEG carries the CT's
+study date/accession), so it files into the patient's study on PACS, and gets a new
+SeriesInstanceUID (``deidentify``: a :class:`irplan.io.anonymize.DicomDeidentifier`
+applied just before the file is written instead: PS3.15 Basic Profile, nothing
+identifying ever reaches the disk); SEG carries the CT's
 FrameOfReferenceUID and highdicom's ReferencedSeriesSequence/source image references;
 the PDF and SC objects reference the CT series in ReferencedSeriesSequence (Common
 Instance Reference). Geometry: masks are uint8 0/1 :class:`Volume` s on the CT grid (LPS
@@ -20,9 +23,10 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -234,7 +238,8 @@ def export_seg(source: SourceSeries, masks: Mapping[str, Volume], out_path: str 
                labels: Mapping[str, str] | None = None, algorithm_name: str | None = None,
                algorithm_family: Code | None = None,
                algorithm_version: str = SOFTWARE_VERSION, series_uid: str | None = None,
-               sop_uid: str | None = None) -> Path:
+               sop_uid: str | None = None,
+               deidentify: Callable[[Dataset], Any] | None = None) -> Path:
     """Write ``masks`` (structure key -> uint8 mask Volume) as one BINARY DICOM SEG.
 
     Segment order follows ``masks``; labels and SNOMED CT codes from
@@ -291,6 +296,8 @@ def export_seg(source: SourceSeries, masks: Mapping[str, Volume], out_path: str 
     except (ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"export_seg: cannot build the DICOM SEG: {exc}") from None
     seg.SeriesDescription = series_description[:64]
+    if deidentify is not None:
+        deidentify(seg)
     return atomic_write(out_path, lambda tmp: seg.save_as(tmp))
 
 
@@ -321,7 +328,8 @@ def _referenced_series(source: SourceSeries) -> DicomSequence:
 
 def export_encapsulated_pdf(source: SourceSeries, pdf_path: str | Path, out_path: str | Path, *,
                             title: str = "IRPlan ablation report",
-                            series_number: int = 902) -> Path:
+                            series_number: int = 902,
+                            deidentify: Callable[[Dataset], Any] | None = None) -> Path:
     """Wrap the PDF file as an Encapsulated PDF object in the source study (Modality DOC).
 
     The document bytes are stored unchanged (``EncapsulatedDocumentLength`` gives the
@@ -372,13 +380,16 @@ def export_encapsulated_pdf(source: SourceSeries, pdf_path: str | Path, out_path
     src_item.ReferencedSOPInstanceUID = source.first.SOPInstanceUID
     ds.SourceInstanceSequence = DicomSequence([src_item])
     ds.ReferencedSeriesSequence = _referenced_series(source)
+    if deidentify is not None:
+        deidentify(ds)
     return atomic_write(out_path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))
 
 
 def export_secondary_capture(source: SourceSeries, png_path: str | Path, out_path: str | Path,
                              *, description: str = "IRPlan screenshot",
                              series_number: int = 903,
-                             patient_orientation: tuple[str, str] | None = None) -> Path:
+                             patient_orientation: tuple[str, str] | None = None,
+                             deidentify: Callable[[Dataset], Any] | None = None) -> Path:
     """A screenshot PNG as an RGB Secondary Capture image in the source study.
 
     ``patient_orientation`` (row, column directions, e.g. ("L", "P") for an axial view in
@@ -412,4 +423,6 @@ def export_secondary_capture(source: SourceSeries, png_path: str | Path, out_pat
     sc.SeriesDescription = description[:64]
     sc.BurnedInAnnotation = "YES"
     sc.ReferencedSeriesSequence = _referenced_series(source)
+    if deidentify is not None:
+        deidentify(sc)
     return atomic_write(out_path, lambda tmp: sc.save_as(tmp))

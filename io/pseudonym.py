@@ -25,8 +25,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.uid import generate_uid
-
 KEY_FILE = "pseudonym.key"
 PSEUDONYM_HEX = 16
 METHOD = "HMAC-SHA256 with this installation's secret key"
@@ -65,8 +63,9 @@ class Pseudonymizer:
         UID on this installation (objects exported on different days stay linked); with
         no secret, ``salt`` (e.g. random per export) keeps the mapping consistent within
         one export only."""
-        key = self.key.hex() if self.key is not None else ""
-        return str(generate_uid(prefix=None, entropy_srcs=["irplan-uid", key, salt, uid]))
+        key = self.key if self.key is not None else b""
+        mac = hmac.new(key, f"uid\0{salt}\0{uid}".encode(), hashlib.sha256).digest()
+        return f"2.25.{int.from_bytes(mac[:16], 'big')}"  # PS3.5 B.2: UUID-derived UID
 
 
 def _read_key(path: Path) -> bytes:

@@ -89,7 +89,10 @@ def patient_case(tmp_path_factory: pytest.TempPathFactory) -> dict:
                             "liver": str(masks / "liver.nii.gz"),
                             "portal_vein": str(masks / "Smithers_vessels.nii.gz")})
     plan_path = save_plan(plan, root / f"{FOLDER}.irplan.json")
-    return {"root": root, "plan": plan_path, "ds": ds, "files": files}
+    del plan.structures["portal_vein"]      # export refuses a broken structure
+    export_plan = save_plan(plan, root / f"{FOLDER}-export.irplan.json")
+    return {"root": root, "plan": plan_path, "export_plan": export_plan, "ds": ds,
+            "files": files}
 
 
 def _leaks(text: str, case: dict) -> list[str]:
@@ -179,13 +182,13 @@ def test_export_default_keeps_patient_anonymize_applies_basic_profile(
         patient_case: dict, tmp_path: Path) -> None:
     ds = patient_case["ds"]
     keep, anon = tmp_path / "keep", tmp_path / "anon"
-    res = _cli("export", str(patient_case["plan"]), "--out", str(keep), "--seg", "--no-zone")
+    res = _cli("export", str(patient_case["export_plan"]), "--out", str(keep), "--seg", "--no-zone")
     assert res.returncode == 0, res.stderr
     seg = dcmread(keep / "structures_seg.dcm")
     assert seg.PatientID == PID and str(seg.PatientName) == NAME
     assert seg.StudyInstanceUID == ds.StudyInstanceUID    # files into the patient's study
 
-    res = _cli("export", str(patient_case["plan"]), "--out", str(anon), "--seg", "--pdf",
+    res = _cli("export", str(patient_case["export_plan"]), "--out", str(anon), "--seg", "--pdf",
                "--no-zone", "--anonymize")
     assert res.returncode == 0, res.stderr
     written = sorted(p for p in anon.rglob("*") if p.is_file())
@@ -223,7 +226,7 @@ def test_export_default_keeps_patient_anonymize_applies_basic_profile(
     # a PDF made elsewhere cannot be vouched for: refused, one line, exit 2
     other = tmp_path / "other.pdf"
     other.write_bytes(b"%PDF-1.4 Waylon Smithers")
-    res = _cli("export", str(patient_case["plan"]), "--out", str(tmp_path / "x"), "--pdf",
+    res = _cli("export", str(patient_case["export_plan"]), "--out", str(tmp_path / "x"), "--pdf",
                str(other), "--anonymize")
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x" / "report_pdf.dcm").exists()
