@@ -48,8 +48,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "1e-4; combine with --grid-mm 2")
     parser.add_argument("--pairs", default=None, metavar="1-2,2-3",
                         help="IRE pulse pairs, 1-based (default: pairs <= 25 mm apart)")
-    parser.add_argument("--padding-mm", type=finite_float(0, 100, unit="mm"), default=15.0,
-                        help="IRE solver box padding around the electrodes (mm)")
+    parser.add_argument("--padding-mm", type=finite_float(0, 100, unit="mm"), default=None,
+                        help="IRE solver box padding around the electrodes (mm; default 20, "
+                             "far-field boundary: doubling it moves the zone < 0.5 mm)")
+    parser.add_argument("--setting", default=None, metavar="NAME",
+                        help="IRE model setting: conservative (637 V/cm, default), human-fit "
+                             "(550 V/cm), porcine-fit (350 V/cm); see resources/"
+                             "zone_settings.json. --threshold-v-per-cm overrides it")
+    parser.add_argument("--params", default=None, metavar="PARAMS.json",
+                        help="IRE: calibrated parameters written by irplan calibrate --out")
+    parser.add_argument("--band", action="store_true",
+                        help="IRE: also the inner/outer plausible zones (conservative .. "
+                             "in vivo porcine fit) with the inner zone's coverage and margin")
     parser.add_argument("--conductivity", action="append", default=[], metavar="TISSUE=S_PER_M",
                         help="override a tissue conductivity (liver, tumor, blood, bile, fat, "
                              "muscle, bone, lung); repeatable")
@@ -126,7 +136,12 @@ def run(args: argparse.Namespace) -> int:
     from irplan.io.atomic_write import check_output_path
     from irplan.io.masks import write_mask, write_volume_file
     from irplan.io.plan_file import load_plan, load_plan_structures
-    from irplan.planning.zone import PREVIEW_SOLVER_TOL, ZoneOptions, predict_zone
+    from irplan.planning.zone import (
+        PREVIEW_PADDING_MM,
+        PREVIEW_SOLVER_TOL,
+        ZoneOptions,
+        predict_zone,
+    )
 
     if args.margin_grid_mm is not None and args.margin_grid_mm < 0:
         raise InputError(f"--margin-grid-mm must be >= 0, got {args.margin_grid_mm}")
@@ -138,8 +153,11 @@ def run(args: argparse.Namespace) -> int:
     if args.preview:
         extra = {"margin_method": "preview", "solver_tol": PREVIEW_SOLVER_TOL,
                  "solver_amg": "rs-direct"}
+
     opts = ZoneOptions(threshold_v_per_cm=args.threshold_v_per_cm, pairs=pairs,
-                       padding_mm=args.padding_mm,
+                       padding_mm=(PREVIEW_PADDING_MM if args.preview and args.padding_mm is None
+                                   else args.padding_mm), setting=args.setting,
+                       params_path=args.params, band=args.band,
                        conductivity_s_per_m=parse_conductivities(args.conductivity),
                        ratio_v_per_cm=args.ratio_v_per_cm, dynamic_ratio=args.dynamic_ratio,
                        heat_sink=args.heat_sink, heat_sink_shell_mm=args.heat_sink_shell_mm,
@@ -152,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
             check_output_path(out_arg)   # a bad output path fails before the solve
     res = predict_zone(plan, None, structures, grid_mm=args.grid_mm, options=opts)
     res.warnings[:0] = notes
+    if args.out and not res.converged:
+        raise InputError("the dynamic-conductivity solve did not converge (see irplan zone "
+                         "--json: solver.dynamic); the zone is not final and was not written "
+                         f"to {args.out}; try a smaller --dynamic-ratio or the static model")
     if args.out:
         write_mask(res.zone, args.out)
     if args.field_out:
@@ -172,8 +194,21 @@ def run(args: argparse.Namespace) -> int:
         out.write(f"tumour coverage: {d['tumor_coverage_percent']:.1f} %   minimal margin: "
                   f"{d['minimal_margin_mm']:.1f} mm (required {plan.margin_mm:g} mm)   "
                   f"tumour + margin shell covered: {d['shell_coverage_percent']:.1f} %\n")
+    st = d.get("setting") or {}
+    out.write(f"model setting: {st.get('name', '?')}\n")
+    if not d.get("converged", True):
+        out.write("NOT CONVERGED: the dynamic-conductivity solve did not converge; this zone "
+                  "is not a final result\n")
     if plan.modality == "IRE":
         out.write(f"threshold {d['threshold_v_per_cm']:g} V/cm\n")
+        for k in ("inner", "outer"):
+            b = (d.get("band") or {}).get(k)
+            if b:
+                extra = (f", coverage {b['tumor_coverage_percent']:.1f} %, minimal margin "
+                         f"{b['minimal_margin_mm']:.1f} mm"
+                         if b.get("minimal_margin_mm") is not None else "")
+                out.write(f"  band {k}: {b['setting']} ({b['threshold_v_per_cm']:g} V/cm) "
+                          f"{b['zone_volume_ml']:.2f} ml{extra}\n")
         for p in d["pairs"]:
             i, j = p["electrodes"]
             out.write(f"  pair {i + 1}-{j + 1}: {p['voltage_v']:.0f} V, spacing "

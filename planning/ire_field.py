@@ -84,6 +84,18 @@ CURRENT_WINDOW_A = (20.0, 50.0)
 DEFAULT_RADIUS_MM = 1.07 / 2.0
 
 _SQRT3_2 = np.sqrt(3.0) / 2.0
+# Outer box boundary: "insulated" (Neumann) or "farfield" (Robin condition of a dipole,
+# see FieldSolver._farfield_faces); FARFIELD_ORDER is the decay exponent of phi - phi_inf.
+BOUNDARIES = ("insulated", "farfield")
+FARFIELD_ORDER = 2.0
+# Box padding (mm) around the active parts: with the far-field boundary, doubling it changes
+# the zone by < 0.5 mm down to 300 V/cm (tests/test_ire_field.py, bench/validate_zones.py).
+DEFAULT_PADDING_MM = 20.0
+# Nonlinear (dynamic-conductivity) solve: damped fixed point, stopped on the relative
+# conductivity residual (see solve_nonlinear_pair).
+DYNAMIC_MAX_ITERATIONS = 30
+DYNAMIC_RESIDUAL_TOL = 5e-3
+DYNAMIC_DAMPING = 0.6
 
 ProgressFn = Callable[[float, str], None]   # (fraction 0..1, text)
 CancelFn = Callable[[], bool]               # True once the user cancelled
@@ -157,6 +169,8 @@ class IreResult:
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     iterations: dict[str, int] = field(default_factory=dict)
+    converged: bool = True                 # False: a nonlinear pair solve did not converge
+    dynamic: list[dict] = field(default_factory=list)   # per pair: iterations, residual
 
     @property
     def zone_volume_ml(self) -> float:
@@ -164,7 +178,8 @@ class IreResult:
 
 
 # --------------------------------------------------------------------------- grid
-def solver_grid(electrodes: list[Electrode], grid_mm: float = 1.0, padding_mm: float = 15.0,
+def solver_grid(electrodes: list[Electrode], grid_mm: float = 1.0,
+                padding_mm: float = DEFAULT_PADDING_MM,
                 include_lps_mm: np.ndarray | None = None) -> Volume:
     """Axis-aligned LPS grid (uint8 zeros) around the active parts plus ``padding_mm``.
 
@@ -301,7 +316,7 @@ class FieldSolver:
 
     def __init__(self, grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarray,
                  tol: float = 1e-6, labels: np.ndarray | None = None,
-                 amg: str = "rs", subvoxel: bool = True,
+                 amg: str = "rs", subvoxel: bool = True, boundary: str = "insulated",
                  progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> None:
         if not electrodes:
             raise InputError("IRE field: no electrodes")
@@ -321,6 +336,11 @@ class FieldSolver:
                              f"got {amg!r}")
         self.amg = amg
         self.subvoxel = subvoxel
+        if boundary not in BOUNDARIES:
+            raise InputError(f"boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
+        self.boundary = boundary
+        # unknown potentials: one per electrode, plus the far-field shell (floating)
+        self.n_terminals = len(electrodes) + (1 if boundary == "farfield" else 0)
         self._progress = progress or (lambda f, t: None)
         self._cancel = cancel or (lambda: False)
         self.h_mm = float(grid.spacing_mm[0])
@@ -414,6 +434,12 @@ class FieldSolver:
             m3 = (la > 0) & (lb > 0) & (la != lb)
             if m3.any():
                 raise InputError("two electrodes touch on the solver grid; use a finer grid_mm")
+        if self.boundary == "farfield":
+            fr, fv = self._farfield_faces(free, idx)
+            np.add.at(diag, fr, fv)
+            b_rows.append(fr)
+            b_cols.append(np.full(len(fr), n_el, dtype=np.int64))
+            b_vals.append(fv)
         r = np.concatenate(rows + [np.arange(nfree)])
         c = np.concatenate(cols + [np.arange(nfree)])
         v = np.concatenate(vals + [diag])
@@ -421,12 +447,47 @@ class FieldSolver:
         br = np.concatenate(b_rows) if b_rows else np.zeros(0, dtype=np.int64)
         bc = np.concatenate(b_cols) if b_cols else np.zeros(0, dtype=np.int64)
         bv = np.concatenate(b_vals) if b_vals else np.zeros(0)
-        self.B = sp.csr_matrix((bv, (br, bc)), shape=(nfree, n_el))
+        self.B = sp.csr_matrix((bv, (br, bc)), shape=(nfree, self.n_terminals))
         self.g_total = np.asarray(self.B.sum(axis=0)).reshape(-1)  # S per electrode
-        if np.any(self.g_total <= 0):
+        if np.any(self.g_total[:n_el] <= 0):
             bad = int(np.argmin(self.g_total)) + 1
             raise InputError(f"electrode {bad} touches no conducting tissue on the solver grid")
         self.timings["assemble_s"] = time.perf_counter() - t0
+
+    def _farfield_faces(self, free: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Free nodes on the box faces and their conductance (S) to the far-field shell.
+
+        Robin condition of a dipole field, phi - phi_inf ~ cos(theta) / r^2 around the
+        electrodes' centre c: d(phi)/dn = -2 (r_hat . n) / r (phi - phi_inf); a face of area
+        h^2 then conducts G = sigma h^2 2 (r_hat . n) / r to a shell at phi_inf, which floats
+        (zero net current: a pulsed pair injects none). The shell is one more unknown
+        terminal of the superposition. Edge and corner nodes get one face per side."""
+        shape = free.shape
+        h_m = self.h_mm * 1e-3
+        centre = np.mean([e.active_centre_lps_mm for e in self.electrodes], axis=0)
+        rows: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        for axis in range(3):
+            xyz = 2 - axis
+            for end, sign in ((0, -1.0), (shape[axis] - 1, 1.0)):
+                sl = [slice(None)] * 3
+                sl[axis] = slice(end, end + 1)
+                f = free[tuple(sl)]
+                if not f.any():
+                    continue
+                nodes = np.argwhere(f)
+                nodes[:, axis] = end
+                p = self.grid.origin_lps_mm + self.h_mm * nodes[:, ::-1].astype(np.float64)
+                p[:, xyz] += 0.5 * sign * self.h_mm          # the face, half a voxel out
+                w = p - centre
+                r_mm = np.linalg.norm(w, axis=1)
+                cos_n = np.maximum(sign * w[:, xyz] / np.maximum(r_mm, 1e-9), 0.0)
+                flat = np.ravel_multi_index(nodes.T, shape)
+                sig = self.sigma.reshape(-1)[flat]
+                g = sig * h_m * h_m * FARFIELD_ORDER * cos_n / np.maximum(r_mm * 1e-3, h_m)
+                rows.append(idx[flat])
+                vals.append(g)
+        return np.concatenate(rows), np.concatenate(vals)
 
     def _solve_basis(self) -> None:
         t0 = time.perf_counter()
@@ -457,7 +518,7 @@ class FieldSolver:
                                                    coarse_solver="splu")
         self.timings["amg_setup_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        n_el = len(self.electrodes)
+        n_el = self.n_terminals
         self.basis = np.zeros((self.A.shape[0], n_el))
         self.iterations: list[int] = []
         bd = self.B.toarray()
@@ -483,8 +544,9 @@ class FieldSolver:
 
     # ------------------------------------------------------------------ pairs
     def pair_potentials(self, plus: int, zero: int, voltage_v: float) -> np.ndarray:
-        """Electrode potentials (V) with ``plus`` at V, ``zero`` at 0, others floating."""
-        n = len(self.electrodes)
+        """Electrode potentials (V) with ``plus`` at V, ``zero`` at 0, others floating
+        (with the far-field boundary, the last entry is the shell's potential)."""
+        n = self.n_terminals
         u = np.zeros(n)
         u[plus] = voltage_v
         fl = [i for i in range(n) if i not in (plus, zero)]
@@ -582,12 +644,13 @@ _SOLVER_CACHE_LOCK = threading.Lock()
 
 
 def _solver_key(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarray,
-                tol: float, amg: str) -> tuple:
+                tol: float, amg: str, boundary: str = "insulated") -> tuple:
     sig = np.ascontiguousarray(sigma_s_per_m, dtype=np.float64)
     els = tuple((tuple(e.tip_lps_mm), tuple(e.direction), e.exposure_mm, e.radius_mm,
                  e.shaft_mm) for e in electrodes)
     return (grid.array.shape, grid.origin_lps_mm.tobytes(), grid.spacing_mm.tobytes(),
-            grid.direction.tobytes(), els, sig.shape, zlib.crc32(sig), float(tol), amg)
+            grid.direction.tobytes(), els, sig.shape, zlib.crc32(sig), float(tol), amg,
+            boundary)
 
 
 def clear_solver_cache() -> None:
@@ -625,7 +688,9 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
               current_window_a: tuple[float, float] = CURRENT_WINDOW_A,
               dynamic_ratio: float | None = None,
               e_rev_v_per_cm: float = E_REVERSIBLE_V_PER_CM,
-              dynamic_iterations: int = 8, tol: float = 1e-6, amg: str = "rs",
+              dynamic_iterations: int | None = None, dynamic_tol: float | None = None,
+              tol: float = 1e-6, amg: str = "rs",
+              boundary: str = "farfield",
               progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> IreResult:
     """Field, currents and zone of an IRE protocol on ``grid`` (see :func:`solver_grid`).
 
@@ -635,6 +700,8 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
     the electroporated tissue (nonlinear iterations per pair).
     """
     t_start = time.perf_counter()
+    dynamic_iterations = dynamic_iterations or DYNAMIC_MAX_ITERATIONS
+    dynamic_tol = dynamic_tol or DYNAMIC_RESIDUAL_TOL
     n = len(electrodes)
     if n < 2:
         raise InputError(f"IRE needs at least 2 electrodes, the plan has {n}")
@@ -657,10 +724,10 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
             raise InputError(f"pair {p + 1}-{q + 1}: voltage {float(v_in):g} V outside 0-"
                              f"{max_voltage_v:.0f} V (generator maximum)")
     cpu0 = time.process_time()
-    key = _solver_key(grid, electrodes, sigma_s_per_m, tol, amg)
+    key = _solver_key(grid, electrodes, sigma_s_per_m, tol, amg, boundary)
     solver = _cached_solver(key)
     if solver is None:
-        solver = FieldSolver(grid, electrodes, sigma_s_per_m, tol=tol, amg=amg,
+        solver = FieldSolver(grid, electrodes, sigma_s_per_m, tol=tol, amg=amg, boundary=boundary,
                              progress=(lambda f, t: progress(0.8 * f, t)) if progress else None,
                              cancel=cancel)
         _store_solver(key, solver)
@@ -668,6 +735,8 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
     else:
         timings = {"solver_cached": 1.0}
     warnings: list[str] = list(solver.warnings)
+    converged = True
+    dyn_report: list[dict] = []
     field_max = np.zeros(grid.array.shape)
     results: list[PairResult] = []
     t0 = time.perf_counter()
@@ -693,12 +762,21 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
             cur = solver.current_a(u, p)
             mag = solver.field_magnitude_v_per_cm(u)
         else:
-            u, cur, mag, ok = _solve_dynamic(solver, p, q, v, sigma_s_per_m, dynamic_ratio,
-                                             e_rev_v_per_cm, threshold_v_per_cm,
-                                             dynamic_iterations, tol)
-            if not ok:
-                warnings.append(f"pair {p + 1}-{q + 1}: dynamic conductivity did not converge "
-                                f"in {dynamic_iterations} iterations")
+            dyn = solve_nonlinear_pair(
+                solver, p, q, v, sigma_s_per_m,
+                lambda s0, e: dynamic_sigma(s0, e, dynamic_ratio, e_rev_v_per_cm,
+                                            threshold_v_per_cm),
+                dynamic_iterations, dynamic_tol, cancel=cancel)
+            u, cur, mag = dyn.potentials_v, dyn.current_a, dyn.field_v_per_cm
+            dyn_report.append({"pair": [p, q], "converged": dyn.converged,
+                               "iterations": dyn.iterations,
+                               "residual": float(dyn.residual)})
+            if not dyn.converged:
+                converged = False
+                warnings.append(f"pair {p + 1}-{q + 1}: dynamic conductivity NOT CONVERGED after "
+                                f"{dyn.iterations} iterations (conductivity residual "
+                                f"{dyn.residual:.1e} > {dynamic_tol:g}): this zone is not a "
+                                "final result")
         lo_a, hi_a = current_window_a
         if not lo_a <= cur <= hi_a:
             model = ("static-conductivity model: tissue conductivity rises while pulsing"
@@ -706,7 +784,7 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
             warnings.append(f"pair {p + 1}-{q + 1}: predicted current {cur:.1f} A is outside "
                             f"the {lo_a:.0f}-{hi_a:.0f} A target window ({model})")
         np.maximum(field_max, mag, out=field_max)
-        results.append(PairResult((p, q), v, spacing, cur, u, float(mag.max())))
+        results.append(PairResult((p, q), v, spacing, cur, u[:n], float(mag.max())))
     if dynamic_ratio is not None:
         warnings.append(f"dynamic conductivity: sigma x {dynamic_ratio:g} above the irreversible "
                         "threshold is a user parameter; Šel et al. 2005 constants were not "
@@ -718,30 +796,67 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
     zone = grid.with_array((field_max >= threshold_v_per_cm).astype(np.uint8))
     timings["total_s"] = time.perf_counter() - t_start
     timings["total_cpu_s"] = time.process_time() - cpu0
+    its = {"cg_max": max(solver.iterations) if solver.iterations else 0}
+    if dyn_report:
+        its["dynamic_max"] = max(d["iterations"] for d in dyn_report)
     return IreResult(field_vol, zone, results, float(threshold_v_per_cm), solver.h_mm,
-                     solver.conductance_s, warnings, timings,
-                     {"cg_max": max(solver.iterations)})
+                     solver.conductance_s, warnings, timings, its, converged, dyn_report)
 
 
-def _solve_dynamic(solver: FieldSolver, p: int, q: int, v: float, sigma0: np.ndarray,
-                   ratio: float, e_rev: float, e_irr: float, max_it: int,
-                   tol: float) -> tuple[np.ndarray, float, np.ndarray, bool]:
-    """Fixed-point iteration sigma <- sigma(|E|) for one pair until the current changes
-    < 1 %. Each step re-assembles and solves (by superposition) for that sigma.
-    Returns (potentials, current A, |E| V/cm, converged)."""
+@dataclass
+class DynamicOutcome:
+    """One pair's nonlinear (conductivity depends on |E|) solve.
+
+    ``residual``: max over tissue nodes of |sigma(|E(sigma_k)|) - sigma_k| divided by the
+    largest conductivity (dimensionless); converged when <= the requested tolerance."""
+
+    potentials_v: np.ndarray
+    current_a: float
+    field_v_per_cm: np.ndarray
+    converged: bool
+    iterations: int
+    residual: float
+    residuals: list[float]
+
+
+def solve_nonlinear_pair(solver: FieldSolver, p: int, q: int, v: float, sigma0: np.ndarray,
+                         sigma_of_field: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                         max_iterations: int = DYNAMIC_MAX_ITERATIONS,
+                         residual_tol: float = DYNAMIC_RESIDUAL_TOL,
+                         damping: float = DYNAMIC_DAMPING, adaptive: bool = True,
+                         cancel: CancelFn | None = None) -> DynamicOutcome:
+    """Damped fixed point sigma_{k+1} = sigma_k + w (sigma(|E(sigma_k)|) - sigma_k) for one
+    pulsed pair, stopped on the conductivity residual (see :class:`DynamicOutcome`).
+
+    ``sigma_of_field(sigma0, |E| V/cm) -> sigma`` (S/m). The damping ``w`` starts at
+    ``damping`` and, if ``adaptive``, is halved whenever the residual does not fall by 10 %
+    (the undamped iteration flips between two states on the Ben-David pair, issue 14: its
+    residual stays at ~0.75); each step re-assembles the system
+    (AMG set-up + solves by superposition). Starts from the static solution."""
+    tissue = solver.labels == 0
+    sig = np.where(tissue, sigma0, 0.0).astype(np.float64)
     cur_solver = solver
     u = cur_solver.pair_potentials(p, q, v)
-    cur = cur_solver.current_a(u, p)
     mag = cur_solver.field_magnitude_v_per_cm(u)
-    for _ in range(max_it):
-        sig = dynamic_sigma(sigma0, mag, ratio, e_rev, e_irr)
-        cur_solver = FieldSolver(solver.grid, solver.electrodes, sig, tol=tol,
-                                 labels=solver.labels, amg=solver.amg)
+    w = float(damping)
+    residuals: list[float] = []
+    for it in range(max_iterations + 1):
+        target = np.where(tissue, sigma_of_field(sigma0, mag), 0.0)
+        scale = max(float(target.max()), 1e-12)
+        res = float(np.abs(target - sig)[tissue & cur_solver.free].max()) / scale
+        residuals.append(res)
+        if res <= residual_tol:
+            return DynamicOutcome(u, cur_solver.current_a(u, p), mag, True, it, res, residuals)
+        if it == max_iterations:
+            break
+        if cancel is not None and cancel():
+            raise CancelledError("IRE field computation cancelled")
+        if adaptive and len(residuals) > 1 and res > 0.9 * residuals[-2]:   # damp more
+            w = max(0.5 * w, 0.05)
+        sig = sig + w * (target - sig)
+        cur_solver = FieldSolver(solver.grid, solver.electrodes, sig, tol=solver.tol,
+                                 labels=solver.labels, amg=solver.amg, boundary=solver.boundary)
         u = cur_solver.pair_potentials(p, q, v)
-        new = cur_solver.current_a(u, p)
         mag = cur_solver.field_magnitude_v_per_cm(u)
-        done = abs(new - cur) <= 0.01 * abs(new)
-        cur = new
-        if done:
-            return u, cur, mag, True
-    return u, cur, mag, False
+    return DynamicOutcome(u, cur_solver.current_a(u, p), mag, False, max_iterations,
+                          residuals[-1], residuals)

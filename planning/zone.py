@@ -30,6 +30,11 @@ NOT_RISK = ("tumor", "liver", "body", "ablation_zone")
 # voltage (measured max 1e-4 vs 1e-6 on the phantom's 2 mm system), far below the 2 mm
 # grid's own discretisation error.
 PREVIEW_SOLVER_TOL = 1e-4
+# Box padding of the live preview (mm): the final runs' padding (ire_field.DEFAULT_PADDING_MM,
+# far-field boundary), so preview and final zones share one node lattice. (A 15 mm box is
+# within 0.5 mm of a 45 mm one down to 350 V/cm too, but its shifted 2 mm lattice changes
+# the zone volume by ~1.5 %.)
+PREVIEW_PADDING_MM = 20.0
 
 
 @dataclass
@@ -39,7 +44,13 @@ class ZoneOptions:
     threshold_v_per_cm: float | None = None     # None: ire_field.E_IRREVERSIBLE_V_PER_CM
     ratio_v_per_cm: float | None = None         # None: ire_field.VOLTAGE_TO_DISTANCE_V_PER_CM
     max_voltage_v: float | None = None          # None: ire_field.MAX_VOLTAGE_V
-    padding_mm: float = 15.0                    # IRE box padding (tests: doubling < 1 voxel)
+    padding_mm: float | None = None             # IRE box padding; None: ire_field.DEFAULT_
+    #                                             PADDING_MM (doubling it moves the zone
+    #                                             < 0.5 mm, tests/test_ire_field.py)
+    setting: str | None = None                  # IRE named setting (zone_settings.json);
+    #                                             None: the file's default ("conservative")
+    params_path: str | None = None              # calibrated parameters (irplan calibrate)
+    band: bool = False                          # IRE: also the inner/outer plausible zones
     pairs: list[tuple[int, int]] | None = None  # IRE pulse pairs (0-based); None = the
     #                                             ire_array convention (spacing <= 25 mm)
     conductivity_s_per_m: dict[str, float] | None = None
@@ -63,7 +74,8 @@ class ZoneOptions:
         Measured on the phantom's reference plan (bench/bench_zone.py): zone volume within
         0.1 % and identical coverage/MAM of the 1e-6 solve; ~2x faster solver."""
         base: dict[str, Any] = {"margin_method": "preview", "margin_fine_mm": None,
-                                "solver_tol": PREVIEW_SOLVER_TOL, "solver_amg": "rs-direct"}
+                                "solver_tol": PREVIEW_SOLVER_TOL, "solver_amg": "rs-direct",
+                                "padding_mm": PREVIEW_PADDING_MM}
         base.update(changes)
         return cls(**base)
 
@@ -96,6 +108,11 @@ class ZoneResult:
     risk: list[RiskVolume] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    setting: dict[str, Any] = field(default_factory=dict)      # model setting used
+    converged: bool = True          # False: a nonlinear solve did not converge (not final)
+    solver: dict[str, Any] = field(default_factory=dict)       # padding, boundary, iterations
+    band_zones: dict[str, Volume] = field(default_factory=dict)  # "inner"/"outer" (IRE)
+    band: dict[str, Any] = field(default_factory=dict)         # their settings and figures
 
     @property
     def volume_ml(self) -> float:
@@ -129,6 +146,12 @@ class ZoneResult:
                                  "length_mm": round(e.length_mm, 2),
                                  "width_mm": round(e.width_mm, 2)} for e in self.ellipsoids]
             d["tables"] = self.tables
+        d["setting"] = dict(self.setting)
+        d["converged"] = bool(self.converged)
+        if self.solver:
+            d["solver"] = dict(self.solver)
+        if self.band:
+            d["band"] = dict(self.band)
         d["risk_structures"] = [r.to_dict() for r in self.risk]
         d["warnings"] = list(self.warnings)
         d["timings_s"] = {k: round(v, 4) for k, v in self.timings_s.items()}
@@ -196,6 +219,8 @@ def predict_zone(plan: Plan, ct: Volume | None, structures: dict[str, Volume],
             progress(0.95, "coverage and margin")
         _margin(res, structures, float(plan.margin_mm), opts.margin_fine_mm,
                 opts.margin_method)
+        _band_margin(res, structures, float(plan.margin_mm), opts.margin_fine_mm,
+                     opts.margin_method)
     res.timings_s["total_s"] = time.perf_counter() - t0
     return res
 
@@ -229,11 +254,12 @@ def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts
 
         pairs = [(p.i, p.j) for p in electrode_pairs(plan.needles)]
     t0 = time.perf_counter()
-    grid = ire.solver_grid(electrodes, grid_mm, opts.padding_mm)
+    padding = opts.padding_mm if opts.padding_mm is not None else ire.DEFAULT_PADDING_MM
+    grid = ire.solver_grid(electrodes, grid_mm, padding)
     sigma, notes = conductivity_map(grid, structures, opts.conductivity_s_per_m)
     t_sigma = time.perf_counter() - t0
-    threshold = (opts.threshold_v_per_cm if opts.threshold_v_per_cm is not None
-                 else ire.E_IRREVERSIBLE_V_PER_CM)
+    setting = resolve_setting(opts)
+    threshold = setting.threshold_v_per_cm
     result = ire.solve_ire(
         grid, electrodes, sigma, pairs=pairs, voltages_v=plan.ire.voltage_v,
         threshold_v_per_cm=threshold,
@@ -245,9 +271,51 @@ def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts
     zone, fld = result.zone, result.field_v_per_cm
     if tumor_box is not None:   # the margin analysis needs a zone image around the tumour
         zone, fld = _extend_to_cover(zone, tumor_box), _extend_to_cover(fld, tumor_box)
-    return ZoneResult("IRE", zone, grid_mm, field_v_per_cm=fld,
-                      pairs=result.pairs, threshold_v_per_cm=threshold,
-                      warnings=warnings + notes + result.warnings, timings_s=timings)
+    solver_info: dict[str, Any] = {"padding_mm": float(padding), "boundary": "farfield",
+                                   "cg_max_iterations": result.iterations.get("cg_max", 0)}
+    if result.dynamic:
+        solver_info["dynamic"] = result.dynamic
+    res = ZoneResult("IRE", zone, grid_mm, field_v_per_cm=fld,
+                     pairs=result.pairs, threshold_v_per_cm=threshold,
+                     warnings=warnings + notes + result.warnings, timings_s=timings,
+                     setting=setting.to_dict(), converged=result.converged, solver=solver_info)
+    if opts.band:
+        from irplan.planning.zone_settings import band_settings
+
+        inner, outer = band_settings()
+        t_in = max(inner.threshold_v_per_cm, threshold)
+        t_out = min(outer.threshold_v_per_cm, threshold)
+        res.band_zones = {"inner": fld.with_array((fld.array >= t_in).astype(np.uint8)),
+                          "outer": fld.with_array((fld.array >= t_out).astype(np.uint8))}
+        res.band = {k: {"setting": s.name, "threshold_v_per_cm": t,
+                        "zone_volume_ml": round(float(res.band_zones[k].array.sum())
+                                                * zone.voxel_volume_ml, 3)}
+                    for k, s, t in (("inner", inner, t_in), ("outer", outer, t_out))}
+    return res
+
+
+def resolve_setting(opts: ZoneOptions) -> Any:
+    """The IRE model setting of ``opts`` (zone_settings.ZoneSetting): a calibrated parameter
+    file, else an explicit threshold (named after the setting with that threshold, if any),
+    else the named setting, else the default ("conservative", 637 V/cm)."""
+    from irplan.planning import zone_settings as zs
+
+    if opts.params_path:
+        return zs.load_params(opts.params_path)
+    if opts.threshold_v_per_cm is not None:
+        if opts.threshold_v_per_cm <= 0:
+            raise InputError(f"threshold_v_per_cm must be > 0, got {opts.threshold_v_per_cm}")
+        if opts.setting:
+            named = zs.get_setting(opts.setting)
+            if named.threshold_v_per_cm == opts.threshold_v_per_cm:
+                return named
+        for s in zs.settings():
+            if s.threshold_v_per_cm == float(opts.threshold_v_per_cm):
+                return s
+        return zs.custom_setting(float(opts.threshold_v_per_cm))
+    if opts.setting:
+        return zs.get_setting(opts.setting)
+    return zs.default_setting()
 
 
 def _extend_to_cover(vol: Volume, pts_lps_mm: np.ndarray) -> Volume:
@@ -315,9 +383,11 @@ def _predict_thermal(plan: Plan, structures: dict[str, Volume], grid_mm: float,
         elif not vessels:
             warnings.append("no vessel masks: heat sink from vessels >= 3 mm not assessed")
     tables_info = [{"id": t.id, "source": t.source} for t in used.values()]
+    setting = {"id": "table", "name": "zone table " + ", ".join(t.id for t in used.values()),
+               "source": "; ".join(t.source for t in used.values())}
     return ZoneResult(plan.modality, grid.with_array(zone), grid_mm, ellipsoids=ellipsoids,
                       tables=tables_info, warnings=warnings,
-                      timings_s={"thermal_s": time.perf_counter() - t0})
+                      timings_s={"thermal_s": time.perf_counter() - t0}, setting=setting)
 
 
 def _risk(res: ZoneResult, structures: dict[str, Volume]) -> None:
@@ -358,6 +428,34 @@ def _margin(res: ZoneResult, structures: dict[str, Volume], required_mm: float,
 
         res.margin = compute_margin(tumor, res.zone, required_mm, fine_spacing_mm=fine_mm)
     res.timings_s["margin_s"] = time.perf_counter() - t0
+    if res.modality == "IRE" and not res.converged:
+        res.warnings.append("the dynamic-conductivity solve did not converge: coverage and "
+                            "margin of this zone are NOT final")
     if res.margin.minimal_margin_mm < required_mm:
         res.warnings.append(f"minimal margin {res.margin.minimal_margin_mm:.1f} mm is below the "
                             f"required {required_mm:g} mm")
+
+
+def _band_margin(res: ZoneResult, structures: dict[str, Volume], required_mm: float,
+                 fine_mm: float | None, method: str) -> None:
+    """Coverage and minimal margin of the band's inner (smallest plausible) zone."""
+    inner = res.band_zones.get("inner")
+    tumor = structures.get("tumor")
+    if inner is None or tumor is None or not np.any(tumor.array):
+        return
+    if not np.any(inner.array):
+        res.band["inner"].update({"tumor_coverage_percent": 0.0, "minimal_margin_mm": None})
+        return
+    t0 = time.perf_counter()
+    if method == "preview":
+        from irplan.planning.margin_preview import compute_margin_preview
+
+        m = compute_margin_preview(tumor, inner, required_mm)
+    else:
+        from irplan.planning.margin import compute_margin
+
+        m = compute_margin(tumor, inner, required_mm, fine_spacing_mm=fine_mm)
+    res.band["inner"].update({
+        "tumor_coverage_percent": round(float(m.tumor_coverage_percent), 2),
+        "minimal_margin_mm": round(float(m.minimal_margin_mm), 2)})
+    res.timings_s["band_margin_s"] = time.perf_counter() - t0

@@ -1,0 +1,108 @@
+"""Named IRE zone-model settings (``resources/zone_settings.json``) and calibrated
+parameter files (``irplan calibrate --out PARAMS.json``).
+
+A setting is a lethal-field threshold (V/cm) with its source: "conservative" (637 V/cm,
+Miklavčič 2000), "human fit" (550 V/cm, PMID 41105588), "in vivo porcine fit" (350 V/cm,
+fitted to Ben-David 2012). The band (inner = smallest plausible zone, outer = largest) is
+two settings of the same file. Every zone IRPlan shows names its setting.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from irplan.planning.errors import InputError
+
+
+@dataclass(frozen=True)
+class ZoneSetting:
+    """One named setting. ``threshold_v_per_cm`` is the IRE lethal field."""
+
+    id: str
+    name: str
+    threshold_v_per_cm: float
+    source: str
+    range_v_per_cm: tuple[float, float] | None = None
+    conductivity: str = "static"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "name": self.name,
+                             "threshold_v_per_cm": self.threshold_v_per_cm,
+                             "conductivity": self.conductivity, "source": self.source}
+        if self.range_v_per_cm is not None:
+            d["range_v_per_cm"] = list(self.range_v_per_cm)
+        return d
+
+
+@lru_cache(maxsize=1)
+def _catalogue() -> dict[str, Any]:
+    text = resources.files("irplan.resources").joinpath("zone_settings.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _parse(d: dict[str, Any]) -> ZoneSetting:
+    rng = d.get("range_v_per_cm")
+    return ZoneSetting(str(d["id"]), str(d["name"]), float(d["threshold_v_per_cm"]),
+                       str(d["source"]), tuple(float(v) for v in rng) if rng else None,
+                       str(d.get("conductivity", "static")))
+
+
+def settings() -> list[ZoneSetting]:
+    """All named settings, in file order."""
+    return [_parse(d) for d in _catalogue()["settings"]]
+
+
+def get_setting(name: str) -> ZoneSetting:
+    """A setting by id or display name (case-insensitive); InputError listing the known ones."""
+    key = name.strip().lower()
+    for s in settings():
+        if key in (s.id.lower(), s.name.lower()):
+            return s
+    known = ", ".join(f"{s.id} ({s.name})" for s in settings())
+    raise InputError(f"unknown zone setting {name!r} (known: {known})")
+
+
+def default_setting() -> ZoneSetting:
+    return get_setting(_catalogue()["default"])
+
+
+def band_settings() -> tuple[ZoneSetting, ZoneSetting]:
+    """(inner, outer): the settings of the smallest and the largest plausible zone."""
+    b = _catalogue()["band"]
+    return get_setting(b["inner"]), get_setting(b["outer"])
+
+
+def custom_setting(threshold_v_per_cm: float, source: str = "user-supplied threshold"
+                   ) -> ZoneSetting:
+    """A setting for a threshold the user typed (no published source)."""
+    return ZoneSetting("custom", f"custom {threshold_v_per_cm:g} V/cm",
+                       float(threshold_v_per_cm), source)
+
+
+def load_params(path: str | Path) -> ZoneSetting:
+    """A calibrated parameter file (``irplan calibrate --out``) as a setting.
+
+    Format: ``{"parameters": {"threshold_v_per_cm": 480.0, ...}, "cohort": "...", ...}``."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text("utf-8"))
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the parameter file ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    params = data.get("parameters") if isinstance(data, dict) else None
+    if not isinstance(params, dict):
+        raise InputError(f"{p}: no 'parameters' object (write it with irplan calibrate --out)")
+    t = params.get("threshold_v_per_cm")
+    if not isinstance(t, (int, float)) or not 50.0 <= float(t) <= 5000.0:
+        raise InputError(f"{p}: parameters.threshold_v_per_cm must be a number in 50-5000 V/cm, "
+                         f"got {t!r}")
+    cohort = data.get("cohort", "?")
+    n = data.get("n_cases", "?")
+    return ZoneSetting("calibrated", f"calibrated ({p.name})", float(t),
+                       f"fitted by irplan calibrate on {cohort} ({n} cases); file {p}")
