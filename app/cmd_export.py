@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "no name, ID, dates, descriptions; new UIDs; PatientID a keyed "
                              "pseudonym). Default: keep the patient/study so the objects "
                              "file into the patient's study")
+    parser.add_argument("--no-pictures", action="store_true",
+                        help="generated report without the 3D/MPR pictures (faster)")
     parser.add_argument("--no-zone", action="store_true",
                         help="SEG without the predicted zone (skips the zone model)")
     parser.add_argument("--ablation", metavar="MASK",
@@ -135,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             from irplan.app.cmd_report import build_report
 
             build_report(args.plan, pdf, patient_data=args.patient_data, case=case,
-                         deidentified=args.anonymize)
+                         deidentified=args.anonymize, pictures=not args.no_pictures)
             written.append(pdf)
         written.append(export_encapsulated_pdf(source, pdf, out / "report_pdf.dcm",
                                                deidentify=deidentify))

@@ -189,7 +189,7 @@ def test_export_default_keeps_patient_anonymize_applies_basic_profile(
     assert seg.StudyInstanceUID == ds.StudyInstanceUID    # files into the patient's study
 
     res = _cli("export", str(patient_case["export_plan"]), "--out", str(anon), "--seg", "--pdf",
-               "--no-zone", "--anonymize")
+               "--no-zone", "--no-pictures", "--anonymize")
     assert res.returncode == 0, res.stderr
     written = sorted(p for p in anon.rglob("*") if p.is_file())
     assert {p.name for p in written} >= {"structures_seg.dcm", "report_pdf.dcm"}
@@ -230,6 +230,26 @@ def test_export_default_keeps_patient_anonymize_applies_basic_profile(
                str(other), "--anonymize")
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x" / "report_pdf.dcm").exists()
+
+
+def test_secondary_capture_deidentified_in_memory(patient_case: dict, tmp_path: Path) -> None:
+    """The SC writer with the de-identifier (the API the GUI can use): no identifier in
+    the file, and the source CT datasets are left untouched."""
+    from PIL import Image
+
+    from irplan.io.anonymize import DicomDeidentifier
+    from irplan.io.dicom_export import export_secondary_capture, load_source_series
+
+    src = load_source_series(patient_case["root"] / "ct")
+    png = tmp_path / "shot.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(png)
+    deid = DicomDeidentifier()
+    sc = dcmread(export_secondary_capture(src, png, tmp_path / "sc.dcm", deidentify=deid))
+    values = " ".join(str(e.value) for e in sc.iterall() if e.keyword != "PixelData")
+    assert _leaks(values, patient_case) == [] and sc.PatientIdentityRemoved == "YES"
+    assert sc.StudyInstanceUID == deid.new_uid(patient_case["ds"].StudyInstanceUID)
+    assert str(src.first.PatientName) == NAME                    # source unchanged
+    assert src.first.StudyInstanceUID == patient_case["ds"].StudyInstanceUID
 
 
 def test_basic_profile_table_uses_known_keywords() -> None:
