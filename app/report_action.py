@@ -40,8 +40,10 @@ class ReportAction(QObject):
             file_menu.insertAction(file_menu.actions()[-1], self.action)
 
     def _saved_plan_path(self) -> Path | None:
-        tools = getattr(self.window, "needle_tools", None)
-        p = getattr(tools, "plan_path", None)
+        p = getattr(self.window.case, "plan_path", None)
+        if not p:
+            tools = getattr(self.window, "needle_tools", None)
+            p = getattr(getattr(tools, "session", tools), "plan_path", None)
         return Path(p) if p else None
 
     def default_pdf_path(self) -> Path:
