@@ -76,9 +76,10 @@ def _surface_margin(ev: Any) -> Any | None:
     return None
 
 
-def make_pictures(case: ComputedCase, out_dir: Path) -> tuple[list[Picture], str,
-                                                             Picture | None]:
-    """Render the report pictures; returns (pictures, status, margin map)."""
+def make_pictures(case: ComputedCase, out_dir: Path, *, anonymised: bool = False,
+                  ) -> tuple[list[Picture], str, Picture | None]:
+    """Render the report pictures; returns (pictures, status, margin map).
+    ``anonymised``: needle labels drawn into the pictures are redacted like the text."""
     try:
         from irplan.viewers.report_pictures import render_margin_map, render_report_pictures
     except ImportError as exc:
@@ -86,7 +87,16 @@ def make_pictures(case: ComputedCase, out_dir: Path) -> tuple[list[Picture], str
     pics: list[Picture] = []
     status = ""
     try:
-        rendered = render_report_pictures(case.ct, case.structures, case.plan.needles,
+        needles = case.plan.needles
+        if anonymised:
+            import dataclasses
+
+            from irplan.io.report_content import report_redactor
+
+            red = report_redactor(case.plan, case.plan_path, case.header)
+            needles = [dataclasses.replace(nd, name=red(nd.name) if nd.name else
+                                           f"N{i}") for i, nd in enumerate(needles, 1)]
+        rendered = render_report_pictures(case.ct, case.structures, needles,
                                           case.zone, out_dir,
                                           needle_radius_mm=_device_radius_mm(case))
         pics = [Picture(p.title, str(p.path), p.caption) for p in rendered]
@@ -159,7 +169,8 @@ def build_report(plan_path: str | Path, pdf_path: str | Path, *, patient_data: b
         case.evaluation = evaluation
     with tempfile.TemporaryDirectory(prefix="irplan-report-") as tmp:
         if pictures:
-            pics, pic_status, mmap = make_pictures(case, Path(tmp))
+            pics, pic_status, mmap = make_pictures(case, Path(tmp),
+                                                   anonymised=not patient_data)
         else:
             pics, pic_status, mmap = [], "not rendered (--no-pictures)", None
         rc = build_report_content(case, include_patient_data=patient_data, pictures=pics,

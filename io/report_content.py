@@ -163,9 +163,9 @@ class ReportContent:
     evaluation_status: str = "no follow-up evaluation in this plan"
     margin_map: Picture | None = None
     notes: list[str] = field(default_factory=list)
-
-
     deidentified: bool = False  # de-identified export: no creation date, fixed PDF metadata
+
+
 # --------------------------------------------------------------------------- helpers
 def patient_hash(patient_id: str) -> str:
     """The keyed pseudonym of a PatientID (16 hex digits of HMAC-SHA256 with this
@@ -240,9 +240,9 @@ def _case_info(plan: Plan, plan_path: str | Path | None, header: Any | None,
         info.patient_label = info.patient_name or pid or "unknown patient"
     else:
         # DICOM PS3.15 basic de-identification removes dates and UIDs as well
+        # DICOM PS3.15 basic de-identification removes descriptions, dates and UIDs too
         info.patient_label = "anonymised"
         info.study_date = info.study_uid = info.study_description = ""
-        # DICOM PS3.15 basic de-identification removes descriptions, dates and UIDs too
         info.series_uid = info.frame_of_reference_uid = ""
         info.plan_file = ""  # file names often carry patient names
     if ct is not None:
@@ -490,18 +490,14 @@ def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
     rc.pictures_status = pictures_status or ("" if rc.pictures else NOT_COMPUTED)
     rc.margin_map = margin_map
     rc.notes.extend(notes)
-    return rc
-
-
-# --------------------------------------------------------------------------- whole job
     if not include_patient_data:
         redact_report(rc, plan, plan_path, header)
     if deidentified:
         rc.deidentified = True
         rc.created_utc = "date not shown (de-identified)"
-@dataclass
-class ComputedCase:
-    """Inputs loaded and results computed for a report (also used by the pictures)."""
+    return rc
+
+
 def _plan_paths(plan: Plan, plan_path: str | Path | None) -> list[str]:
     paths = [str(plan_path or ""), plan.image.path, plan.file_dir,
              *[str(v) for v in plan.structures.values()]]
@@ -515,15 +511,21 @@ def _plan_paths(plan: Plan, plan_path: str | Path | None) -> list[str]:
     return [p for p in paths if p]
 
 
+def report_redactor(plan: Plan, plan_path: str | Path | None,
+                    header: Any | None) -> Callable[[Any], str]:
+    """The text redactor of an anonymised report (header values, the case's paths)."""
+    from irplan.io.anonymize import TextRedactor, header_identifiers
+
+    return TextRedactor(header_identifiers(header), _plan_paths(plan, plan_path))
+
+
 def redact_report(rc: ReportContent, plan: Plan, plan_path: str | Path | None,
                   header: Any | None) -> None:
     """Anonymised report: every free text (notes, statuses, findings, zone and
     evaluation notes, needle names, picture titles) loses the CT header's text values,
     the case's paths and folder names, and anything path- or UID-like
     (:class:`irplan.io.anonymize.TextRedactor`); the follow-up date is dropped."""
-    from irplan.io.anonymize import TextRedactor, header_identifiers
-
-    red = TextRedactor(header_identifiers(header), _plan_paths(plan, plan_path))
+    red = report_redactor(plan, plan_path, header)
 
     def walk(obj: Any) -> None:
         for f in dataclasses.fields(obj):
@@ -561,6 +563,10 @@ def _redact_item(x: Any, red: Callable[[Any], str], walk: Callable[[Any], None])
     return x
 
 
+# --------------------------------------------------------------------------- whole job
+@dataclass
+class ComputedCase:
+    """Inputs loaded and results computed for a report (also used by the pictures)."""
 
     plan: Plan
     plan_path: Path | None = None
