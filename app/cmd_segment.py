@@ -89,11 +89,16 @@ def run(args: argparse.Namespace) -> int:
     if not (args.tumor_seed or args.liver_seed or args.vessel_seed or args.bone or args.lung):
         raise InputError("nothing to do: give --tumor-seed, --liver-seed, --vessel-seed, "
                          "--bone and/or --lung")
-    if args.tumor_radius_mm is not None and args.tumor_radius_mm <= 0:
-        raise InputError(f"--tumor-radius-mm must be > 0, got {args.tumor_radius_mm}")
-    ct = _load(args.path)
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: --out must be a folder, it is a file")
+    ct = _load(args.path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from irplan.io.atomic_write import output_error
+
+        raise output_error(out_dir, exc, "cannot create the folder") from None
     results: dict[str, Volume] = {}
     timing: dict[str, float] = {}
 

@@ -134,9 +134,18 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], *,
         raise output_error(p, exc) from None
     mode = _target_mode(p)
     try:
-        write(Path(tmp))
+        try:
+            write(Path(tmp))
+        except (OSError, RuntimeError, InputError):
+            if _disk_full(folder):
+                raise OSError(errno.ENOSPC, "no space left") from None
+            raise
+        # some writers (ITK, VTK) report a failed write only on their own stderr: a full
+        # file system after the write means the file may be cut short
+        if _disk_full(folder):
+            raise OSError(errno.ENOSPC, "no space left")
         if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
-            raise InputError(f"{p}: cannot write (the writer produced an empty file)")
+            raise InputError(f"{p}: {what} (the writer produced an empty file)")
         os.chmod(tmp, mode)
         _fsync_path(tmp)
         os.replace(tmp, p)
@@ -157,6 +166,15 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], *,
     _fsync_folder(folder)
     _remove_stale_temps(p)
     return p
+
+
+def _disk_full(folder: Path) -> bool:
+    """True when the file system holding ``folder`` has no free block left."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return st.f_bavail == 0
 
 
 def _remove_stale_temps(p: Path) -> None:

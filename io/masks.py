@@ -23,6 +23,7 @@ or interrupted write leaves the previous file.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import struct
 import zlib
@@ -246,6 +247,10 @@ def write_volume_file(volume: Volume, path: str | Path, compress: bool = True) -
 
     def _w(tmp: Path) -> None:
         sitk.WriteImage(img, str(tmp), compress)
+        try:
+            verify_image_file(tmp)   # ITK may leave a short file without an error
+        except InputError:
+            raise OSError(errno.EIO, "the written file is incomplete") from None
 
     return atomic_write(p, _w)
 
