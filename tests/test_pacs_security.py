@@ -188,7 +188,8 @@ def orthanc_with_ct(tmp_path_factory: pytest.TempPathFactory):
     from irplan.planning.volume import Volume
 
     vol = Volume(np.zeros((3, 8, 8), np.float32), np.zeros(3), np.ones(3))
-    files = write_ct_series(vol, tmp_path_factory.mktemp("ct"), patient_id="SEC1")
+    files = write_ct_series(vol, tmp_path_factory.mktemp("ct"), patient_id="SEC1",
+                            study_description="evil\x1b]0;pwned\x07\x1b[2Jdesc")
     node = pacs.PacsNode(server.aet, "127.0.0.1", server.dicom_port)
     pacs.store(node, files, calling_aet=server.client_aet, timeout_s=5)
     yield server, node, dcmread(files[0], stop_before_pixels=True)
@@ -221,3 +222,15 @@ def test_cli_get_move_defaults_to_loopback(orthanc_with_ct, tmp_path: Path) -> N
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "Traceback" not in res.stderr
 
+
+@needs_orthanc
+def test_cli_find_prints_server_text_without_escapes(orthanc_with_ct) -> None:
+    server, node, ds = orthanc_with_ct
+    res = subprocess.run(
+        [sys.executable, "-m", "irplan.app.cli", "pacs", "find", "--node",
+         f"{server.aet}@127.0.0.1:{server.dicom_port}", "--aet", server.client_aet,
+         "--timeout", "5", "--patient-id", "SEC1"], capture_output=True, text=True,
+        timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert str(ds.StudyInstanceUID) in res.stdout and "desc" in res.stdout
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout
