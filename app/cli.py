@@ -80,10 +80,8 @@ def _quiet_libraries(name: str) -> None:
 def _loader_warnings_to_stderr() -> Callable[[], None]:
     """Every DICOM loader warning (uneven spacing, gaps, tilt, ...) as one stderr line
     while a command runs; returns the function that stops it."""
-    try:
-        from irplan.io.dicom_load import add_warning_sink
-    except ImportError:
-        return lambda: None
+    from irplan.io.dicom_load import add_warning_sink
+
     seen: set[str] = set()
 
     def sink(message: str) -> None:

@@ -72,12 +72,8 @@ def run(args: argparse.Namespace) -> int:
 def _predict_thermal_zone(plan, ct, structures, notes: list[str]):
     """The predicted thermal zone mask, or None (with a note saying why)."""
     from irplan.planning.errors import IrplanError
+    from irplan.planning.zone import ZoneOptions, predict_zone
 
-    try:
-        from irplan.planning.zone import ZoneOptions, predict_zone
-    except ImportError:
-        notes.append("heat-sink check skipped: no zone model in this build")
-        return None
     try:
         return predict_zone(plan, ct, structures, grid_mm=1.0,
                             options=ZoneOptions(compute_margin=False)).zone

@@ -237,17 +237,11 @@ def run(args: argparse.Namespace) -> int:
 
         write_mask(res.zone_planning, args.save_zone)
     if args.screenshot:
-        try:
-            from irplan.viewers.margin_actors import render_evaluation_png
-        except ImportError:
-            print("irplan evaluate: --screenshot is not available in this build yet "
-                  "(needs the evaluation view); figures printed, no picture written",
-                  file=sys.stderr)
-            code = 2
-        else:
-            tumor_v = load_mask(args.tumor, "tumour", args.mask_threshold)
-            render_evaluation_png(res, tumor_v, p_ct, f_ct, args.screenshot)
-            d["screenshot"] = str(args.screenshot)
+        from irplan.viewers.margin_actors import render_evaluation_png
+
+        tumor_v = load_mask(args.tumor, "tumour", args.mask_threshold)
+        render_evaluation_png(res, tumor_v, p_ct, f_ct, args.screenshot)
+        d["screenshot"] = str(args.screenshot)
     if args.json:
         json.dump(d, sys.stdout, indent=1)
         sys.stdout.write("\n")

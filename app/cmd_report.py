@@ -80,10 +80,8 @@ def make_pictures(case: ComputedCase, out_dir: Path, *, anonymised: bool = False
                   ) -> tuple[list[Picture], str, Picture | None]:
     """Render the report pictures; returns (pictures, status, margin map).
     ``anonymised``: needle labels drawn into the pictures are redacted like the text."""
-    try:
-        from irplan.viewers.report_pictures import render_margin_map, render_report_pictures
-    except ImportError as exc:
-        return [], f"not computed: VTK rendering unavailable ({exc})", None
+    from irplan.viewers.report_pictures import render_margin_map, render_report_pictures
+
     pics: list[Picture] = []
     status = ""
     try:

@@ -69,6 +69,7 @@ class AppContext:
     headless: Callable[[], bool]          # no dialogs may be shown (scripts, screenshots)
     services: Services = field(default_factory=Services)
     docks: dict[str, QDockWidget] = field(default_factory=dict)
+    case_loaded: Any = None               # Qt signal: a case's CT and structures are shown
 
     def show_status(self, text: str, timeout_ms: int = 6000) -> None:
         """One line in the status bar for ``timeout_ms`` (0: until replaced)."""
@@ -91,11 +92,11 @@ class AppContext:
             m.addAction(action)
 
     def case_folder(self) -> Path:
-        """The folder file dialogs start in: the open case's (plan's or CT's) folder, else
-        the user's home folder."""
+        """The folder file dialogs start in: the open case's (plan's, case folder's or
+        CT's) folder, else the user's home folder."""
         session = self.services.session
         plan_path = getattr(session, "plan_path", None) if session is not None else None
-        for p in (plan_path, getattr(self.case, "ct_path", None)):
+        for p in (plan_path, self.case.case_dir, self.case.ct_path):
             if p:
                 p = Path(p)
                 return p if p.is_dir() else p.parent

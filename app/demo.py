@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irplan.planning.errors import InputError
-
 if TYPE_CHECKING:
     from irplan.io.case_loader import LoadedCase
 
@@ -51,11 +49,8 @@ def demo_case(progress: Callable[[float, str], None] | None = None) -> Path:
     out = demo_dir()
     if (out / _MARKER).exists() and (out / "planning").is_dir():
         return out
-    try:
-        from irplan.io.phantom_writer import write_phantom_case
-    except ImportError as exc:
-        raise InputError("the demo case needs irplan.io.phantom_writer, which is not "
-                         f"available in this build ({exc})") from None
+    from irplan.io.phantom_writer import write_phantom_case
+
     if progress is not None:
         progress(0.05, "Generating the demo phantom (first run only)")
     out.parent.mkdir(parents=True, exist_ok=True)

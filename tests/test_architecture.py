@@ -13,23 +13,62 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FORBIDDEN = ("PySide6", "vtk", "vtkmodules", "shiboken6", "irplan.app", "irplan.viewers")
+QT_VTK = ("PySide6", "vtk", "vtkmodules", "shiboken6")
+# layer -> imports it must never make (app -> viewers -> planning <- io; the app pushes
+# model changes into the views, so viewers never import the model's files or the app)
+FORBIDDEN = {
+    "planning": (*QT_VTK, "irplan.app", "irplan.viewers", "irplan.io"),
+    "io": (*QT_VTK, "irplan.app", "irplan.viewers"),
+    "viewers": ("irplan.app", "irplan.io"),
+}
+# the one atomic file writer (stdlib only, no file format or model): pictures rendered by
+# the viewers are written through it like every other output (issue 13)
+ALLOWED = {"viewers": ("irplan.io.atomic_write",)}
 
 
-@pytest.mark.parametrize("layer", ["planning", "io"])
-def test_planning_and_io_never_import_qt_or_vtk(layer: str) -> None:
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in ``path``, also those inside functions."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+            if node.module == "irplan":   # from irplan import io
+                out += [(node.lineno, f"irplan.{a.name}") for a in node.names]
+    return out
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in prefixes)
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layers_import_only_downwards(layer: str) -> None:
     offenders = []
-    for path in (REPO / layer).rglob("*.py"):
-        tree = ast.parse(path.read_text("utf-8"))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for n in names:
-                if any(n == f or n.startswith(f + ".") for f in FORBIDDEN):
-                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} imports {n}")
+    for path in sorted((REPO / layer).rglob("*.py")):
+        for line, name in _imports(path):
+            if _under(name, FORBIDDEN[layer]) and not _under(name, ALLOWED.get(layer, ())):
+                offenders.append(f"{path.relative_to(REPO)}:{line} imports {name}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_no_import_guards_around_irplan_modules() -> None:
+    """IRPlan's own modules are always there: no ``try: import irplan...`` fallbacks."""
+    offenders = []
+    for layer in ("app", "viewers", "planning", "io"):
+        for path in sorted((REPO / layer).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+                if not isinstance(node, ast.Try) or not any(
+                        isinstance(h.type, ast.Name) and h.type.id in ("ImportError",
+                                                                       "ModuleNotFoundError")
+                        for h in node.handlers):
+                    continue
+                for stmt in node.body:
+                    mods = [a.name for a in stmt.names] if isinstance(stmt, ast.Import) else (
+                        [stmt.module or ""] if isinstance(stmt, ast.ImportFrom) else [])
+                    if any(m.startswith("irplan") for m in mods):
+                        offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not offenders, "\n".join(offenders)
 
 
