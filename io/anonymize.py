@@ -263,10 +263,9 @@ class DicomDeidentifier:
             setattr(ds, kw, "")  # Type 2 of the patient and study modules: present, empty
         ds.PatientID = self.patient_id(source_pid)
         ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = (
-            f"{METHOD_TEXT}; PatientID: "
-            + ("keyed pseudonym (HMAC-SHA256)" if ds.PatientID else "removed")
-            + "; UIDs replaced")[:64]
+        ds.DeidentificationMethod = [  # LO, VM 1-n: one statement per value
+            METHOD_TEXT, "PatientID: " + ("keyed pseudonym (HMAC-SHA256)" if ds.PatientID
+                                          else "removed"), "UIDs replaced"]
         code = Dataset()
         code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = BASIC_PROFILE_CODE
         ds.DeidentificationMethodCodeSequence = DicomSequence([code])

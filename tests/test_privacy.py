@@ -198,7 +198,7 @@ def test_export_default_keeps_patient_anonymize_applies_basic_profile(
     objs = [dcmread(p) for p in written if p.suffix == ".dcm"]
     for obj in objs:
         assert obj.PatientIdentityRemoved == "YES"
-        assert "Basic" in obj.DeidentificationMethod
+        assert "Basic Profile" in obj.DeidentificationMethod[0]
         assert obj.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
         assert str(obj.PatientName) == "" and obj.PatientID.startswith("IRPLAN-")
         # no identifying value anywhere in the dataset (all elements, all sequences)
