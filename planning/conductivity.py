@@ -79,10 +79,7 @@ def mask_on_grid(mask: Volume, grid: Volume) -> np.ndarray:
     and a 256^2 x 128 CT mask ~10x faster than a SimpleITK resample of the whole mask."""
     if mask.same_geometry(grid):
         return mask.array != 0
-    # continuous mask index (i, j, k) = b + a @ (i, j, k)_grid
-    a = (mask.direction.T @ (grid.direction * grid.spacing_mm[np.newaxis, :])) \
-        / mask.spacing_mm[:, np.newaxis]
-    b = mask.direction.T @ (grid.origin_lps_mm - mask.origin_lps_mm) / mask.spacing_mm
+    a, b = grid.index_map_to(mask)  # continuous mask index (i, j, k) = a @ (i, j, k)_grid + b
     nk, nj, ni = grid.array.shape
     size = mask.size_xyz
     if np.allclose(a - np.diag(np.diag(a)), 0.0, atol=1e-9):
@@ -153,3 +150,61 @@ def conductivity_map(grid: Volume, structures: dict[str, Volume],
             continue
         sigma[mask_on_grid(mask, grid)] = tab[tissue]
     return sigma, notes
+
+
+# --------------------------------------------------------------------------- pair current
+@dataclass(frozen=True)
+class PairCurrentModel:
+    """Conductivity during the pulse train, for the predicted PAIR CURRENT only (issue 14).
+
+    The zone keeps its static, empirically fitted threshold (resources/zone_settings.json);
+    the current needs tissue that conducts better while pulsing. Two documented factors on
+    the baseline sigma0 of each node:
+
+    - electroporation: sigma0 + (sigma_sat - sigma0) s(|E|), s the C1 sigmoid of
+      :func:`irplan.planning.ire_field.dynamic_sigma` between ``e_rev`` and ``e_irr`` (the
+      form of Šel et al. 2005, IEEE TBME 52:816; thresholds 362 / 637 V/cm, Miklavčič
+      2000). sigma_sat = 3.6 x liver baseline 0.12 S/m = 0.43 S/m: 3.6 = 0.241 / 0.067 S/m,
+      Šel's rabbit liver conductivities as quoted in the IRE modelling literature (not
+      re-read from the paper here). sigma_sat is common to all tissues (ASSUMPTION made
+      here: permeabilised membranes no longer insulate, so tissues converge; tumour's
+      baseline 0.41 S/m, Sarreshtehdari 2024, is already there and does not rise);
+    - temperature at the end of the train: x (1 + alpha dT), alpha = 1.2 %/degC for porcine
+      liver (Beitel-White et al. 2021, PMC8048145), dT the adiabatic Joule heating
+      sigma_ep |E|^2 t_on / (rho c) with t_on = pulses x pulse width, rho = 1079 kg/m^3 and
+      c = 3540 J/(kg K) for liver (IT'IS Foundation tissue database v4.1), capped at
+      ``max_heating_c`` (adiabatic heating overestimates next to the electrodes, where
+      perfusion and conduction spread the heat; 60 degC keeps tissue below boiling).
+
+    Measured (bench/validate_zones.py): 1500 V/cm, 19 G, 20 mm exposure, 90 x 90 us ->
+    ~24 A at 15 mm and ~31 A at 20 mm spacing, inside the clinical 20-50 A window
+    (CLINICAL.md); porcine muscle 28.5-31.7 A (Ben-David 2013) is of the same order.
+    """
+
+    sigma_ratio: float = 3.6
+    sigma_base_s_per_m: float = 0.12        # liver baseline (Beitel-White 2021)
+    e_rev_v_per_cm: float = 362.0
+    e_irr_v_per_cm: float = 637.0
+    temp_coeff_per_c: float = 0.012
+    rho_c_j_per_m3_k: float = 1079.0 * 3540.0
+    max_heating_c: float = 40.0
+    source: str = ("electroporation rise: Šel et al. 2005 sigmoid form to 3.6 x the liver "
+                   "baseline 0.12 S/m for every tissue (ratio 0.241/0.067 S/m as quoted; not "
+                   "re-read here; common saturation assumed here), thresholds 362/637 V/cm "
+                   "(Miklavčič 2000); temperature: 1.2 %/degC (Beitel-White 2021, "
+                   "PMC8048145), adiabatic Joule heating, rho c of liver (IT'IS v4.1), "
+                   "capped at 60 degC")
+
+    def sigma_s_per_m(self, sigma0: np.ndarray, e_v_per_cm: np.ndarray,
+                      pulse_on_s: float) -> np.ndarray:
+        """Conductivity (S/m) at the end of a pulse train of ``pulse_on_s`` seconds on."""
+        x = np.clip((e_v_per_cm - self.e_rev_v_per_cm)
+                    / max(self.e_irr_v_per_cm - self.e_rev_v_per_cm, 1e-9), 0.0, 1.0)
+        sat = np.maximum(sigma0, self.sigma_ratio * self.sigma_base_s_per_m)
+        sep = sigma0 + (sat - sigma0) * (x * x * (3.0 - 2.0 * x))
+        heat_c = np.minimum(sep * (e_v_per_cm * 100.0) ** 2 * pulse_on_s / self.rho_c_j_per_m3_k,
+                            self.max_heating_c)
+        return sep * (1.0 + self.temp_coeff_per_c * heat_c)
+
+
+PAIR_CURRENT_MODEL = PairCurrentModel()

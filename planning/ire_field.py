@@ -66,6 +66,7 @@ import scipy.sparse as sp
 from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
+from irplan.planning.conductivity import PairCurrentModel
 from irplan.planning.errors import CancelledError, InputError
 from irplan.planning.volume import Volume
 
@@ -148,12 +149,18 @@ class PairResult:
     current_a: float
     electrode_potentials_v: np.ndarray
     max_field_v_per_cm: float = 0.0
+    current_static_a: float | None = None   # static-conductivity current (A)
+    current_model: str = "static"           # "static" or "pulsing" (PairCurrentModel)
 
     def to_dict(self) -> dict:
-        return {"electrodes": [int(self.electrodes[0]), int(self.electrodes[1])],
-                "voltage_v": round(float(self.voltage_v), 1),
-                "spacing_mm": round(float(self.spacing_mm), 2),
-                "current_a": round(float(self.current_a), 2)}
+        d = {"electrodes": [int(self.electrodes[0]), int(self.electrodes[1])],
+             "voltage_v": round(float(self.voltage_v), 1),
+             "spacing_mm": round(float(self.spacing_mm), 2),
+             "current_a": round(float(self.current_a), 2),
+             "current_model": self.current_model}
+        if self.current_static_a is not None:
+            d["current_static_a"] = round(float(self.current_static_a), 2)
+        return d
 
 
 @dataclass
@@ -690,7 +697,8 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
               e_rev_v_per_cm: float = E_REVERSIBLE_V_PER_CM,
               dynamic_iterations: int | None = None, dynamic_tol: float | None = None,
               tol: float = 1e-6, amg: str = "rs",
-              boundary: str = "farfield",
+              boundary: str = "farfield", current_model: PairCurrentModel | None = None,
+              pulse_on_s: float = 90 * 90e-6, current_cached_only: bool = False,
               progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> IreResult:
     """Field, currents and zone of an IRE protocol on ``grid`` (see :func:`solver_grid`).
 
@@ -698,6 +706,10 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
     one value for all pairs, one per pair, or None for ratio x spacing (capped).
     ``dynamic_ratio``: None = constant conductivity (superposition), else the sigma ratio of
     the electroporated tissue (nonlinear iterations per pair).
+    ``current_model``: the pair current is the static current times the factor of
+    :func:`pair_current_factor` (conductivity while pulsing, ``pulse_on_s`` = pulses x
+    width); the zone is unchanged. ``current_cached_only``: take the factor of the nearest
+    configuration already solved (live preview), solving only when there is none.
     """
     t_start = time.perf_counter()
     dynamic_iterations = dynamic_iterations or DYNAMIC_MAX_ITERATIONS
@@ -777,14 +789,28 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
                                 f"{dyn.iterations} iterations (conductivity residual "
                                 f"{dyn.residual:.1e} > {dynamic_tol:g}): this zone is not a "
                                 "final result")
+        cur_static, cur_kind = None, "static"
+        if current_model is not None and dynamic_ratio is None:
+            a, b = electrodes[p], electrodes[q]
+            s0 = _sigma_near(solver, sigma_s_per_m, (p, q))
+            fac = pair_current_factor(spacing, 0.5 * (a.exposure_mm + b.exposure_mm),
+                                      0.5 * (a.radius_mm + b.radius_mm), v, pulse_on_s, s0,
+                                      current_model, cached_only=current_cached_only)
+            cur_static, cur, cur_kind = cur, cur * fac.factor, "pulsing"
+            if not fac.converged:
+                warnings.append(f"pair {p + 1}-{q + 1}: the pair-current model did not "
+                                f"converge (residual {fac.residual:.1e}); current approximate")
         lo_a, hi_a = current_window_a
         if not lo_a <= cur <= hi_a:
             model = ("static-conductivity model: tissue conductivity rises while pulsing"
-                     if dynamic_ratio is None else "dynamic-conductivity model")
+                     if dynamic_ratio is None and cur_kind == "static" else
+                     "pair-current model: electroporation and heating" if cur_kind == "pulsing"
+                     else "dynamic-conductivity model")
             warnings.append(f"pair {p + 1}-{q + 1}: predicted current {cur:.1f} A is outside "
                             f"the {lo_a:.0f}-{hi_a:.0f} A target window ({model})")
         np.maximum(field_max, mag, out=field_max)
-        results.append(PairResult((p, q), v, spacing, cur, u[:n], float(mag.max())))
+        results.append(PairResult((p, q), v, spacing, cur, u[:n], float(mag.max()),
+                                  cur_static, cur_kind))
     if dynamic_ratio is not None:
         warnings.append(f"dynamic conductivity: sigma x {dynamic_ratio:g} above the irreversible "
                         "threshold is a user parameter; Šel et al. 2005 constants were not "
@@ -801,6 +827,78 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
         its["dynamic_max"] = max(d["iterations"] for d in dyn_report)
     return IreResult(field_vol, zone, results, float(threshold_v_per_cm), solver.h_mm,
                      solver.conductance_s, warnings, timings, its, converged, dyn_report)
+
+
+@dataclass(frozen=True)
+class CurrentFactor:
+    """Pair current while pulsing / static pair current, for one two-rod configuration."""
+
+    factor: float
+    converged: bool
+    iterations: int
+    residual: float
+    static_a: float
+    pulsing_a: float
+
+
+_CURRENT_FACTORS: OrderedDict[tuple, CurrentFactor] = OrderedDict()
+_CURRENT_FACTORS_LOCK = threading.Lock()
+CURRENT_MODEL_GRID_MM = 2.0      # coarse two-rod model of the current factor
+CURRENT_MODEL_PADDING_MM = 10.0
+
+
+def _sigma_near(solver: FieldSolver, sigma: np.ndarray, els: tuple[int, int]) -> float:
+    """Mean baseline conductivity (S/m) of the tissue nodes next to two electrodes."""
+    lab = solver.labels
+    near = ndimage.binary_dilation(np.isin(lab, [e + 1 for e in els])) & (lab == 0)
+    vals = sigma[near]
+    vals = vals[vals > 0]
+    return float(vals.mean()) if vals.size else float(sigma[sigma > 0].mean())
+
+
+def pair_current_factor(spacing_mm: float, exposure_mm: float, radius_mm: float,
+                        voltage_v: float, pulse_on_s: float, sigma0_s_per_m: float,
+                        model: PairCurrentModel, cached_only: bool = False) -> CurrentFactor:
+    """Ratio of the pair current while pulsing (``model``) to the static one, from two
+    parallel rods in homogeneous tissue of ``sigma0`` on a coarse grid
+    (``CURRENT_MODEL_GRID_MM``, far-field box), solved with :func:`solve_nonlinear_pair`.
+    The ratio multiplies the static current of the real (heterogeneous, multi-electrode)
+    solve. Cached per configuration (spacing to 0.5 mm, V/cm to 10, exposure to 1 mm);
+    ``cached_only``: the nearest cached configuration of the same exposure, radius, pulse
+    train and tissue when there is one (live preview)."""
+    ratio = voltage_v / max(spacing_mm, 1e-6) * 10.0
+    fixed = (round(exposure_mm), round(radius_mm, 2), round(pulse_on_s, 4),
+             round(sigma0_s_per_m, 2), model)
+    key = (round(spacing_mm * 2) / 2, round(ratio, -1), *fixed)
+    with _CURRENT_FACTORS_LOCK:
+        hit = _CURRENT_FACTORS.get(key)
+        if hit is None and cached_only:
+            near = [(abs(k[0] - key[0]) + abs(k[1] - key[1]) / 100.0, f)
+                    for k, f in _CURRENT_FACTORS.items() if k[2:] == key[2:]]
+            if near:
+                hit = min(near, key=lambda t: t[0])[1]
+    if hit is not None:
+        return hit
+    d = key[0]
+    els = [Electrode([x, 0.0, 0.0], [0, 0, -1], float(fixed[0]), radius_mm, shaft_mm=60.0)
+           for x in (-d / 2, d / 2)]
+    grid = solver_grid(els, CURRENT_MODEL_GRID_MM, CURRENT_MODEL_PADDING_MM)
+    s0 = np.full(grid.array.shape, float(fixed[3]))
+    with threadpool_limits(limits=1, user_api="blas"):
+        solver = FieldSolver(grid, els, s0, tol=1e-5, boundary="farfield")
+    v = key[1] * d / 10.0
+    u = solver.pair_potentials(0, 1, v)
+    static = solver.current_a(u, 0)
+    out = solve_nonlinear_pair(solver, 0, 1, v, s0,
+                               lambda s, e: model.sigma_s_per_m(s, e, float(fixed[2])),
+                               max_iterations=40)
+    res = CurrentFactor(out.current_a / static, out.converged, out.iterations, out.residual,
+                        static, out.current_a)
+    with _CURRENT_FACTORS_LOCK:
+        _CURRENT_FACTORS[key] = res
+        while len(_CURRENT_FACTORS) > 256:
+            _CURRENT_FACTORS.popitem(last=False)
+    return res
 
 
 @dataclass

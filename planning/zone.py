@@ -51,6 +51,10 @@ class ZoneOptions:
     #                                             None: the file's default ("conservative")
     params_path: str | None = None              # calibrated parameters (irplan calibrate)
     band: bool = False                          # IRE: also the inner/outer plausible zones
+    current_model: bool = True                  # IRE pair current while pulsing
+    #                                             (conductivity.PairCurrentModel); False:
+    #                                             static-conductivity current
+    current_cached_only: bool = False           # nearest solved current factor (preview)
     pairs: list[tuple[int, int]] | None = None  # IRE pulse pairs (0-based); None = the
     #                                             ire_array convention (spacing <= 25 mm)
     conductivity_s_per_m: dict[str, float] | None = None
@@ -75,7 +79,7 @@ class ZoneOptions:
         0.1 % and identical coverage/MAM of the 1e-6 solve; ~2x faster solver."""
         base: dict[str, Any] = {"margin_method": "preview", "margin_fine_mm": None,
                                 "solver_tol": PREVIEW_SOLVER_TOL, "solver_amg": "rs-direct",
-                                "padding_mm": PREVIEW_PADDING_MM}
+                                "padding_mm": PREVIEW_PADDING_MM, "current_cached_only": True}
         base.update(changes)
         return cls(**base)
 
@@ -229,7 +233,7 @@ def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts
                  tumor_box: np.ndarray | None, progress: Callable[[float, str], None] | None,
                  cancel: Callable[[], bool] | None) -> ZoneResult:
     from irplan.planning import ire_field as ire
-    from irplan.planning.conductivity import conductivity_map
+    from irplan.planning.conductivity import PAIR_CURRENT_MODEL, conductivity_map
     from irplan.planning.devices import get_device
 
     electrodes: list[ire.Electrode] = []
@@ -266,6 +270,9 @@ def _predict_ire(plan: Plan, structures: dict[str, Volume], grid_mm: float, opts
         ratio_v_per_cm=opts.ratio_v_per_cm or ire.VOLTAGE_TO_DISTANCE_V_PER_CM,
         max_voltage_v=opts.max_voltage_v or ire.MAX_VOLTAGE_V,
         dynamic_ratio=opts.dynamic_ratio, tol=opts.solver_tol, amg=opts.solver_amg,
+        current_model=PAIR_CURRENT_MODEL if opts.current_model else None,
+        pulse_on_s=float(plan.ire.pulses) * float(plan.ire.pulse_width_us) * 1e-6,
+        current_cached_only=opts.current_cached_only,
         progress=(lambda f, t: progress(0.9 * f, t)) if progress else None, cancel=cancel)
     timings = {"conductivity_s": t_sigma, **result.timings_s}
     zone, fld = result.zone, result.field_v_per_cm
