@@ -252,6 +252,26 @@ def test_secondary_capture_deidentified_in_memory(patient_case: dict, tmp_path: 
     assert src.first.StudyInstanceUID == patient_case["ds"].StudyInstanceUID
 
 
+@pytest.mark.parametrize("text,gone,kept", [
+    ("/data/Waylon_Smithers/ct/IM0001.dcm: unreadable", ["Waylon", "IM0001"], ["unreadable"]),
+    ("C:\\PACS\\Smithers W\\liver.nii.gz missing", ["Smithers", "PACS"], ["missing"]),
+    ("~/cases/x/plan.irplan.json: bad", ["cases"], ["bad"]),
+    ("mask Smithers_liver.nrrd is empty", ["Smithers_liver"], ["mask", "is empty"]),
+    ("series 1.2.840.113619.2.55.3.604688 not found", ["113619"], ["series", "not found"]),
+    ("1500 V/cm over 15.2 mm, 0.1.0", [], ["1500 V/cm", "15.2 mm", "0.1.0"]),
+    ("patient WAYLON smithers", ["WAYLON", "smithers"], ["patient"]),
+])
+def test_text_redactor(text: str, gone: list[str], kept: list[str]) -> None:
+    from irplan.io.anonymize import REMOVED, TextRedactor, header_identifiers
+
+    red = TextRedactor(header_identifiers({"PatientName": NAME, "PatientID": PID}),
+                       ["/data/Waylon_Smithers/ct"])
+    out = red(text)
+    assert all(g not in out for g in gone), out
+    assert all(k in out for k in kept), out
+    assert (REMOVED in out) == bool(gone)
+
+
 def test_basic_profile_table_uses_known_keywords() -> None:
     from irplan.io.anonymize import BASIC_PROFILE, unknown_profile_keywords
 
