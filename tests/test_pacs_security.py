@@ -172,8 +172,13 @@ def test_printable_strips_terminal_escapes() -> None:
 
 
 # ------------------------------------------------------------------ real Orthanc
-needs_orthanc = pytest.mark.skipif(not ORTHANC_BIN.exists(),
-                                   reason="Orthanc is not installed (/usr/sbin/Orthanc)")
+_no_orthanc = pytest.mark.skipif(not ORTHANC_BIN.exists(),
+                                 reason="Orthanc is not installed (/usr/sbin/Orthanc)")
+
+
+def needs_orthanc(fn):
+    """Marks a test that uses the real Orthanc server (marker ``pacs``)."""
+    return pytest.mark.pacs(_no_orthanc(fn))
 
 
 @pytest.fixture(scope="module")
