@@ -108,7 +108,9 @@ class NeedleTools:
         return ask_save_plan(self.ctx, self.session, path)
 
     def sync_with_case(self) -> None:
+        """Built after a case was loaded: take it over as its signals would have told."""
         self.session.sync_with_case()
+        self._show_plan_step()
 
 
 def install(ctx: AppContext) -> NeedleTools:
