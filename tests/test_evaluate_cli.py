@@ -12,10 +12,12 @@ import pytest
 
 from irplan.app.cli import main
 from irplan.io.masks import read_mask
+from irplan.io.phantom_writer import load_truth
+from irplan.planning.phantom_truth import PhantomTruth
 
 
-def _truth(case: Path) -> dict:
-    return json.loads((case / "truth.json").read_text())
+def _truth(case: Path) -> PhantomTruth:
+    return load_truth(case)
 
 
 def test_evaluate_rigid_json_matches_truth(phantom_case, capsys, tmp_path):
@@ -31,8 +33,8 @@ def test_evaluate_rigid_json_matches_truth(phantom_case, capsys, tmp_path):
     out = capsys.readouterr().out
     assert code == 0
     d = json.loads(out)
-    assert d["minimal_margin_mm"] == pytest.approx(truth["minimal_margin_mm"], abs=1.0)
-    assert d["tumor_coverage_percent"] == pytest.approx(truth["tumor_coverage_percent"],
+    assert d["minimal_margin_mm"] == pytest.approx(truth.minimal_margin_mm, abs=1.0)
+    assert d["tumor_coverage_percent"] == pytest.approx(truth.tumor_coverage_percent,
                                                         abs=1.0)
     assert d["residual_tumor_ml"] == pytest.approx(0.0, abs=0.01)
     assert d["verdict"] == "complete_margin_ok"
@@ -40,7 +42,7 @@ def test_evaluate_rigid_json_matches_truth(phantom_case, capsys, tmp_path):
     assert d["registration"]["metric_value"] < d["registration"]["initial_metric_value"]
     # the recovered rigid motion is the phantom's rotation (deg) within 0.5 deg
     rot = d["registration"]["rigid"]["rotation_deg_xyz"]
-    assert np.allclose(rot, truth["followup_transform"]["rotation_deg_xyz"], atol=0.5)
+    assert np.allclose(rot, truth.followup_transform.rotation_deg_xyz, atol=0.5)
     # the saved zone, mapped into planning space, overlaps the true planning-space zone
     saved = read_mask(zone_out)
     true_zone = read_mask(case / "masks/planning/ablation_zone.nii.gz")
@@ -59,7 +61,7 @@ def test_evaluate_none_text_and_predicted_vs_achieved(phantom_case, capsys):
     assert code == 0
     assert out.startswith("Complete ablation, minimal ablative margin >= 5 mm")
     mam = float(out.split("minimal ablative margin")[2].split("mm")[0])
-    assert mam == pytest.approx(truth["minimal_margin_mm"], abs=0.5)
+    assert mam == pytest.approx(truth.minimal_margin_mm, abs=0.5)
     assert "Dice 1.000" in out and "HD95 0.0 mm" in out
     assert "not a certified medical device" in out
 
@@ -104,7 +106,7 @@ def test_evaluate_batch_continues_past_a_bad_case(phantom_case, tmp_path, capsys
     assert [r["case_id"] for r in rows] == ["good", "broken", "tight"]
     good, broken, tight = rows
     assert good["status"] == "ok" and good["verdict"] == "complete_margin_ok"
-    assert float(good["minimal_margin_mm"]) == pytest.approx(truth["minimal_margin_mm"],
+    assert float(good["minimal_margin_mm"]) == pytest.approx(truth.minimal_margin_mm,
                                                              abs=0.5)
     assert float(good["dice"]) == pytest.approx(1.0)
     assert broken["status"] == "error" and "missing_zone.nii.gz" in broken["error"]
@@ -127,7 +129,7 @@ def test_evaluate_with_ablation_seed_segments_the_zone(phantom_case, tmp_path, c
 
     case = phantom_case
     truth = _truth(case)
-    seed = followup_from_planning(np.asarray(truth["ablation_zone"]["center_lps_mm"]), truth)
+    seed = followup_from_planning(np.asarray(truth.ablation_zone.center_lps_mm), truth)
     out = tmp_path / "zone_fu.nii.gz"
     code = main(["evaluate", "--followup", str(case / "followup"),
                  "--tumor", str(case / "masks/followup/tumor.nii.gz"),
@@ -139,7 +141,7 @@ def test_evaluate_with_ablation_seed_segments_the_zone(phantom_case, tmp_path, c
     ref = read_mask(case / "masks/followup/ablation_zone.nii.gz").array != 0
     assert 2 * (seg & ref).sum() / (seg.sum() + ref.sum()) > 0.93
     # tumour and zone both in follow-up space: the MAM is the truth (rigid motion near it)
-    assert d["minimal_margin_mm"] == pytest.approx(truth["minimal_margin_mm"], abs=1.0)
+    assert d["minimal_margin_mm"] == pytest.approx(truth.minimal_margin_mm, abs=1.0)
     assert any("segmented from the click" in w for w in d["warnings"])
 
 

@@ -6,12 +6,14 @@ the axial, oblique and flipped variants, so the views must show it at the same p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
+
+from irplan.io.phantom_writer import load_truth
+from irplan.planning.phantom_truth import PhantomTruth
 
 pytestmark = pytest.mark.gui
 
@@ -31,8 +33,8 @@ def variants(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _truth(case: Path) -> dict:
-    return json.loads((case / "truth.json").read_text())
+def _truth(case: Path) -> PhantomTruth:
+    return load_truth(case)
 
 
 def _open(win, case: Path, qtbot, ct_only: bool = False) -> None:
@@ -63,7 +65,7 @@ def test_phantom_opens_with_structures_and_tumour_in_3d(main_window, variants, q
     case = variants["axial"]
     _open(main_window, case, qtbot)
     truth = _truth(case)
-    centre = np.array(truth["tumor"]["center_lps_mm"])
+    centre = np.array(truth.tumor.center_lps_mm)
     v = main_window.views
     # opened on the planning series, all planning structures shown, centred on the tumour
     assert main_window.case.ct is not None and main_window.case.ct.size_xyz == SIZE
@@ -94,7 +96,7 @@ def test_phantom_opens_with_structures_and_tumour_in_3d(main_window, variants, q
 
 def test_oblique_and_flipped_phantoms_show_same_anatomy(main_window, variants, qtbot) -> None:
     truth = _truth(variants["axial"])
-    centre = np.array(truth["tumor"]["center_lps_mm"])
+    centre = np.array(truth.tumor.center_lps_mm)
     pics: dict[str, dict[str, np.ndarray]] = {}
     for name in ("axial", "oblique", "flipped"):
         _open(main_window, variants[name], qtbot, ct_only=True)
@@ -114,7 +116,7 @@ def test_oblique_and_flipped_phantoms_show_same_anatomy(main_window, variants, q
             img = pics[name][view.name]
             x, y = view.world_to_display(centre)
             row, col = img.shape[0] - 1 - int(round(y)), int(round(x))
-            r_px = int(truth["tumor"]["radii_mm"][0] / (2 * 90.0 / img.shape[0]))
+            r_px = int(truth.tumor.radius_mm / (2 * 90.0 / img.shape[0]))
             ring = [img[row + int(dr), col + int(dc)] for a in np.linspace(0, 2 * np.pi, 48)
                     for rr in range(r_px - 4, r_px + 5)
                     for dr, dc in [(rr * np.sin(a), rr * np.cos(a))]]

@@ -5,9 +5,6 @@ views following needle edits in mm."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -28,7 +25,7 @@ def probe(qapp, tmp_path_factory):
     from irplan.app.gui_main import make_app
     from irplan.app.main_window import MainWindow
     from irplan.app.probe_panel import install_probe_views
-    from irplan.io.phantom_writer import write_phantom_case
+    from irplan.io.phantom_writer import load_truth, write_phantom_case
     from irplan.io.plan_file import load_plan, load_plan_image, load_plan_structures
 
     case = write_phantom_case(tmp_path_factory.mktemp("probe") / "case", seed=0,
@@ -50,7 +47,7 @@ def probe(qapp, tmp_path_factory):
     assert win.wait_for_surfaces(120)
     win.case_panel.mode_combo.setCurrentIndex(0)      # structures as fills everywhere
     QTest.qWait(50)
-    truth = json.loads((Path(case) / "truth.json").read_text())
+    truth = load_truth(case)
     yield win, panel, truth
     win.tasks.shutdown(120)
     QTest.qWait(50)
@@ -171,8 +168,8 @@ def test_inplane_views_draw_the_path_entry_to_tip(probe, qtbot) -> None:
 def test_tumour_where_it_lies_in_every_reformat(probe, qtbot) -> None:
     win, panel, truth = probe
     _show(win, panel, qtbot, 0)
-    centre = np.array(truth["tumor"]["center_lps_mm"])
-    radius = float(truth["tumor"]["radii_mm"][0])
+    centre = np.array(truth.tumor.center_lps_mm)
+    radius = truth.tumor.radius_mm
     frame = panel.view_eye.frame
     depth = frame.depth_of(centre)
     assert 0 < depth < frame.length_mm

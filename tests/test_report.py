@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from irplan.io.phantom_writer import load_truth
 from irplan.io.report_content import (
     NOTICE,
     Picture,
@@ -261,9 +262,7 @@ def test_cli_report_on_phantom_plan(small_phantom: Path, tmp_path: Path) -> None
 def test_cli_report_with_followup_evaluation(small_phantom: Path, tmp_path: Path) -> None:
     """The follow-up section from a real evaluation (phantom follow-up CT + zone mask,
     rigid registration): verdict, and the MAM near the phantom's exact value."""
-    import json
-
-    truth = json.loads((small_phantom / "truth.json").read_text())
+    truth = load_truth(small_phantom)
     pdf = tmp_path / "fu.pdf"
     res = subprocess.run([sys.executable, "-m", "irplan.app.cli", "report",
                           str(small_phantom / "plan.irplan.json"), "--pdf", str(pdf),
@@ -277,5 +276,5 @@ def test_cli_report_with_followup_evaluation(small_phantom: Path, tmp_path: Path
     assert "Verdict: Complete ablation" in text
     mam = float(text.split("Minimal ablative margin (MAM)")[1].split("mm")[0])
     # 3-4 mm voxels, rigid registration (mean TRE of clinical software 1.6 mm)
-    assert abs(mam - truth["minimal_margin_mm"]) < 2.5, (mam, truth["minimal_margin_mm"])
+    assert abs(mam - truth.minimal_margin_mm) < 2.5, (mam, truth.minimal_margin_mm)
     assert "Registration rigid" in text

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from irplan.io.phantom_writer import load_truth
 from irplan.planning.devices import get_device
 from irplan.planning.ire_array import make_array
 from irplan.planning.plan import IreParams, Needle, Plan
@@ -447,23 +448,22 @@ def test_advice_appears_in_the_checks() -> None:
 
 @pytest.mark.slow
 def test_phantom_advice_and_spacing_match_ground_truth(phantom_case) -> None:
-    import json
 
     from irplan.io.plan_file import load_plan, load_plan_image, load_plan_structures
     from irplan.planning.ire_array import electrode_pairs
 
-    truth = json.loads((phantom_case / "truth.json").read_text())
+    truth = load_truth(phantom_case)
     plan = load_plan(phantom_case / "plan.irplan.json")
     ct = load_plan_image(plan)
     masks, _ = load_plan_structures(plan, ct)
     a = SafetyChecker(masks, ct).advice()
     assert a is not None and a.nearest_vessel is not None
     # 1.5 x 1.5 x 2 mm grid: surface-to-surface distance within one voxel
-    assert a.nearest_vessel.distance_mm == pytest.approx(truth["nearest_vessel_distance_mm"],
+    assert a.nearest_vessel.distance_mm == pytest.approx(truth.nearest_vessel_distance_mm,
                                                          abs=1.0)
-    assert a.recommended == ("IRE" if truth["nearest_vessel_distance_mm"] < 10 else "either")
+    assert a.recommended == ("IRE" if truth.nearest_vessel_distance_mm < 10 else "either")
     spacing = min(p.spacing_mm for p in electrode_pairs(plan.needles))
-    assert spacing == pytest.approx(truth["needle_spacing_mm"], abs=0.05)
+    assert spacing == pytest.approx(truth.needle_spacing_mm, abs=0.05)
 
 
 def test_heat_sink_with_a_zone_on_its_own_tight_grid() -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from irplan.io.masks import read_mask, read_volume_file
+from irplan.io.phantom_writer import load_truth
 
 
 def _irplan(*args: str) -> subprocess.CompletedProcess:
@@ -28,10 +29,10 @@ def dice(a, b) -> float:
 
 
 def test_segment_tumour_liver_vessels_from_seeds(phantom_case: Path, tmp_path):
-    truth = json.loads((phantom_case / "truth.json").read_text())
-    tumour = np.asarray(truth["tumor"]["center_lps_mm"])
-    rpv = next(v for v in truth["vessels"] if v["name"] == "right portal vein")
-    vessel = 0.5 * (np.asarray(rpv["start_lps_mm"]) + np.asarray(rpv["end_lps_mm"]))
+    truth = load_truth(phantom_case)
+    tumour = np.asarray(truth.tumor.center_lps_mm)
+    rpv = truth.vessel("right portal vein")
+    vessel = 0.5 * (np.asarray(rpv.start_lps_mm) + np.asarray(rpv.end_lps_mm))
     liver_truth = read_mask(phantom_case / "masks" / "planning" / "liver.nii.gz")
     # a liver seed: deep in the parenchyma, away from the tumour and vessels
     from scipy.ndimage import distance_transform_edt
@@ -61,7 +62,7 @@ def test_segment_tumour_liver_vessels_from_seeds(phantom_case: Path, tmp_path):
     assert v.array.sum() > 0
     # vessels limited to the liver (+10 mm) because a liver was segmented in the same run
     cal = read_volume_file(out / "vessels_diameter_mm.nii.gz")
-    assert cal.value_at_lps(vessel, order=0) == pytest.approx(2 * rpv["radius_mm"], abs=1.6)
+    assert cal.value_at_lps(vessel, order=0) == pytest.approx(2 * rpv.radius_mm, abs=1.6)
 
 
 def test_segment_json_bone_and_errors(phantom_case: Path, tmp_path):
@@ -73,9 +74,9 @@ def test_segment_json_bone_and_errors(phantom_case: Path, tmp_path):
     assert (tmp_path / "o" / "bone.nii.gz").exists()
     # a portal-vein seed without a liver: the tree runs on into the aorta (they touch in
     # the phantom) and the tool says so
-    truth = json.loads((phantom_case / "truth.json").read_text())
-    rpv = next(v for v in truth["vessels"] if v["name"] == "right portal vein")
-    seed = 0.5 * (np.asarray(rpv["start_lps_mm"]) + np.asarray(rpv["end_lps_mm"]))
+    truth = load_truth(phantom_case)
+    rpv = truth.vessel("right portal vein")
+    seed = 0.5 * (np.asarray(rpv.start_lps_mm) + np.asarray(rpv.end_lps_mm))
     r = _irplan("segment", str(phantom_case / "planning"), "--vessel-seed", _fmt(seed),
                 "--out", str(tmp_path / "v"))
     assert r.returncode == 0, r.stderr

@@ -7,7 +7,6 @@ when absent): the tools against the expert masks, figures printed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,11 @@ import pytest
 from scipy.ndimage import distance_transform_edt
 
 from irplan.io.masks import read_mask
+from irplan.io.phantom_writer import load_truth
 from irplan.planning import segmentation as seg
 from irplan.planning.errors import InputError
 from irplan.planning.mask_ops import brush_stroke, max_diameter_mm, volume_ml
+from irplan.planning.phantom_truth import PhantomTruth
 from irplan.planning.vessel_calibre import vessel_calibre
 from irplan.planning.volume import Volume
 
@@ -44,37 +45,37 @@ def phantom(phantom_case: Path):
     from irplan.io.dicom_load import load_ct
 
     ct = load_ct(phantom_case / "planning")
-    truth = json.loads((phantom_case / "truth.json").read_text())
+    truth = load_truth(phantom_case)
     masks = {k: read_mask(phantom_case / "masks" / "planning" / f"{k}.nii.gz")
              for k in ("tumor", "liver", "portal_vein", "hepatic_vein", "bone", "lung")}
     return ct, masks, truth
 
 
-def _vessel_mid(truth: dict, name: str) -> np.ndarray:
-    v = next(v for v in truth["vessels"] if v["name"] == name)
-    return 0.5 * (np.asarray(v["start_lps_mm"]) + np.asarray(v["end_lps_mm"]))
+def _vessel_mid(truth: PhantomTruth, name: str) -> np.ndarray:
+    v = truth.vessel(name)
+    return 0.5 * (np.asarray(v.start_lps_mm) + np.asarray(v.end_lps_mm))
 
 
 def test_tumour_from_one_click(phantom):
     ct, masks, truth = phantom
-    t = truth["tumor"]
-    centre = np.asarray(t["center_lps_mm"])
+    t = truth.tumor
+    centre = np.asarray(t.center_lps_mm)
     # a click 4 mm off centre, as a hand would place it
     click = centre + np.array([2.5, -2.0, 2.4])
     m = seg.segment_tumor(ct, click)
     d = dice(m, masks["tumor"])
-    print(f"phantom tumour Dice {d:.3f}, {volume_ml(m):.2f} mL (truth {t['volume_ml']:.2f}), "
-          f"max diameter {max_diameter_mm(m):.1f} mm (truth {t['diameter_mm']:.1f})")
+    print(f"phantom tumour Dice {d:.3f}, {volume_ml(m):.2f} mL (truth {t.volume_ml:.2f}), "
+          f"max diameter {max_diameter_mm(m):.1f} mm (truth {t.diameter_mm:.1f})")
     assert d >= 0.90
-    assert volume_ml(m) == pytest.approx(t["volume_ml"], rel=0.10)
-    assert max_diameter_mm(m) == pytest.approx(t["diameter_mm"], abs=2.0)
+    assert volume_ml(m) == pytest.approx(t.volume_ml, rel=0.10)
+    assert max_diameter_mm(m) == pytest.approx(t.diameter_mm, abs=2.0)
     # radiologist sense: nothing of the neighbouring vessels or of the parenchyma
     vessels = (masks["portal_vein"].array | masks["hepatic_vein"].array) != 0
     assert int((m.array.astype(bool) & vessels).sum()) == 0
     outside_truth = m.array.astype(bool) & ~masks["tumor"].array.astype(bool)
-    assert outside_truth.sum() * ct.voxel_volume_ml < 0.05 * t["volume_ml"]
+    assert outside_truth.sum() * ct.voxel_volume_ml < 0.05 * t.volume_ml
     # the drag radius gives the same lesion
-    m2 = seg.segment_tumor(ct, centre, radius_mm=0.5 * t["diameter_mm"])
+    m2 = seg.segment_tumor(ct, centre, radius_mm=0.5 * t.diameter_mm)
     assert dice(m2, masks["tumor"]) >= 0.90
 
 
@@ -133,10 +134,10 @@ def test_phantom_vessel_calibre_matches_design_radii(phantom):
     cal = vessel_calibre(both)
     for name in ("right portal vein", "right hepatic vein", "left portal vein",
                  "right anterior portal branch"):
-        v = next(v for v in truth["vessels"] if v["name"] == name)
+        v = truth.vessel(name)
         got = cal.diameter_at_lps(_vessel_mid(truth, name))
-        print(f"calibre {name}: {got:.1f} mm (design {2 * v['radius_mm']:.1f})")
-        assert got == pytest.approx(2 * v["radius_mm"], abs=1.6)  # ~1 voxel at 1.5 mm
+        print(f"calibre {name}: {got:.1f} mm (design {2 * v.radius_mm:.1f})")
+        assert got == pytest.approx(2 * v.radius_mm, abs=1.6)  # ~1 voxel at 1.5 mm
 
 
 def test_seeds_outside_or_in_wrong_tissue_are_refused(phantom):
@@ -361,7 +362,7 @@ def test_gui_tumour_click_accept_reject_undo(seg_window, phantom, qtbot):
     win = seg_window
     ct, masks, truth = phantom
     panel = win.segment_panel
-    centre = np.asarray(truth["tumor"]["center_lps_mm"])
+    centre = np.asarray(truth.tumor.center_lps_mm)
     win.views.set_crosshair(centre)
     win.views.render_now()
     ax = win.views.axial
@@ -400,7 +401,7 @@ def test_gui_brush_paints_a_disc_in_the_shown_slice(seg_window, phantom, qtbot):
     win = seg_window
     ct, masks, truth = phantom
     panel = win.segment_panel
-    centre = np.asarray(truth["tumor"]["center_lps_mm"])
+    centre = np.asarray(truth.tumor.center_lps_mm)
     win.views.set_crosshair(centre)
     win.views.render_now()
     ax = win.views.axial
@@ -478,7 +479,7 @@ def test_gui_brush_circle_follows_the_mouse(seg_window, phantom, qtbot):
     win = seg_window
     ct, masks, truth = phantom
     panel = win.segment_panel
-    centre = np.asarray(truth["tumor"]["center_lps_mm"])
+    centre = np.asarray(truth.tumor.center_lps_mm)
     win.views.set_crosshair(centre + [0, 0, 10.0])
     win.views.render_now()
     ax = win.views.axial

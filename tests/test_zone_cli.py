@@ -11,6 +11,7 @@ import pytest
 
 from irplan.app.cli import main
 from irplan.io.masks import read_mask
+from irplan.io.phantom_writer import load_truth
 from irplan.io.plan_file import load_plan, save_plan
 from irplan.planning.conductivity import default_table
 from irplan.planning.ire_array import electrode_pairs
@@ -76,8 +77,8 @@ def test_coarse_preview_is_close_to_the_fine_zone(phantom_case: Path, capsys):
 
 
 def test_thermal_plan_through_the_cli(phantom_case: Path, capsys, tmp_path):
-    truth = json.loads((phantom_case / "truth.json").read_text())
-    centre = np.asarray(truth["tumor"]["center_lps_mm"])
+    truth = load_truth(phantom_case)
+    centre = np.asarray(truth.tumor.center_lps_mm)
     plan = load_plan(phantom_case / "plan.irplan.json")
     plan.modality = "MWA"
     direction = np.array([0.0, 1.0, 0.0])          # antenna pointing posteriorly (+P)
@@ -89,7 +90,7 @@ def test_thermal_plan_through_the_cli(phantom_case: Path, capsys, tmp_path):
     assert d["modality"] == "MWA"
     assert d["applicators"][0]["length_mm"] == pytest.approx(48.0)
     assert d["tumor_coverage_percent"] > 99.0           # 31 mm wide zone, 24 mm tumour
-    assert d["minimal_margin_mm"] == pytest.approx(31.0 / 2 - truth["tumor"]["radii_mm"][0],
+    assert d["minimal_margin_mm"] == pytest.approx(31.0 / 2 - truth.tumor.radius_mm,
                                                    abs=1.0)
     assert any("illustrative" in w for w in d["warnings"])
     # without a time the command refuses, naming the field, exit 2, one line
