@@ -5,15 +5,15 @@ that contain the whole path of the selected needle (A: with the patient's superi
 B: A turned 90 deg about the needle), entry on the left, tip on the right, a depth ruler
 every 10 mm; and the bull's-eye view perpendicular to the needle at a depth along the
 path (mm from the skin entry; wheel/PageUp/PageDown or the Depth box move it, a click in
-an in-plane view puts it there). The views follow ``window.needle_tools``: the selected
-needle, every plan edit (a drag redraws live), and the safety colours of the findings.
-Structures are drawn as in the MPR views (same colours, visibility, fill/outline mode),
-and so is the predicted zone of ``window.zone_panel`` when one is shown. With no needle
-selected the dock shows a one-line hint.
+an in-plane view puts it there). What they show comes from
+:class:`irplan.app.probe_logic.ProbeLogic` (the plan session's selected needle, every plan
+edit, the safety colours). Structures are drawn as in the MPR views (same colours,
+visibility, fill/outline mode: they follow ``ViewSet.style_changed``), and so is the
+predicted zone of ``ctx.services.zone``. With no needle selected the dock shows a hint.
+Nothing is polled: hidden, the dock computes nothing and catches up when shown.
 
-``install_probe_views(window)`` adds the dock (bottom area) and returns the panel
-(``window.probe_panel``). It only reads public attributes of the window, the needle tools
-and the view set, and connects to their signals.
+``install_probe_views(ctx)`` adds the dock ``ctx.docks["probe"]`` (bottom area) and
+returns the panel; it needs the plan session (``ctx.services.session``).
 """
 
 from __future__ import annotations
@@ -21,24 +21,24 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDockWidget,
     QDoubleSpinBox,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMainWindow,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from irplan.planning.needle_geometry import needle_angles
-from irplan.planning.plan import Needle, Plan
+from irplan.app.context import AppContext
+from irplan.app.probe_logic import ProbeLogic, default_depth_mm
 from irplan.planning.volume import Volume
-from irplan.viewers.needle_actors import SEVERITY_RGB
-from irplan.viewers.probe_view import PROBE_COLORS, NeedleMark, ProbeView
+from irplan.viewers.probe_view import PROBE_COLORS, ProbeView
 from irplan.viewers.view_set import default_style
 from irplan.viewers.vtk_convert import volume_to_vtk
 from irplan.viewers.zone_actors import ZONE_KEY
@@ -46,20 +46,7 @@ from irplan.viewers.zone_actors import ZONE_KEY
 HINT = ("Select a needle (Plan step) to see its path: two in-plane views along it and a "
         "bull's-eye view across it.")
 DOCK_HEIGHT_PX = 340    # initial height of the dock (the 2x2 views keep the rest)
-STYLE_POLL_MS = 500
-RENDER_INTERVAL_S = 0.1  # probe views redraw at most this often on requests (not render_now)     # structure colours/visibility/outlines are re-read this often
-
-
-def _needle_rgb(severity: str | None) -> tuple[float, float, float]:
-    return tuple(float(c) for c in SEVERITY_RGB.get(severity, SEVERITY_RGB[None]))  # type: ignore[return-value]
-
-
-def default_depth_mm(needle: Needle) -> float:
-    """Where the bull's-eye starts for a newly selected needle (mm from the entry): the
-    middle of an IRE electrode's exposed part, else the tip."""
-    if needle.exposure_mm:
-        return max(0.0, needle.length_mm - min(float(needle.exposure_mm), needle.length_mm) / 2)
-    return needle.length_mm
+RENDER_INTERVAL_S = 0.1  # probe views redraw at most this often on requests (not render_now)
 
 
 class _Cell(QFrame):
@@ -75,14 +62,12 @@ class _Cell(QFrame):
 
 
 class ProbePanel(QWidget):
-    """The three needle-aligned views of ``window.needle_tools``' selected needle."""
+    """The three needle-aligned views of :class:`ProbeLogic`'s target."""
 
-    def __init__(self, window: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, ctx: AppContext, logic: ProbeLogic, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window = window
-        self.tools = window.needle_tools
-        self.case = window.case
-        self.views = window.views
+        self.ctx, self.logic = ctx, logic
+        self.case, self.views = ctx.case, ctx.views
         self.view_a = ProbeView("inplane_a")
         self.view_b = ProbeView("inplane_b")
         self.view_eye = ProbeView("bullseye")
@@ -94,25 +79,19 @@ class ProbePanel(QWidget):
         self.needle_index: int | None = None     # the needle shown (None: hint)
         self._shown_key: tuple[int, int] | None = None
         self.depth_mm = 0.0
+        self.dock: QDockWidget | None = None
         self._maximised: ProbeView | None = None
-        self._plan: Plan | None = None
         self._struct_images: dict[str, Any] = {}
         self._zone_mask: Volume | None = None
         self._applied: dict[str, tuple] = {}     # key -> style/surface signature applied
-        self._build()
-
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(0)
-        self._refresh_timer.timeout.connect(self.refresh)
-        self._style_timer = QTimer(self)
-        self._style_timer.setInterval(STYLE_POLL_MS)
-        self._style_timer.timeout.connect(self.sync_styles)
         self._stale = False
+        self._build()
+        # one refresh / style sync per event-loop turn (a drag's many edits draw once)
+        self._refresh_call = ctx.tasks.deferred(0, self.refresh, parent=self)
+        self._style_call = ctx.tasks.deferred(0, self.sync_styles, parent=self)
 
-        self.tools.findings_changed.connect(self.schedule_refresh)
-        self.tools.panel.table.itemSelectionChanged.connect(self.schedule_refresh)
-        self.case.plan_replaced.connect(self._on_plan_replaced)
+        logic.changed.connect(self.schedule_refresh)
+        self.views.style_changed.connect(self._on_style_changed)
         self.case.ct_changed.connect(self._on_ct_changed)
         self.case.structures_changed.connect(self._on_structure_changed)
         self.views.window_changed.connect(self._on_main_window_level)
@@ -124,10 +103,11 @@ class ProbePanel(QWidget):
         self.view_b.crosshair_requested.connect(self._on_inplane_click)
         self.view_eye.crosshair_requested.connect(self.views.set_crosshair)
         self.view_eye.slice_changed.connect(lambda _n, pos: self._on_depth(pos))
-        zone_panel = getattr(window, "zone_panel", None)
-        if zone_panel is not None and hasattr(zone_panel, "zone_shown"):
-            zone_panel.zone_shown.connect(lambda _res: self.sync_styles())
-        self._connect_plan()
+        zone = ctx.services.zone
+        if zone is not None:
+            zone.result_ready.connect(lambda _res, _fine: self._on_style_changed(ZONE_KEY))
+            zone.cleared.connect(lambda _why: self._on_style_changed(ZONE_KEY))
+            zone.failed.connect(lambda _msg: self._on_style_changed(ZONE_KEY))
         if self.case.ct is not None:
             self._on_ct_changed()
             for key in self.case.structures:
@@ -190,40 +170,25 @@ class ProbePanel(QWidget):
     def showing_hint(self) -> bool:
         return self.stack.currentIndex() == 0
 
-    # ------------------------------------------------------------------ model
-    def _connect_plan(self) -> None:
-        plan = self.case.plan
-        if self._plan is not None and self._plan is not plan:
-            try:
-                self._plan.changed.disconnect(self._on_plan_changed)
-            except (RuntimeError, TypeError, ValueError):
-                pass
-        if self._plan is not plan:
-            plan.changed.connect(self._on_plan_changed)
-        self._plan = plan
-
-    def _on_plan_replaced(self) -> None:
-        self._connect_plan()
-        self._shown_key = None
-        self.schedule_refresh()
-
-    def _on_plan_changed(self, _topic: str) -> None:
-        self.schedule_refresh()
-
+    # ------------------------------------------------------------------ updates
     def schedule_refresh(self) -> None:
-        """Refresh at the next event-loop turn (a drag's many edits draw once); while the
-        dock is hidden nothing is computed: it refreshes when shown."""
+        """Refresh at the next event-loop turn; while the dock is hidden nothing is
+        computed: it refreshes when shown."""
         if not self.isVisible():
             self._stale = True
             return
-        self._refresh_timer.start()
+        self._refresh_call.start()
+
+    def _on_style_changed(self, _key: str = "") -> None:
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._style_call.start()
 
     def on_shown(self, shown: bool) -> None:
-        """The dock was shown (refresh if stale, poll styles) or hidden (stop polling)."""
+        """The dock was shown (catch up when something changed while hidden) or hidden."""
         if not shown:
-            self._style_timer.stop()
             return
-        self._style_timer.start()
         if self._stale:
             self._stale = False
             self.sync_styles()
@@ -235,12 +200,10 @@ class ProbePanel(QWidget):
         return v.frame.length_mm if v.frame is not None else 0.0
 
     def refresh(self) -> None:
-        """Show the selected needle of the needle tools (or the hint)."""
-        self._refresh_timer.stop()
-        plan = self.tools.plan
-        sel = self.tools.selected
-        needle = plan.needles[sel] if sel is not None and 0 <= sel < len(plan.needles) else None
-        if self.case.ct is None or needle is None or needle.length_mm < 1e-3:
+        """Show the logic's target needle (or the hint)."""
+        self._refresh_call.stop()
+        t = self.logic.target()
+        if t is None:
             self.needle_index = None
             self._shown_key = None
             for v in self.probe_views:
@@ -249,29 +212,16 @@ class ProbePanel(QWidget):
             self.header.setEnabled(False)
             self.stack.setCurrentIndex(0)
             return
-        assert sel is not None
-        sev = self.tools.needle_severities()
-        marks = [NeedleMark(n.name or f"#{i + 1}", n.entry_lps_mm.copy(),
-                            n.tip_lps_mm.copy(), _needle_rgb(sev[i] if i < len(sev) else None),
-                            n.exposure_mm) for i, n in enumerate(plan.needles)]
-        mark = marks[sel]
-        others = [m for i, m in enumerate(marks) if i != sel]
-        key = (id(plan), sel)
-        refit = key != self._shown_key
+        refit = t.key != self._shown_key
         if refit:
-            self.depth_mm = default_depth_mm(needle)
-        self._shown_key = key
-        self.needle_index = sel
-        ang = needle_angles(needle)
-        angles = f"CC {ang.cc_angle_deg:+.1f}°  LR {ang.lr_angle_deg:+.1f}°  {ang.plane_kind}"
+            self.depth_mm = default_depth_mm(t.needle)
+        self._shown_key = t.key
+        self.needle_index = t.index
         self.stack.setCurrentIndex(1)
         self.header.setEnabled(True)
         for v in self.probe_views:
-            v.set_needle(mark, others, refit=refit, angles_text=angles)
-        self.title_label.setText(
-            f"<b>{mark.name}</b>: path {ang.depth_mm:.1f} mm · CC {ang.cc_angle_deg:+.1f}° · "
-            f"LR {ang.lr_angle_deg:+.1f}° ({ang.plane_kind})"
-            + (f" · exposure {needle.exposure_mm:g} mm" if needle.exposure_mm else ""))
+            v.set_needle(t.mark, t.others, refit=refit, angles_text=t.angles_text)
+        self.title_label.setText(t.title)
         self.set_depth(self.depth_mm)
 
     def set_depth(self, depth_mm: float) -> None:
@@ -323,10 +273,10 @@ class ProbePanel(QWidget):
         self._set_structure(key, self.case.structures.get(key))
 
     def _sync_zone(self) -> None:
-        """The predicted zone of the zone panel (``ZoneDisplay.result``), if any, as the
-        structure ``predicted_zone`` (contour or fill like the MPR views)."""
-        display = getattr(getattr(self.window, "zone_panel", None), "display", None)
-        res = getattr(display, "result", None)
+        """The predicted zone of ``ctx.services.zone``, if any, as the structure
+        ``predicted_zone`` (contour or fill like the MPR views)."""
+        zone = self.ctx.services.zone
+        res = zone.result if zone is not None else None
         mask = res.zone if res is not None else None
         if mask is not self._zone_mask:
             self._zone_mask = mask
@@ -344,13 +294,12 @@ class ProbePanel(QWidget):
         self._struct_images[key] = img
         for v in self.probe_views:
             v.set_structure(key, mask, style, image=img)
-        self.sync_styles()
+        self._on_style_changed(key)
 
     def sync_styles(self) -> None:
         """Apply the main views' structure colours, visibility, fill opacity, outline mode
         and surfaces (for outlines) where they changed."""
-        if self.tools.selected != self.needle_index:
-            self.schedule_refresh()        # a selection that came without a signal
+        self._style_call.stop()
         self._sync_zone()
         outline = self.views.outline_mode
         changed = False
@@ -379,35 +328,37 @@ class ProbePanel(QWidget):
                 v.set_window(w, lvl)
 
 
-def install_probe_views(window: Any) -> ProbePanel:
-    """Add the needle-aligned views as a bottom dock of ``window`` (``window.probe_panel``,
-    ``window.probe_dock``); needs ``window.needle_tools``. Idempotent."""
-    existing = getattr(window, "probe_panel", None)
-    if isinstance(existing, ProbePanel):
-        return existing
-    if getattr(window, "needle_tools", None) is None:
-        raise RuntimeError("install_probe_views: install the needle tools first "
-                           "(window.needle_tools)")
-    panel = ProbePanel(window)
-    dock = QDockWidget("Needle views (probe's eye)", window)
+def install_probe_views(ctx: AppContext) -> ProbePanel:
+    """Register :class:`ProbeLogic` as ``ctx.services.probe`` and add the needle-aligned
+    views as the bottom dock ``ctx.docks["probe"]`` (hidden; View menu, Ctrl+Shift+N);
+    returns the panel. Needs the plan session. Idempotent."""
+    dock = ctx.docks.get("probe")
+    if dock is not None and isinstance(dock.widget(), ProbePanel):
+        return dock.widget()
+    session = ctx.services.session
+    if session is None:
+        raise RuntimeError("install_probe_views: install the plan session first "
+                           "(ctx.services.session)")
+    logic = ProbeLogic(ctx.case, session)
+    ctx.services.probe = logic
+    panel = ProbePanel(ctx, logic)
+    dock = QDockWidget("Needle views (probe's eye)", ctx.parent)
     dock.setObjectName("probeDock")
     dock.setWidget(panel)
     dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                      | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                      | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+    ctx.add_dock("probe", dock, Qt.DockWidgetArea.BottomDockWidgetArea)
     panel.setMinimumHeight(220)
-    window.resizeDocks([dock], [DOCK_HEIGHT_PX], Qt.Orientation.Vertical)
+    main = dock.parentWidget()
+    if isinstance(main, QMainWindow):
+        main.resizeDocks([dock], [DOCK_HEIGHT_PX], Qt.Orientation.Vertical)
     dock.visibilityChanged.connect(panel.on_shown)
     dock.hide()   # on request (View menu, Ctrl+Shift+N): the 2x2 views keep their room
     toggle = dock.toggleViewAction()
     toggle.setText("Needle views (probe's eye)")
     toggle.setShortcut("Ctrl+Shift+N")
-    for action in window.menuBar().actions():
-        if action.menu() is not None and action.text().replace("&", "") == "View":
-            action.menu().addAction(toggle)
-            break
+    ctx.menu("view").addAction(toggle)
+    ctx.actions["probe_views"] = toggle
     panel.dock = dock
-    window.probe_panel = panel
-    window.probe_dock = dock
     return panel

@@ -1,14 +1,9 @@
-"""The predicted-zone panel: coverage, margin, pair currents, risk structures, warnings.
+"""The predicted-zone dock: controls, coverage, margin, pair currents, risk structures,
+warnings; the zone and |E| map drawn in the views (:class:`ZoneDisplay`).
 
-Live mode: every change of the plan (needle moved, parameters) or of the structures starts
-a coarse preview in the background (2 mm grid, CG to 1e-4, the fast margin of
-:mod:`irplan.planning.margin_preview`: ~0.2 s CPU for the phantom's 4 electrodes, ~35 ms
-for a thermal zone); when it is shown, a refined computation (1 mm, exact sub-voxel margin
-at 0.5 mm) follows. A newer change cancels the
-running computation; results of stale computations are dropped. The GUI never blocks.
-
-``install_zone_panel(window)`` adds the panel as a dock on the right of the main window
-and returns it (``window.zone_panel``); the dock shows once the plan has a needle.
+The computing is :class:`irplan.app.zone_logic.ZoneLogic` (``ctx.services.zone``); this
+module is its widget. ``install_zone_panel(ctx)`` adds the panel as a dock on the right
+(``ctx.docks["zone"]``) and returns it; the dock shows once the plan has a needle.
 """
 
 from __future__ import annotations
@@ -16,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDockWidget,
@@ -33,29 +28,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from irplan.app.process_jobs import predict_zone_job, zone_surface_job
-from irplan.app.process_pool import Cached, mesh_pool, shared_pool
+from irplan.app.context import AppContext
+from irplan.app.zone_logic import ZoneLogic
 from irplan.planning.ire_field import CURRENT_WINDOW_A, E_IRREVERSIBLE_V_PER_CM
-from irplan.planning.plan import IreParams, Plan, ThermalParams
-from irplan.planning.zone import ZoneOptions, ZoneResult, predict_zone
+from irplan.planning.zone import ZoneResult
 from irplan.viewers.surfaces import polydata_from_arrays
 from irplan.viewers.zone_actors import ZoneDisplay
 
-PREVIEW_GRID_MM = 2.0
-FINE_GRID_MM = 1.0
-DEBOUNCE_MS = 150
-
 _GREEN, _ORANGE, _RED, _GREY = "#6cc070", "#f0a030", "#ff5a4f", "#9aa4b2"
-
-
-def plan_snapshot(plan: Plan) -> Plan:
-    """An independent copy of the fields the zone models read (safe for a worker thread
-    while the user keeps dragging needles)."""
-    return Plan(modality=plan.modality, margin_mm=plan.margin_mm,
-                needles=[n.copy() for n in plan.needles],
-                ire=IreParams(plan.ire.voltage_v, plan.ire.pulses, plan.ire.pulse_width_us),
-                thermal=ThermalParams(plan.thermal.power_w, plan.thermal.time_s),
-                structures=dict(plan.structures))
 
 
 def margin_colour(mam_mm: float, required_mm: float) -> str:
@@ -66,42 +46,57 @@ def margin_colour(mam_mm: float, required_mm: float) -> str:
 
 
 class ZonePanel(QWidget):
-    """Controls and figures of the predicted zone; draws it through :class:`ZoneDisplay`."""
+    """Controls and figures of :class:`ZoneLogic`'s zone; draws it with ``display``."""
 
     zone_shown = Signal(object)          # ZoneResult, after it is drawn (preview or fine)
 
-    def __init__(self, window: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, logic: ZoneLogic, views: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window = window
-        self.case = window.case
-        self.display = ZoneDisplay(window.views)
-        self.result: ZoneResult | None = None
-        self.result_is_fine = False
-        self._gen = 0
-        self._task: Any = None
-        self._plan = None
+        self.logic = logic
+        self.case = logic.case
+        self.display = ZoneDisplay(views)
+        self.dock: QDockWidget | None = None
         self._build()
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(lambda: self.start(fine=False))
-        self.case.plan_replaced.connect(self._on_plan_replaced)
-        self.case.structures_changed.connect(self._on_structures_changed)
-        self._connect_plan()
+        logic.started.connect(self._on_started)
+        logic.progress.connect(lambda f: self.progress.setValue(int(100 * f)))
+        logic.stopped.connect(lambda: self.progress.setVisible(False))
+        logic.result_ready.connect(self._on_result)
+        logic.failed.connect(self._on_failed)
+        logic.cleared.connect(self._on_cleared)
+        logic.needles_present.connect(self._set_dock_visible)
+
+    # the logic's state, under the names the panel always had
+    @property
+    def result(self) -> ZoneResult | None:
+        return self.logic.result
+
+    @property
+    def result_is_fine(self) -> bool:
+        return self.logic.result_is_fine
+
+    def start(self, fine: bool = False) -> Any:
+        return self.logic.start(fine)
+
+    def schedule(self) -> None:
+        self.logic.schedule()
+
+    def sync_with_case(self) -> None:
+        """Installed after a case was loaded: compute the zone of its plan."""
+        self.logic.catch_up()
 
     # ------------------------------------------------------------------ UI
     def _build(self) -> None:
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
-        title = QLabel("<b>Predicted ablation zone</b>")
-        lay.addWidget(title)
+        lay.addWidget(QLabel("<b>Predicted ablation zone</b>"))
         row = QHBoxLayout()
         self.live_check = QCheckBox("Live")
-        self.live_check.setChecked(True)
+        self.live_check.setChecked(self.logic.live)
         self.live_check.setToolTip("recompute on every plan change: 2 mm preview with a fast "
                                    "margin, then 1 mm with the exact margin")
+        self.live_check.toggled.connect(lambda on: setattr(self.logic, "live", bool(on)))
         self.update_button = QPushButton("Update")
-        self.update_button.clicked.connect(lambda: self.start(fine=True))
+        self.update_button.clicked.connect(lambda: self.logic.start(fine=True))
         row.addWidget(self.live_check)
         row.addStretch(1)
         row.addWidget(self.update_button)
@@ -115,11 +110,11 @@ class ZonePanel(QWidget):
         self.threshold_spin.setValue(E_IRREVERSIBLE_V_PER_CM)
         self.threshold_spin.setToolTip("IRE lethal field; default 637 V/cm (Miklavcic 2000, "
                                        "rat liver, 8 x 100 us; lower with more pulses)")
-        self.threshold_spin.valueChanged.connect(lambda _v: self.schedule())
+        self.threshold_spin.valueChanged.connect(self._on_threshold)
         form.addRow("IRE threshold", self.threshold_spin)
         self._threshold_label = form.labelForField(self.threshold_spin)
         self.heat_sink_check = QCheckBox("cut cooled shell at vessels >= 3 mm")
-        self.heat_sink_check.toggled.connect(lambda _on: self.schedule())
+        self.heat_sink_check.toggled.connect(self._on_heat_sink)
         form.addRow("Heat sink", self.heat_sink_check)
         self._heat_sink_label = form.labelForField(self.heat_sink_check)
         self.field_check = QCheckBox("|E| colour map on the slices")
@@ -152,6 +147,14 @@ class ZonePanel(QWidget):
         lay.addStretch(1)
         self._show_idle("Place needles to see the predicted zone.")
 
+    def _on_threshold(self, value: float) -> None:
+        self.logic.threshold_v_per_cm = float(value)
+        self.logic.schedule()
+
+    def _on_heat_sink(self, on: bool) -> None:
+        self.logic.heat_sink = bool(on)
+        self.logic.schedule()
+
     def _update_controls(self) -> None:
         """IRE controls for IRE plans, the heat-sink option for thermal ones."""
         ire = self.case.plan.modality == "IRE"
@@ -167,134 +170,47 @@ class ZonePanel(QWidget):
         self.pairs.setVisible(False)
         self.notes.setText("")
 
-    # ------------------------------------------------------------------ model signals
-    def _connect_plan(self) -> None:
-        if self._plan is not None:
-            try:
-                self._plan.changed.disconnect(self._on_plan_changed)
-            except (RuntimeError, TypeError, ValueError):
-                pass
-        self._plan = self.case.plan
-        self._plan.changed.connect(self._on_plan_changed)
-
-    def _on_plan_replaced(self) -> None:
-        self._connect_plan()
-        # start at once (no debounce): a screenshot waits for running tasks
-        self.start(fine=bool(getattr(self.window, "headless", False)))
-
-    def _on_plan_changed(self, _topic: str = "") -> None:
-        self.schedule()
-
-    def _on_structures_changed(self, _key: str) -> None:
-        self.schedule()
-
-    def schedule(self) -> None:
-        """Recompute soon (coalesces bursts of changes), when live."""
-        if self.live_check.isChecked():
-            self._timer.start()
-
-    # ------------------------------------------------------------------ computing
-    def start(self, fine: bool = False) -> None:
-        """Compute the zone of the current plan in the background (preview or fine)."""
-        self._timer.stop()
-        self._update_controls()
-        plan = self.case.plan
-        n_min = 2 if plan.modality == "IRE" else 1
-        self._set_dock_visible(len(plan.needles) > 0)
-        if len(plan.needles) < n_min:
-            self._cancel_running()
-            self.result = None
-            self.display.clear()
-            self._show_idle(f"Place at least {n_min} "
-                            f"{'electrodes' if n_min == 2 else 'applicator'} to see the "
-                            "predicted zone.")
-            return
-        self._cancel_running()
-        self._gen += 1
-        gen = self._gen
-        snap = plan_snapshot(plan)
-        structures = dict(self.case.structures)
-        common = {"threshold_v_per_cm": float(self.threshold_spin.value()),
-                  "heat_sink": self.heat_sink_check.isChecked()}
-        opts = (ZoneOptions(margin_fine_mm=0.5, **common) if fine
-                else ZoneOptions.live_preview(**common))
-        grid_mm = FINE_GRID_MM if fine else PREVIEW_GRID_MM
-
-        # IRE in the computation process (pyamg's set-up holds the GIL for up to 0.5 s,
-        # which would freeze the GUI in a thread); thermal zones are numpy/SimpleITK work
-        # that releases the GIL, so they stay in this process
-        in_process = snap.modality == "IRE"
-        structures_key = f"structures-{self.case.uid}-{self.case.structures_generation}"
-
-        def job(progress, cancel):
-            if in_process:
-                res = shared_pool().run(predict_zone_job, snap,
-                                        Cached(structures_key, structures), grid_mm, opts,
-                                        progress=progress, cancel=cancel)
-            else:
-                res = predict_zone(snap, None, structures, grid_mm, opts, progress=progress,
-                                   cancel=cancel)
-            # the surface in the mesh process: no VTK objects in this thread
-            surf = (mesh_pool().run(zone_surface_job, res, progress=progress, cancel=cancel)
-                    if res.zone.array.any() else None)
-            return res, surf
-
-        self.progress.setVisible(True)
-        self.progress.setValue(0)
-        self.progress.setFormat(f"{'zone' if fine else 'preview'} %p%")
-        task = self.window.tasks.start("zone" if fine else "zone preview", job,
-                                       on_result=lambda r, g=gen, f=fine: self._done(g, f, r),
-                                       on_error=lambda m, g=gen: self._failed(g, m))
-        task.signals.progress.connect(
-            lambda f, _t, g=gen: self.progress.setValue(int(100 * f)) if g == self._gen else None)
-        task.signals.cancelled.connect(lambda g=gen: self._end_progress(g))
-        self._task = task
-
     def _set_dock_visible(self, on: bool) -> None:
         """The dock appears once the plan has a needle (the views keep their full width
         until there is a zone to show)."""
-        dock = getattr(self, "dock", None)
-        if dock is not None and dock.isVisibleTo(self.window) != on:
+        self._update_controls()
+        dock = self.dock
+        if dock is not None and dock.isVisibleTo(dock.parentWidget()) != on:
             dock.setVisible(on)
 
-    def _cancel_running(self) -> None:
-        if self._task is not None and self._task.state in ("pending", "running"):
-            self._task.cancel()
-        self._task = None
+    # ------------------------------------------------------------------ logic events
+    def _on_started(self, fine: bool) -> None:
+        self.progress.setVisible(True)
+        self.progress.setValue(0)
+        self.progress.setFormat(f"{'zone' if fine else 'preview'} %p%")
 
-    def _end_progress(self, gen: int) -> None:
-        if gen == self._gen:
-            self.progress.setVisible(False)
-
-    def _failed(self, gen: int, msg: str) -> None:
-        if gen != self._gen:
-            return
+    def _on_cleared(self, text: str) -> None:
         self.progress.setVisible(False)
-        self.result = None
+        self.display.clear()
+        self._show_idle(text)
+
+    def _on_failed(self, msg: str) -> None:
+        self.progress.setVisible(False)
         self.display.clear()
         self._show_idle("")
-        self.figures.setText(f"<span style='color:{_RED}'>Zone not computed: "
-                             f"{html.escape(msg)}</span>")
+        from irplan.planning.display_names import user_text
 
-    def _done(self, gen: int, fine: bool, payload: tuple[ZoneResult, Any]) -> None:
-        if gen != self._gen:
-            return                                   # a newer change superseded it
-        res, mesh = payload
-        surf = polydata_from_arrays(mesh) if mesh is not None else None
-        self.result = res
-        self.result_is_fine = fine
-        self.display.show(res, surf)
+        self.figures.setText(f"<span style='color:{_RED}'>Zone not computed: "
+                             f"{html.escape(user_text(msg, self.case.plan.modality))}</span>")
+
+    def _on_result(self, res: ZoneResult, fine: bool) -> None:
+        mesh = self.logic.mesh
+        self.display.show(res, polydata_from_arrays(mesh) if mesh is not None else None)
         self._show_result(res, fine)
+        if fine or not (self.logic.live or self.logic.headless()):
+            self.progress.setVisible(False)     # else the fine computation follows
         self.zone_shown.emit(res)
-        if fine:
-            self.progress.setVisible(False)
-        elif self.live_check.isChecked() or getattr(self.window, "headless", False):
-            self.start(fine=True)
-        else:
-            self.progress.setVisible(False)
 
     # ------------------------------------------------------------------ figures
     def _show_result(self, res: ZoneResult, fine: bool) -> None:
+        from irplan.planning.display_names import structure_name, user_text
+        from irplan.planning.margin_display import format_mam
+
         plan = self.case.plan
         lines = [f"<b>{html.escape(res.modality)}</b> zone <b>{res.volume_ml:.1f} ml</b> "
                  f"<span style='color:{_GREY}'>({res.grid_mm:g} mm grid"
@@ -305,7 +221,8 @@ class ZonePanel(QWidget):
             cov_col = _GREEN if m.tumor_coverage_percent >= 99.95 else _RED
             lines.append(f"Tumour coverage <b style='color:{cov_col}'>"
                          f"{m.tumor_coverage_percent:.1f} %</b>")
-            lines.append(f"Minimal margin <b style='color:{col}'>{m.minimal_margin_mm:+.1f} mm"
+            # at the analysis box's cap the margin is "at most" it (≤), never a bare value
+            lines.append(f"Minimal margin <b style='color:{col}'>{html.escape(format_mam(m))}"
                          f"</b> (required {plan.margin_mm:g} mm)")
             lines.append(f"Tumour + {plan.margin_mm:g} mm covered: "
                          f"{m.shell_coverage_percent:.1f} %")
@@ -334,7 +251,8 @@ class ZonePanel(QWidget):
         for rv in res.risk:
             if rv.volume_ml > 0:
                 col = _GREY if rv.spared else _ORANGE
-                notes.append(f"<span style='color:{col}'>{html.escape(rv.key)}: "
+                notes.append(f"<span style='color:{col}'>"
+                             f"{html.escape(structure_name(rv.key))}: "
                              f"{rv.volume_ml:.2f} ml in zone ({html.escape(rv.note)})</span>")
         off = [p for p in res.pairs if not lo <= p.current_a <= hi]
         if off:   # one line instead of one warning per pair (the table marks them)
@@ -345,26 +263,27 @@ class ZonePanel(QWidget):
         for w in res.warnings:
             if "target window" in w and off:
                 continue
-            notes.append(f"<span style='color:{_ORANGE}'>&#9888; {html.escape(w)}</span>")
+            notes.append(f"<span style='color:{_ORANGE}'>&#9888; "
+                         f"{html.escape(user_text(w, res.modality))}</span>")
         self.notes.setText("<br>".join(notes))
 
 
-def install_zone_panel(window: Any) -> ZonePanel:
-    """Add the zone panel as a right-hand dock of ``window``; ``window.zone_panel``.
-    Idempotent: a window that has one keeps it."""
-    existing = getattr(window, "zone_panel", None)
-    if isinstance(existing, ZonePanel):
-        return existing
-    panel = ZonePanel(window)
-    dock = QDockWidget("Predicted zone", window)
+def install_zone_panel(ctx: AppContext) -> ZonePanel:
+    """Register :class:`ZoneLogic` as ``ctx.services.zone`` and add its panel as the
+    right-hand dock ``ctx.docks["zone"]``; returns the panel. Idempotent."""
+    dock = ctx.docks.get("zone")
+    if dock is not None and isinstance(dock.widget(), ZonePanel):
+        return dock.widget()
+    logic = ZoneLogic(ctx.case, ctx.tasks, headless=ctx.headless, parent=ctx.parent)
+    ctx.services.zone = logic
+    panel = ZonePanel(logic, ctx.views)
+    dock = QDockWidget("Predicted zone", ctx.parent)
     dock.setObjectName("zoneDock")
     dock.setWidget(panel)
     dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                      | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    ctx.add_dock("zone", dock, Qt.DockWidgetArea.RightDockWidgetArea)
     panel.setMinimumWidth(260)
     panel.dock = dock
-    dock.setVisible(bool(window.case.plan.needles))
-    window.zone_panel = panel
-    window.zone_dock = dock
+    dock.setVisible(bool(ctx.case.plan.needles))
     return panel

@@ -40,7 +40,7 @@ def main() -> None:
     win.resize(1600, 1000)
     win.show()
     QTest.qWaitForWindowExposed(win)
-    panel = install_probe_views(win)
+    panel = install_probe_views(win.ctx)
     zone_panel = getattr(win, "zone_panel", None)
     if zone_panel is not None:
         zone_panel.live_check.setChecked(False)

@@ -36,8 +36,8 @@ def probe(qapp, tmp_path_factory):
     win.resize(1500, 950)
     win.show()
     QTest.qWaitForWindowExposed(win)
-    panel = install_probe_views(win)
-    assert install_probe_views(win) is panel          # idempotent
+    panel = install_probe_views(win.ctx)
+    assert install_probe_views(win.ctx) is panel      # idempotent
     assert not panel.dock.isVisible()                 # on request only
     panel.dock.show()
     ref = load_plan(case / "plan.irplan.json")
@@ -78,7 +78,7 @@ def _mm_per_px(view) -> float:
 
 
 def _show(win, panel, qtbot, index: int | None) -> None:
-    win.needle_tools.select(index)
+    win.ctx.services.session.select(index)
     qtbot.waitUntil(lambda: panel.needle_index == index, timeout=5000)
     panel.sync_styles()
     panel.render_now()
@@ -121,7 +121,7 @@ def test_hint_without_selection_and_views_with_one(probe, qtbot) -> None:
     assert all(v.frame is None for v in panel.probe_views)
     _show(win, panel, qtbot, 0)
     assert not panel.showing_hint
-    n = win.needle_tools.plan.needles[0]
+    n = win.case.plan.needles[0]
     for v in panel.probe_views:
         np.testing.assert_allclose(v.frame.tip_lps_mm, n.tip_lps_mm)
         np.testing.assert_allclose(v.frame.entry_lps_mm, n.entry_lps_mm)
@@ -138,7 +138,7 @@ def test_inplane_views_draw_the_path_entry_to_tip(probe, qtbot) -> None:
 
     win, panel, _ = probe
     _show(win, panel, qtbot, 0)
-    n = win.needle_tools.plan.needles[0]
+    n = win.case.plan.needles[0]
     path_rgb = panel.view_a.needle.rgb
     active_from_mm = n.length_mm - n.exposure_mm
     for view in (panel.view_a, panel.view_b):
@@ -180,7 +180,7 @@ def test_tumour_where_it_lies_in_every_reformat(probe, qtbot) -> None:
     # the bull's-eye plane at the tumour's depth holds its centre: yellow there
     img = panel.view_eye.capture_rgb()
     assert _yellow(_pixel(img, panel.view_eye, centre)), _pixel(img, panel.view_eye, centre)
-    plan = win.needle_tools.plan
+    plan = win.case.plan
     # needles crossing the plane are ringed: keep the samples off those rings
     avoid = []
     for nd in plan.needles:
@@ -229,8 +229,8 @@ def test_moving_the_needle_moves_the_views(probe, qtbot) -> None:
     from irplan.viewers.probe_view import ACTIVE_RGB
 
     win, panel, _ = probe
-    tools = win.needle_tools
-    tools.panel.lock_check.setChecked(False)       # move this electrode only
+    tools = win.ctx.services.session
+    tools.lock_parallel = False                    # move this electrode only
     _show(win, panel, qtbot, 0)
     n = tools.plan.needles[0]
     entry, tip0 = n.entry_lps_mm.copy(), n.tip_lps_mm.copy()
@@ -280,14 +280,14 @@ def test_moving_the_needle_moves_the_views(probe, qtbot) -> None:
     tools.undo()
     qtbot.waitUntil(lambda: np.allclose(panel.view_a.frame.tip_lps_mm, tip0), timeout=5000)
     np.testing.assert_allclose(panel.view_a.normal, normal_a0, atol=1e-12)
-    tools.panel.lock_check.setChecked(True)
+    tools.lock_parallel = True
 
 
 def test_hidden_dock_catches_up_when_shown(probe, qtbot) -> None:
     """Hidden, the dock computes nothing; shown again, it shows the needle as it is now."""
     win, panel, _ = probe
-    tools = win.needle_tools
-    tools.panel.lock_check.setChecked(False)
+    tools = win.ctx.services.session
+    tools.lock_parallel = False
     _show(win, panel, qtbot, 0)
     tip0 = tools.plan.needles[0].tip_lps_mm.copy()
     panel.dock.hide()
@@ -306,7 +306,45 @@ def test_hidden_dock_catches_up_when_shown(probe, qtbot) -> None:
                  ACTIVE_RGB)
     tools.undo()
     qtbot.waitUntil(lambda: np.allclose(panel.view_a.frame.tip_lps_mm, tip0), timeout=5000)
-    tools.panel.lock_check.setChecked(True)
+    tools.lock_parallel = True
+
+
+def test_follows_selection_and_styles_without_polling(probe, qtbot) -> None:
+    """A needle selected in the plan session (no table click) and a structure recoloured
+    in the main views show in the probe views within one event-loop turn: the dock
+    reacts to ``selection_changed`` / ``style_changed``; no timer polls."""
+    from PySide6.QtCore import QTimer
+
+    win, panel, truth = probe
+    repeating = [t for t in panel.findChildren(QTimer) if t.isActive() and not t.isSingleShot()]
+    assert repeating == []
+    session = win.ctx.services.session
+    for index in (1, 0):
+        session.select(index)
+        qtbot.wait(20)                     # one event-loop turn: the deferred refresh
+        assert panel.needle_index == index
+        n = win.case.plan.needles[index]
+        np.testing.assert_allclose(panel.view_a.frame.tip_lps_mm, n.tip_lps_mm)
+        np.testing.assert_allclose(panel.view_eye.frame.entry_lps_mm, n.entry_lps_mm)
+    # the tumour turns blue in the main views: blue at its centre in the bull's-eye
+    centre = np.array(truth.tumor.center_lps_mm)
+    panel.set_depth(panel.view_eye.frame.depth_of(centre))
+    old = win.views.styles["tumor"].color
+
+    def tumour_rgb() -> np.ndarray:
+        panel.render_now()
+        return _pixel(panel.view_eye.capture_rgb(), panel.view_eye, centre)
+
+    assert _yellow(tumour_rgb())
+    win.views.set_structure_style("tumor", color=(0.1, 0.3, 1.0))
+    try:
+        qtbot.wait(20)                     # one event-loop turn: the style sync
+        rgb = tumour_rgb()
+        assert rgb[2] > rgb[0] + 40, rgb
+    finally:
+        win.views.set_structure_style("tumor", color=old)
+    qtbot.wait(20)
+    assert _yellow(tumour_rgb())
 
 
 # ----------------------------------------------------------------------------- geometry

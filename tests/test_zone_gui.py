@@ -52,7 +52,7 @@ def test_zone_panel_live_preview_refine_and_field_colours(qtbot):
 
     win = MainWindow(restore_state=False)
     qtbot.addWidget(win)
-    panel = install_zone_panel(win)
+    panel = install_zone_panel(win.ctx)
     win.resize(1600, 1000)
     win.show()
     shown: list[tuple[bool, float, str]] = []
@@ -116,7 +116,7 @@ def test_zone_panel_thermal_plan(qtbot):
 
     win = MainWindow(restore_state=False)
     qtbot.addWidget(win)
-    panel = install_zone_panel(win)
+    panel = install_zone_panel(win.ctx)
     win.resize(1600, 1000)
     win.show()
     ct, masks = _synthetic_case()
