@@ -185,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
                          "(--ablation alone only with --register none)")
     if args.evaluation and args.ablation:
         raise InputError("give either --evaluation or --followup/--ablation, not both")
+    from irplan.io.atomic_write import check_output_path
+
+    check_output_path(args.pdf)   # a bad output path fails before the work
     evaluation = load_evaluation_json(args.evaluation) if args.evaluation else None
     case = None
     if args.ablation:

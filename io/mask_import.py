@@ -89,9 +89,9 @@ def save_user_aliases(aliases: dict[str, str], path: str | Path | None = None) -
     p = Path(path) if path else user_aliases_path()
     table = load_user_aliases(p) if p.exists() else {}
     table.update({_norm(k): v for k, v in aliases.items()})
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(table, indent=2, sort_keys=True), "utf-8")
-    return p
+    from irplan.io.atomic_write import atomic_write_text
+
+    return atomic_write_text(p, json.dumps(table, indent=2, sort_keys=True))
 
 
 def _classify(name: str, aliases: dict[str, str] | None) -> str:

@@ -212,11 +212,11 @@ def remove_node(name: str, path: str | Path | None = None) -> bool:
 
 
 def _write_nodes(p: Path, nodes: dict[str, PacsNode]) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"schema": 1, "nodes": {k: asdict(v) for k, v in nodes.items()}},
-                              indent=2), "utf-8")
-    os.replace(tmp, p)
+    from irplan.io.atomic_write import atomic_write_text
+
+    atomic_write_text(p, json.dumps({"schema": 1, "nodes": {k: asdict(v)
+                                                            for k, v in nodes.items()}},
+                                    indent=2))
 
 
 def resolve_node(spec: str | PacsNode) -> PacsNode:
@@ -528,11 +528,10 @@ class _Saver:
             root = self.dest.resolve()
             if path.resolve().parent.parent != root:  # belt and braces: never outside
                 raise OSError(f"refused file name outside {root}")
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".part")
-            with open(tmp, "wb") as f:
-                f.write(event.encoded_dataset())  # bytes as received (with file meta)
-            os.replace(tmp, path)
+            from irplan.io.atomic_write import atomic_write_bytes
+
+            # bytes as received (with file meta), atomically: never a partial file
+            atomic_write_bytes(path, event.encoded_dataset())
             with self.lock:
                 self.files.append(path)
             return 0x0000

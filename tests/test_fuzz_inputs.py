@@ -708,8 +708,11 @@ FS_SCRIPT = textwrap.dedent("""
         >/dev/null 2>&1 || exit 98
     "$IRPLAN" report "$CASE/plan.irplan.json" --pdf "$D/report.pdf" --no-pictures \\
         --no-compute >/dev/null 2>&1 || exit 97
+    "$IRPLAN" export "$CASE/plan.irplan.json" --out "$D/exp" --seg --no-zone \
+        >/dev/null 2>&1 || exit 95
     cp "$CASE/plan.irplan.json" "$D/plan.irplan.json"
-    sha256sum "$D/zone.nii.gz" "$D/report.pdf" "$D/plan.irplan.json" > "$RES/before"
+    sha256sum "$D/zone.nii.gz" "$D/report.pdf" "$D/plan.irplan.json" \
+        "$D/exp/structures_seg.dcm" > "$RES/before"
     if [ "$MODE" = full ]; then
         dd if=/dev/zero of="$D/filler" bs=4k 2>/dev/null; sync
     else
@@ -721,6 +724,8 @@ FS_SCRIPT = textwrap.dedent("""
         >/dev/null 2>"$RES/evaluate.err"; echo $? > "$RES/evaluate.rc"
     "$IRPLAN" report "$CASE/plan.irplan.json" --pdf "$D/report.pdf" --no-pictures \\
         --no-compute >/dev/null 2>"$RES/report.err"; echo $? > "$RES/report.rc"
+    "$IRPLAN" export "$CASE/plan.irplan.json" --out "$D/exp" --seg --no-zone \
+        >/dev/null 2>"$RES/export.err"; echo $? > "$RES/export.rc"
     "$IRPLAN" segment "$CASE/planning" --bone --out "$D" \\
         >/dev/null 2>"$RES/segment.err"; echo $? > "$RES/segment.rc"
     "$PY" -c "
@@ -733,8 +738,9 @@ try:
 except InputError as e:
     print('irplan: error:', e, file=sys.stderr); sys.exit(2)
 " "$CASE/plan.irplan.json" "$D/plan.irplan.json" 2>"$RES/plan.err"; echo $? > "$RES/plan.rc"
-    sha256sum "$D/zone.nii.gz" "$D/report.pdf" "$D/plan.irplan.json" > "$RES/after"
-    ls -a "$D" > "$RES/listing"
+    sha256sum "$D/zone.nii.gz" "$D/report.pdf" "$D/plan.irplan.json" \
+        "$D/exp/structures_seg.dcm" > "$RES/after"
+    ls -a "$D" "$D/exp" > "$RES/listing"
     test -e "$D/bone.nii.gz" && echo yes > "$RES/bone" || echo no > "$RES/bone"
 """)
 
@@ -765,7 +771,7 @@ def test_full_disk_and_read_only_folder_keep_previous_outputs(case: Path, tmp_pa
     assert r.returncode == 0, f"setup failed ({r.returncode}): {r.stderr}"
     assert (res / "before").read_text().split()[::2] == (res / "after").read_text().split()[::2]
     why = "no space left" if mode == "full" else "read-only"
-    for name in ("evaluate", "report", "segment", "plan"):
+    for name in ("evaluate", "report", "export", "segment", "plan"):
         rc = int((res / f"{name}.rc").read_text())
         err = (res / f"{name}.err").read_text()
         assert_one_line_error(rc, err, why)
