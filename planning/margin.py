@@ -205,7 +205,7 @@ def _fine_grid(tumor: Volume, lo_ijk: np.ndarray, hi_ijk: np.ndarray, pad_mm: fl
     lo_mm = lo_ijk * tumor.spacing_mm - pad_mm
     hi_mm = hi_ijk * tumor.spacing_mm + pad_mm
     size = np.ceil((hi_mm - lo_mm) / spacing_mm).astype(int) + 1
-    origin = tumor.origin_lps_mm + tumor.direction @ lo_mm
+    origin = tumor.index_to_lps(lo_ijk - pad_mm / tumor.spacing_mm)
     return Volume(np.zeros(size[::-1], np.uint8), origin, np.full(3, float(spacing_mm)),
                   tumor.direction.copy())
 
@@ -371,8 +371,7 @@ def _project_on_level(points: np.ndarray, verts_kji: np.ndarray, inside: np.ndar
         step[ax] = 0.5
         g_idx[ax] = (map_coordinates(sdf, coords + step, order=1, mode="nearest")
                      - map_coordinates(sdf, coords - step, order=1, mode="nearest"))
-    m = grid.direction * grid.spacing_mm[np.newaxis, :]      # LPS = o + m @ (i, j, k)
-    grad = np.linalg.solve(m.T, g_idx[::-1]).T                 # dS/dLPS = m^-T dS/didx
+    grad = grid.index_gradient_to_lps(g_idx[::-1].T)          # dS/dLPS from dS/d(i, j, k)
     norm = np.linalg.norm(grad, axis=1, keepdims=True)
     ok = norm[:, 0] > 1e-6
     out = points.copy()

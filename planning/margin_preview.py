@@ -165,10 +165,8 @@ def compute_margin_preview(tumor: Volume, zone: Volume, required_margin_mm: floa
     np.clip(z_sdf, -pad_mm, pad_mm, out=z_sdf)
 
     # tumour index (i, j, k) in the crop -> zone crop index (i, j, k), affine
-    a = (zone.direction.T @ (tumor.direction * tumor.spacing_mm[np.newaxis, :])) \
-        / zone.spacing_mm[:, np.newaxis]
-    b = zone.direction.T @ (t_grid.origin_lps_mm - zone.origin_lps_mm) / zone.spacing_mm \
-        - z_origin_idx
+    a, b = t_grid.index_map_to(zone)
+    b = b - z_origin_idx
 
     def zone_distance(kji: np.ndarray) -> np.ndarray:
         """Zone signed distance (mm) at tumour-crop continuous indices, rows (k, j, i)."""

@@ -254,7 +254,6 @@ def rasterise(grid: Volume, ellipsoids: list[Ellipsoid]) -> np.ndarray:
     """uint8 [k, j, i]: 1 where a voxel centre lies inside any ellipsoid (any grid
     direction; the quadratic form is evaluated by broadcasting over the box of each)."""
     out = np.zeros(grid.array.shape, dtype=bool)
-    m = grid.direction * grid.spacing_mm[np.newaxis, :]          # columns: i, j, k steps
     size = np.asarray(grid.size_xyz)
     for e in ellipsoids:
         half = e.half_extent_mm()
@@ -265,10 +264,7 @@ def rasterise(grid: Volume, ellipsoids: list[Ellipsoid]) -> np.ndarray:
         hi = np.clip(np.ceil(idx.max(axis=0)).astype(int) + 1, 0, size)
         if np.any(hi <= lo):
             continue
-        i = np.arange(lo[0], hi[0])[None, None, :, None]
-        j = np.arange(lo[1], hi[1])[None, :, None, None]
-        k = np.arange(lo[2], hi[2])[:, None, None, None]
-        v = (grid.origin_lps_mm - e.centre_lps_mm) + i * m[:, 0] + j * m[:, 1] + k * m[:, 2]
+        v = np.stack(grid.index_box_lps(lo, hi, relative_to_lps_mm=e.centre_lps_mm), axis=-1)
         along = v @ e.axis
         a, b = e.length_mm / 2.0, e.width_mm / 2.0
         q = (along * along) * (1.0 / (a * a) - 1.0 / (b * b)) + np.einsum("...i,...i->...", v, v) / (b * b)

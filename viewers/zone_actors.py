@@ -47,7 +47,7 @@ def zone_surface(result: ZoneResult, cancel: Callable[[], bool] | None = None) -
     arr = np.ascontiguousarray(fld.array, dtype=np.float32)
     # pad with zeros so the surface closes where the zone touches the grid border
     padded = np.pad(arr, 1)
-    vol = Volume(padded, fld.origin_lps_mm - fld.spacing_mm, fld.spacing_mm)
+    vol = Volume(padded, fld.index_to_lps([-1.0, -1.0, -1.0]), fld.spacing_mm, fld.direction)
     fe = vtkFlyingEdges3D()
     fe.SetInputData(volume_to_vtk(vol))
     fe.SetValue(0, float(thr))
