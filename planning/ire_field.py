@@ -211,12 +211,9 @@ def solver_grid(electrodes: list[Electrode], grid_mm: float = 1.0,
 
 def _node_coords(grid: Volume, sl: tuple[slice, slice, slice]) -> np.ndarray:
     """LPS mm of the nodes in an array slice (k, j, i), shape (nk, nj, ni, 3)."""
-    h = grid.spacing_mm
-    k = np.arange(sl[0].start, sl[0].stop)
-    j = np.arange(sl[1].start, sl[1].stop)
-    i = np.arange(sl[2].start, sl[2].stop)
-    kk, jj, ii = np.meshgrid(k, j, i, indexing="ij")
-    return grid.origin_lps_mm + np.stack([ii * h[0], jj * h[1], kk * h[2]], axis=-1)
+    lo = [sl[2].start, sl[1].start, sl[0].start]
+    hi = [sl[2].stop, sl[1].stop, sl[0].stop]
+    return np.stack(grid.index_box_lps(lo, hi), axis=-1)
 
 
 def _axial_radial(e: Electrode, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -294,7 +291,7 @@ def _electrode_face_conductance(grid: Volume, e: Electrode, n_idx: np.ndarray, a
     normal = np.zeros(3)
     normal[xyz_axis] = sign
     tang = [np.eye(3)[a] for a in range(3) if a != xyz_axis]
-    p_n = grid.origin_lps_mm + h * n_idx[:, ::-1].astype(np.float64)
+    p_n = grid.index_to_lps(n_idx[:, ::-1])
     p_m = p_n + h * normal
     centre = p_n + 0.5 * h * normal
     s = 0.5 * h * _GX
@@ -484,7 +481,7 @@ class FieldSolver:
                     continue
                 nodes = np.argwhere(f)
                 nodes[:, axis] = end
-                p = self.grid.origin_lps_mm + self.h_mm * nodes[:, ::-1].astype(np.float64)
+                p = self.grid.index_to_lps(nodes[:, ::-1])
                 p[:, xyz] += 0.5 * sign * self.h_mm          # the face, half a voxel out
                 w = p - centre
                 r_mm = np.linalg.norm(w, axis=1)
