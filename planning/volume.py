@@ -10,7 +10,10 @@ World position of voxel index ``(i, j, k)``::
 
 where the *columns* of ``direction`` are the unit vectors of the i, j and k axes in LPS
 (the SimpleITK/ITK convention). Every index <-> world conversion in IRPlan goes through
-this type and nowhere else.
+this type and nowhere else: points (:meth:`Volume.index_to_lps`,
+:meth:`Volume.lps_to_index`), blocks of voxel centres (:meth:`Volume.index_box_lps`), one
+grid's index to another's (:meth:`Volume.index_map_to`) and gradients
+(:meth:`Volume.index_gradient_to_lps`).
 """
 
 from __future__ import annotations
