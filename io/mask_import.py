@@ -181,13 +181,18 @@ def import_mask_file(path: str | Path, ct: Volume, name: str | None = None,
     values = values[values != 0]
     if len(values) == 0:
         raise InputError(f"{p}: the mask is empty (all voxels 0)")
+    rule: list[str] = []
     if not np.issubdtype(vol.array.dtype, np.integer) and not np.allclose(values,
                                                                           np.round(values)):
-        # fractional/probability map: inside where >= 0.5
+        # fractional/probability map: inside where >= 0.5, and the rule is stated
+        rule = [f"{p.name}: fractional values {float(values.min()):.3g}.."
+                f"{float(values.max()):.3g} (a probability map) read as inside where "
+                "value >= 0.5"]
         vol = vol.with_array((vol.array >= 0.5).astype(np.uint8))
         values = np.array([1])
     if len(values) == 1:
-        return [_result(name or stem, vol.with_array(vol.array != 0), ct, p, "nifti", aliases)]
+        return [_result(name or stem, vol.with_array(vol.array != 0), ct, p, "nifti", aliases,
+                        rule)]
     if len(values) > 255:
         raise InputError(f"{p}: {len(values)} distinct values - not a mask or labelmap")
     out = []
