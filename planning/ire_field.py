@@ -844,11 +844,27 @@ CURRENT_MODEL_GRID_MM = 2.0      # coarse two-rod model of the current factor
 CURRENT_MODEL_PADDING_MM = 10.0
 
 
-def _sigma_near(solver: FieldSolver, sigma: np.ndarray, els: tuple[int, int]) -> float:
-    """Mean baseline conductivity (S/m) of the tissue nodes next to two electrodes."""
-    lab = solver.labels
-    near = ndimage.binary_dilation(np.isin(lab, [e + 1 for e in els])) & (lab == 0)
-    vals = sigma[near]
+def _sigma_near(solver: FieldSolver, sigma: np.ndarray, els: tuple[int, int],
+                radius_mm: float = 3.0) -> float:
+    """Mean baseline conductivity (S/m) of the tissue around two electrodes' active parts:
+    sampled on rings of ``radius_mm`` at 9 stations along each (physical positions, so the
+    same on any grid)."""
+    pts = []
+    for ei in els:
+        e = solver.electrodes[ei]
+        u = np.cross(e.direction, [1.0, 0.0, 0.0])
+        if np.linalg.norm(u) < 0.1:
+            u = np.cross(e.direction, [0.0, 1.0, 0.0])
+        u /= np.linalg.norm(u)
+        w = np.cross(e.direction, u)
+        for t in np.linspace(0.1, 0.9, 9) * e.exposure_mm:
+            c = e.tip_lps_mm - t * e.direction
+            for a in np.linspace(0.0, 2 * np.pi, 12, endpoint=False):
+                pts.append(c + radius_mm * (np.cos(a) * u + np.sin(a) * w))
+    idx = np.rint(solver.grid.lps_to_index(np.asarray(pts))).astype(int)
+    size = np.asarray(solver.grid.size_xyz)
+    idx = idx[np.all((idx >= 0) & (idx < size), axis=1)]
+    vals = sigma[idx[:, 2], idx[:, 1], idx[:, 0]] if len(idx) else np.zeros(0)
     vals = vals[vals > 0]
     return float(vals.mean()) if vals.size else float(sigma[sigma > 0].mean())
 

@@ -44,13 +44,19 @@ def test_ire_zone_json_and_zone_file(phantom_case: Path, capsys, tmp_path):
         geom = math.pi * p["voltage_v"] * plan.needles[0].exposure_mm / 1000.0 / math.log(
             (p["spacing_mm"] - a_mm) / a_mm)
         sig = default_table()
-        assert sig["liver"] * geom < p["current_a"] < sig["tumor"] * geom
+        assert sig["liver"] * geom < p["current_static_a"] < sig["tumor"] * geom
+        # the pair-current model (conductivity while pulsing, issue 14): the reference plan's
+        # currents fall in the clinical 20-50 A window, and no current warning is given
+        assert p["current_model"] == "pulsing"
+        assert 20.0 <= p["current_a"] <= 50.0
+    assert not any("target window" in w for w in d["warnings"])
     assert d["threshold_v_per_cm"] == pytest.approx(637.0)
+    assert d["setting"]["name"] == "conservative" and "Miklav" in d["setting"]["source"]
+    assert d["converged"] is True and d["solver"]["padding_mm"] == 20.0
     assert d["grid_mm"] == 1.0
     assert 0.0 <= d["tumor_coverage_percent"] <= 100.0
     assert np.isfinite(d["minimal_margin_mm"])
     assert d["timings_s"]["total_s"] > 0
-    assert any("20-50 A" in w for w in d["warnings"])
     # the written zone is the reported one, and it holds the tumour centre region
     zone = read_mask(out)
     assert float(zone.array.sum()) * zone.voxel_volume_ml == pytest.approx(d["zone_volume_ml"])
@@ -119,7 +125,7 @@ def test_pairs_and_conductivity_options(phantom_case: Path, capsys):
     # every conductivity doubled: same field and zone, twice the current
     assert d["zone_volume_ml"] == pytest.approx(base["zone_volume_ml"], rel=1e-6)
     for a, b in zip(d["pairs"], base["pairs"]):
-        assert a["current_a"] == pytest.approx(2 * b["current_a"], rel=0.01)
+        assert a["current_static_a"] == pytest.approx(2 * b["current_static_a"], rel=0.01)
     for bad, msg in ((["--pairs", "1-7"], "does not name two"),
                      (["--pairs", "a-b"], "not of the form"),
                      (["--conductivity", "spleen=1"], "unknown tissue")):
@@ -151,3 +157,35 @@ def test_preview_flag_keeps_the_keys_and_agrees_with_the_exact_margin(phantom_ca
     assert prev["minimal_margin_mm"] <= exact["minimal_margin_mm"] + 0.35
     assert prev["tumor_coverage_percent"] == pytest.approx(exact["tumor_coverage_percent"],
                                                            abs=1.5)
+
+
+def test_named_settings_and_band(phantom_case: Path, capsys):
+    """Issue 14: ``--setting`` chooses a named model setting, the JSON names it with its
+    source; ``--band`` adds the inner (conservative) and outer (in vivo porcine fit) zones
+    with the inner zone's coverage and margin; an unknown setting is a one-line error."""
+    plan_path = str(phantom_case / "plan.irplan.json")
+    common = ("--grid-mm", "2", "--margin-grid-mm", "0")
+    cons = _run_json(capsys, plan_path, *common)
+    pig = _run_json(capsys, plan_path, *common, "--setting", "porcine-fit", "--band")
+    human = _run_json(capsys, plan_path, *common, "--setting", "human fit")
+    assert cons["setting"]["id"] == "conservative" and cons["threshold_v_per_cm"] == 637.0
+    assert pig["setting"]["name"] == "in vivo porcine fit" and pig["threshold_v_per_cm"] == 350
+    assert "Ben-David" in pig["setting"]["source"]
+    assert human["setting"]["id"] == "human-fit" and "41105588" in human["setting"]["source"]
+    assert cons["zone_volume_ml"] < human["zone_volume_ml"] < pig["zone_volume_ml"]
+    inner, outer = pig["band"]["inner"], pig["band"]["outer"]
+    assert inner["threshold_v_per_cm"] == 637.0 and outer["threshold_v_per_cm"] == 350.0
+    assert inner["zone_volume_ml"] == pytest.approx(cons["zone_volume_ml"], rel=1e-6)
+    assert inner["tumor_coverage_percent"] == pytest.approx(cons["tumor_coverage_percent"],
+                                                            abs=0.01)
+    assert inner["minimal_margin_mm"] == pytest.approx(cons["minimal_margin_mm"], abs=0.01)
+    assert outer["zone_volume_ml"] == pytest.approx(pig["zone_volume_ml"], rel=1e-6)
+    # an explicit threshold overrides the setting and is named as custom
+    custom = _run_json(capsys, plan_path, *common, "--threshold-v-per-cm", "480")
+    assert custom["setting"]["id"] == "custom" and custom["threshold_v_per_cm"] == 480.0
+    assert main(["zone", plan_path, *common, "--setting", "porcine-fit", "--band"]) == 0
+    text = capsys.readouterr().out
+    assert "model setting: in vivo porcine fit" in text and "band inner: conservative" in text
+    assert main(["zone", plan_path, "--grid-mm", "2", "--setting", "optimistic"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown zone setting 'optimistic'" in err and "porcine-fit" in err
