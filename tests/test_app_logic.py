@@ -5,7 +5,6 @@ refused, the reference dropped with its image)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +30,10 @@ def loaded(phantom_case: Path):
 
 def test_evaluation_logic_on_the_phantom_case(loaded, phantom_case, runner) -> None:
     from irplan.app.evaluation_logic import EvaluationLogic
+    from irplan.io.phantom_writer import load_truth
     from irplan.planning.case import Case
 
-    truth = json.loads((phantom_case / "truth.json").read_text())
+    truth = load_truth(phantom_case)
     case = Case()
     case.open(loaded.ct, loaded.ct_path, {k: loaded.structures[k] for k in ("tumor", "liver")},
               case_dir=phantom_case)
@@ -57,9 +57,9 @@ def test_evaluation_logic_on_the_phantom_case(loaded, phantom_case, runner) -> N
     assert runner.wait_idle(240)
     res = logic.result
     assert res is not None and res.verdict == "complete_margin_ok"
-    assert res.minimal_margin_mm == pytest.approx(truth["minimal_margin_mm"], abs=1.0)
+    assert res.minimal_margin_mm == pytest.approx(truth.minimal_margin_mm, abs=1.0)
     assert res.margin.tumor_coverage_percent == pytest.approx(
-        truth["tumor_coverage_percent"], abs=1.0)
+        truth.tumor_coverage_percent, abs=1.0)
 
     case.set_ct(loaded.ct, loaded.ct_path)   # another CT: the follow-up work goes
     assert logic.followup is None and logic.registration is None and logic.result is None

@@ -31,6 +31,7 @@ import SimpleITK as sitk
 
 from irplan.app.cli import main as cli_main
 from irplan.io.atomic_write import leftover_temp_files
+from irplan.io.phantom_writer import load_truth
 from irplan.planning.volume import Volume
 
 SIZE = "128,128,64"
@@ -243,9 +244,9 @@ def test_probability_map_refused_unless_a_threshold_is_given(capfd, case: Path,
                              "--ablation", abl, "--mask-threshold", "0.5", "--json")
     assert code == 0, err
     d = json.loads(out)
-    truth = json.loads((case / "truth.json").read_text())
+    truth = load_truth(case)
     # the thresholded map is the tumour (not the whole volume) and the rule is stated
-    assert d["tumor_volume_ml"] == pytest.approx(truth["tumor"]["volume_ml"], rel=0.15)
+    assert d["tumor_volume_ml"] == pytest.approx(truth.tumor.volume_ml, rel=0.15)
     assert any("value >= 0.5" in w for w in d["warnings"])
 
 
@@ -280,7 +281,11 @@ def test_empty_tumour_is_an_error_or_a_stated_finding(capfd, case: Path, tmp_pat
     # zone: coverage cannot be computed, and it says so
     code, out, err = run_cli(capfd, "zone", plan, "--grid-mm", "2", "--preview")
     assert code == 0, err
-    assert "tumour mask is empty" in out and "coverage and margin: not computed" in out
+    assert "structures.tumor: the mask is empty" in out
+    assert "coverage and margin: not computed" in out
+    # check states it too (the tumour checks cannot run)
+    code, _out, err = run_cli(capfd, "check", plan, "--no-zone")
+    assert code == 0 and "structures.tumor: the mask is empty" in err
 
 
 def test_mask_in_another_frame_is_refused_never_dropped(capfd, case: Path,
