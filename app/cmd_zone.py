@@ -126,7 +126,8 @@ def target_structures(plan, structures: dict, notes: list[str], source: str) -> 
             notes.append(f"coverage and margin are computed on the plan's targets: "
                          f"{', '.join(targets)}")
     tumor = structures.get("tumor")
-    if tumor is not None and not np.any(tumor.array):
+    if tumor is not None and not np.any(tumor.array) \
+            and not any("mask is empty" in n for n in notes):
         notes.append(f"{source}: the tumour mask is empty (no voxel): coverage and margin "
                      "cannot be computed")
     return structures

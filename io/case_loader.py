@@ -305,6 +305,9 @@ def read_structures(files: dict[str, tuple[Path, str]], reference: Volume | None
         if reference is not None and not mask.same_geometry(reference, tol_mm=1e-3):
             mask, note = _onto_reference(mask, reference, path, where)
             notes.append(note)
+        if key == "tumor" and not np.any(mask.array):   # stated, never silent (issue 13)
+            notes.append(f"{where}: the mask is empty (no voxel): tumour coverage, margin "
+                         "and tumour checks cannot be computed")
         masks[key] = mask
     return masks, notes
 
