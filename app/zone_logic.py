@@ -22,6 +22,7 @@ from irplan.app.process_pool import Cached, mesh_pool, shared_pool
 from irplan.planning.case import Case
 from irplan.planning.ire_field import E_IRREVERSIBLE_V_PER_CM
 from irplan.planning.plan import IreParams, Plan, ThermalParams
+from irplan.planning.volume import Volume
 from irplan.planning.zone import ZoneOptions, ZoneResult, predict_zone
 
 PREVIEW_GRID_MM = 2.0
@@ -41,6 +42,24 @@ def plan_snapshot(plan: Plan) -> Plan:
                 ire=IreParams(plan.ire.voltage_v, plan.ire.pulses, plan.ire.pulse_width_us),
                 thermal=ThermalParams(th.power_w, th.time_s),
                 structures=dict(plan.structures))
+
+
+def case_structures_key(case: Case) -> str:
+    """The key of the case's structure set in the computation process's cache."""
+    return f"structures-{case.uid}-{case.structures_generation}"
+
+
+def compute_zone(plan: Plan, structures: dict[str, Volume], structures_key: str,
+                 grid_mm: float, opts: ZoneOptions, progress: Any, cancel: Any) -> ZoneResult:
+    """The zone of ``plan`` (a copy no one edits), from a worker thread: IRE in the
+    computation process (pyamg's set-up holds the GIL for up to 0.5 s, which would
+    freeze the GUI in a thread; the structures are sent once per ``structures_key``),
+    thermal zones here (numpy/SimpleITK work that releases the GIL)."""
+    if plan.is_ire:
+        return shared_pool().run(predict_zone_job, plan, Cached(structures_key, structures),
+                                 grid_mm, opts, progress=progress, cancel=cancel)
+    return predict_zone(plan, None, structures, grid_mm, opts, progress=progress,
+                        cancel=cancel)
 
 
 def minimum_needles(plan: Plan) -> int:
@@ -70,6 +89,7 @@ class ZoneLogic(QObject):
         self.live = True
         self.threshold_v_per_cm = float(E_IRREVERSIBLE_V_PER_CM)
         self.heat_sink = False
+        self.band = False                  # IRE: also the inner/outer plausible zones
         self.result: ZoneResult | None = None
         self.result_is_fine = False
         self.mesh: dict[str, Any] | None = None   # surface arrays of ``result`` (or None)
@@ -117,25 +137,17 @@ class ZoneLogic(QObject):
         gen = self._gen
         snap = plan_snapshot(plan)
         structures = dict(self.case.structures)
-        common = {"threshold_v_per_cm": self.threshold_v_per_cm, "heat_sink": self.heat_sink}
+        common = {"threshold_v_per_cm": self.threshold_v_per_cm, "heat_sink": self.heat_sink,
+                  "band": self.band}
         opts = (ZoneOptions(margin_fine_mm=0.5, **common) if fine
                 else ZoneOptions.live_preview(**common))
         grid_mm = FINE_GRID_MM if fine else PREVIEW_GRID_MM
-        # IRE in the computation process (pyamg's set-up holds the GIL for up to 0.5 s,
-        # which would freeze the GUI in a thread); thermal zones are numpy/SimpleITK work
-        # that releases the GIL, so they stay in this process
-        in_process = snap.modality == "IRE"
-        structures_key = f"structures-{self.case.uid}-{self.case.structures_generation}"
+        structures_key = case_structures_key(self.case)
         surfaces = self.surfaces
 
         def job(progress, cancel):
-            if in_process:
-                res = shared_pool().run(predict_zone_job, snap,
-                                        Cached(structures_key, structures), grid_mm, opts,
-                                        progress=progress, cancel=cancel)
-            else:
-                res = predict_zone(snap, None, structures, grid_mm, opts, progress=progress,
-                                   cancel=cancel)
+            res = compute_zone(snap, structures, structures_key, grid_mm, opts, progress,
+                               cancel)
             # the surface in the mesh process: no VTK objects in this thread
             surf = (mesh_pool().run(zone_surface_job, res, progress=progress, cancel=cancel)
                     if surfaces and res.zone.array.any() else None)

@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDockWidget,
     QDoubleSpinBox,
     QFormLayout,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from irplan.app.context import AppContext
+from irplan.app.dock_util import add_panel_dock, installed_panel
 from irplan.app.zone_logic import ZoneLogic
 from irplan.planning.ire_field import CURRENT_WINDOW_A, E_IRREVERSIBLE_V_PER_CM
 from irplan.planning.zone import ZoneResult
@@ -102,6 +104,26 @@ class ZonePanel(QWidget):
         row.addWidget(self.update_button)
         lay.addLayout(row)
         form = QFormLayout()
+        # named model settings (resources/zone_settings.json, issue 14)
+        from irplan.planning.zone_settings import settings as zone_settings
+
+        self.setting_combo = QComboBox()
+        for st in zone_settings():
+            self.setting_combo.addItem(f"{st.name} ({st.threshold_v_per_cm:g} V/cm)", st.id)
+            self.setting_combo.setItemData(self.setting_combo.count() - 1, st.source,
+                                           Qt.ItemDataRole.ToolTipRole)
+        self.setting_combo.addItem("custom (threshold below)", "custom")
+        self.setting_combo.setToolTip("IRE zone model: the lethal-field threshold of a named, "
+                                      "sourced setting (hover an item for its source)")
+        self.setting_combo.currentIndexChanged.connect(self._on_setting)
+        form.addRow("IRE model", self.setting_combo)
+        self._setting_label = form.labelForField(self.setting_combo)
+        self.band_check = QCheckBox("band: conservative .. in vivo porcine fit")
+        self.band_check.setToolTip("also compute the smallest and largest plausible zones; "
+                                   "coverage and margin of the smallest (inner) one")
+        self.band_check.toggled.connect(self._on_band)
+        form.addRow("Uncertainty", self.band_check)
+        self._band_label = form.labelForField(self.band_check)
         self.threshold_spin = QDoubleSpinBox()
         self.threshold_spin.setRange(100.0, 3000.0)
         self.threshold_spin.setDecimals(0)
@@ -149,6 +171,25 @@ class ZonePanel(QWidget):
 
     def _on_threshold(self, value: float) -> None:
         self.logic.threshold_v_per_cm = float(value)
+        ids = [self.setting_combo.itemData(i) for i in range(self.setting_combo.count())]
+        from irplan.planning.zone_settings import settings as zone_settings
+
+        match = next((st.id for st in zone_settings() if st.threshold_v_per_cm == value),
+                     "custom")
+        self.setting_combo.blockSignals(True)
+        self.setting_combo.setCurrentIndex(ids.index(match))
+        self.setting_combo.blockSignals(False)
+        self.logic.schedule()
+
+    def _on_setting(self, index: int) -> None:
+        sid = self.setting_combo.itemData(index)
+        if sid != "custom":
+            from irplan.planning.zone_settings import get_setting
+
+            self.threshold_spin.setValue(get_setting(sid).threshold_v_per_cm)
+
+    def _on_band(self, on: bool) -> None:
+        self.logic.band = bool(on)
         self.logic.schedule()
 
     def _on_heat_sink(self, on: bool) -> None:
@@ -159,7 +200,8 @@ class ZonePanel(QWidget):
         """IRE controls for IRE plans, the heat-sink option for thermal ones."""
         ire = self.case.plan.modality == "IRE"
         for w in (self.threshold_spin, self._threshold_label, self.field_check,
-                  self._field_label):
+                  self._field_label, self.setting_combo, self._setting_label,
+                  self.band_check, self._band_label):
             w.setVisible(ire)
         for w in (self.heat_sink_check, self._heat_sink_label):
             w.setVisible(not ire)
@@ -230,8 +272,21 @@ class ZonePanel(QWidget):
                 lines.append(f"<span style='color:{_RED}'>Uncovered tumour "
                              f"{m.residual_tumor_ml:.2f} ml</span>")
         if res.threshold_v_per_cm is not None:
-            lines.append(f"<span style='color:{_GREY}'>|E| &ge; {res.threshold_v_per_cm:.0f} "
-                         "V/cm</span>")
+            lines.append(f"<span style='color:{_GREY}'>Model: "
+                         f"{html.escape(str(res.setting.get('name', '?')))}, |E| &ge; "
+                         f"{res.threshold_v_per_cm:.0f} V/cm</span>")
+        for key, label in (("inner", "Band inner"), ("outer", "Band outer")):
+            b = res.band.get(key) if res.band else None
+            if b:
+                fig = (f", coverage {b['tumor_coverage_percent']:.1f} %, margin "
+                       f"{b['minimal_margin_mm']:+.1f} mm"
+                       if b.get("minimal_margin_mm") is not None else "")
+                lines.append(f"<span style='color:{_GREY}'>{label} ({html.escape(b['setting'])}"
+                             f", {b['threshold_v_per_cm']:.0f} V/cm): "
+                             f"{b['zone_volume_ml']:.1f} ml{fig}</span>")
+        if not res.converged:
+            lines.append(f"<span style='color:{_RED}'>NOT CONVERGED: this zone is not a final "
+                         "result</span>")
         self.figures.setText("<br>".join(lines))
         self.pairs.setVisible(bool(res.pairs))
         self.pairs.setRowCount(len(res.pairs))
@@ -258,8 +313,8 @@ class ZonePanel(QWidget):
         if off:   # one line instead of one warning per pair (the table marks them)
             notes.append(f"<span style='color:{_ORANGE}'>&#9888; {len(off)} of {len(res.pairs)} "
                          f"pairs outside the {lo:.0f}-{hi:.0f} A target window (marked; "
-                         "static-conductivity prediction: tissue conductivity rises while "
-                         "pulsing)</span>")
+                         "predicted with the pair-current model: electroporation and "
+                         "heating)</span>")
         for w in res.warnings:
             if "target window" in w and off:
                 continue
@@ -271,18 +326,14 @@ class ZonePanel(QWidget):
 def install_zone_panel(ctx: AppContext) -> ZonePanel:
     """Register :class:`ZoneLogic` as ``ctx.services.zone`` and add its panel as the
     right-hand dock ``ctx.docks["zone"]``; returns the panel. Idempotent."""
-    dock = ctx.docks.get("zone")
-    if dock is not None and isinstance(dock.widget(), ZonePanel):
-        return dock.widget()
+    existing = installed_panel(ctx, "zone", ZonePanel)
+    if existing is not None:
+        return existing
     logic = ZoneLogic(ctx.case, ctx.tasks, headless=ctx.headless, parent=ctx.parent)
     ctx.services.zone = logic
     panel = ZonePanel(logic, ctx.views)
-    dock = QDockWidget("Predicted zone", ctx.parent)
-    dock.setObjectName("zoneDock")
-    dock.setWidget(panel)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-    ctx.add_dock("zone", dock, Qt.DockWidgetArea.RightDockWidgetArea)
+    dock = add_panel_dock(ctx, "zone", "Predicted zone", panel,
+                          Qt.DockWidgetArea.RightDockWidgetArea, closable=False)
     panel.setMinimumWidth(260)
     panel.dock = dock
     dock.setVisible(bool(ctx.case.plan.needles))
