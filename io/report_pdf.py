@@ -113,6 +113,16 @@ def _f(v: float | None, digits: int = 1) -> str:
     return f"{v:.{digits}f}"
 
 
+def _mam(v: float | None, cap_mm: float | None) -> str:
+    """A margin (mm, no unit): "≤ -14.5" when it sits at the analysis box's cap."""
+    from irplan.planning.margin_display import cap_side
+
+    if v is None or v != v:
+        return "\u2014"
+    side = cap_side(v, cap_mm)
+    return ("\u2264 " if side < 0 else "\u2265 " if side > 0 else "") + f"{v:.1f}"
+
+
 def _xyz(p: Sequence[float]) -> str:
     return ", ".join(f"{v:.1f}" for v in p)
 
@@ -307,7 +317,8 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
         goal = z.required_margin_mm
         zrows = [("Zone volume", f"{_f(z.volume_ml)} ml"),
                  ("Tumour coverage", f"{_f(z.coverage_percent)} %"),
-                 ("Minimal margin", f"{_f(z.minimal_margin_mm)} mm (goal {_f(goal, 0)} mm)")]
+                 ("Minimal margin", f"{_mam(z.minimal_margin_mm, z.margin_cap_mm)} mm "
+                                    f"(goal {_f(goal, 0)} mm)")]
         if z.shell_coverage_percent is not None and z.shell_coverage_percent == \
                 z.shell_coverage_percent:
             zrows.append((f"Margin shell ({_f(goal, 0)} mm) covered",
@@ -363,7 +374,7 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
     story.append(Paragraph("Follow-up evaluation", st["h2"]))
     if rc.evaluation is not None:
         e = rc.evaluation
-        erows = [("Minimal ablative margin (MAM)", f"{_f(e.mam_mm)} mm "
+        erows = [("Minimal ablative margin (MAM)", f"{_mam(e.mam_mm, e.margin_cap_mm)} mm "
                   f"(goal {_f(e.required_margin_mm, 0)} mm)"),
                  ("Tumour coverage", f"{_f(e.coverage_percent)} %"),
                  ("Residual tumour", f"{_f(e.residual_ml, 2)} ml")]
