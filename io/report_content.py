@@ -102,6 +102,7 @@ class ZoneSummary:
     shell_coverage_percent: float | None = None
     method: str = ""
     notes: list[str] = field(default_factory=list)
+    margin_cap_mm: float | None = None     # margins at +/- this are "at most/least" it
 
 
 @dataclass
@@ -127,6 +128,7 @@ class EvaluationSummary:
     registration: str = ""
     notes: list[str] = field(default_factory=list)
     extra: list[tuple[str, str]] = field(default_factory=list)
+    margin_cap_mm: float | None = None     # MAM at -/+ this is "at most/least" it
 
 
 @dataclass
@@ -339,6 +341,8 @@ def zone_summary(zone: Volume | None, margin: Any | None, required_margin_mm: fl
     if margin is not None:
         s.coverage_percent = float(margin.tumor_coverage_percent)
         s.minimal_margin_mm = float(margin.minimal_margin_mm)
+        cap = getattr(margin, "margin_cap_mm", None)
+        s.margin_cap_mm = float(cap) if isinstance(cap, int | float) else None
         s.shell_coverage_percent = float(getattr(margin, "shell_coverage_percent", math.nan))
         if s.volume_ml is None:
             s.volume_ml = float(margin.zone_volume_ml)
@@ -396,7 +400,7 @@ def evaluation_summary(ev: Any, required_margin_mm: float) -> EvaluationSummary:
         surface_percent_at_risk=num("surface_percent_at_risk"),
         surface_percent_uncovered=num("surface_percent_uncovered"),
         followup_date=str(d.get("followup_date", "") or d.get("date", "") or ""),
-        registration=reg_text, notes=notes)
+        registration=reg_text, notes=notes, margin_cap_mm=num("margin_cap_mm"))
     rigid = d.get("rigid_comparison")
     if isinstance(rigid, Mapping):
         s.extra.append(("Rigid registration only",
