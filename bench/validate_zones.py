@@ -159,7 +159,7 @@ def thermal_table() -> None:
             except Exception as exc:  # noqa: BLE001 - outside the table: say so
                 pred, errs = f"not predicted ({str(exc)[:60]})", ""
             print(f"| {rec['id']} | {_pm(pub.get('length_mm'))} x {_pm(pub.get('width_mm'))} "
-                  f"| {t.id} | {pred} | {errs} |")
+                  f"| {t.id} ({t.kind}) | {pred} | {errs} |")
 
 
 def main() -> None:

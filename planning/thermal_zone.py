@@ -54,6 +54,7 @@ class ZoneTable:
     source: str
     rows: tuple[dict[str, Any], ...]
     lethal_isotherm_c: float | None = None
+    kind: str = "illustrative"      # "illustrative", "published" (rows from studies), "vendor"
 
     @property
     def is_cryo(self) -> bool:
@@ -73,7 +74,8 @@ def _parse_table(t: dict[str, Any], where: str) -> ZoneTable:
             verified=bool(t.get("verified", False)), source=str(t["source"]),
             rows=tuple(dict(r) for r in t["rows"]),
             lethal_isotherm_c=(float(t["lethal_isotherm_c"]) if "lethal_isotherm_c" in t
-                               else None))
+                               else None),
+            kind=str(t.get("kind", "vendor" if t.get("verified") else "illustrative")))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{where}: invalid zone table ({type(exc).__name__}: {exc})") from None
     if not table.source.strip():

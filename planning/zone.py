@@ -361,7 +361,10 @@ def _predict_thermal(plan: Plan, structures: dict[str, Volume], grid_mm: float,
             table, n.tip_lps_mm, n.direction, plan.thermal.power_w, plan.thermal.time_s,
             opts.isotherm_c, n.name or f"A{i + 1}"))
     for t in used.values():
-        if not t.verified:
+        if t.kind == "published":
+            warnings.append(f"zone table {t.id!r}: published zones ({t.source[:80]}), not the "
+                            "chart of your device")
+        elif not t.verified:
             warnings.append(f"zone table {t.id!r} is illustrative, not the manufacturer's "
                             "chart: replace it with the chart of your device")
     pts = [e.centre_lps_mm + s * e.half_extent_mm() for e in ellipsoids for s in (-1, 1)]
@@ -389,7 +392,7 @@ def _predict_thermal(plan: Plan, structures: dict[str, Volume], grid_mm: float,
                             "(heat-sink option not applied)")
         elif not vessels:
             warnings.append("no vessel masks: heat sink from vessels >= 3 mm not assessed")
-    tables_info = [{"id": t.id, "source": t.source} for t in used.values()]
+    tables_info = [{"id": t.id, "source": t.source, "kind": t.kind} for t in used.values()]
     setting = {"id": "table", "name": "zone table " + ", ".join(t.id for t in used.values()),
                "source": "; ".join(t.source for t in used.values())}
     return ZoneResult(plan.modality, grid.with_array(zone), grid_mm, ellipsoids=ellipsoids,

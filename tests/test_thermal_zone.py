@@ -198,3 +198,31 @@ def test_heat_sink_cache_follows_in_place_mask_edits():
     vessel.array[:, :, :3] = 1                                      # a far-away 2 mm sheet
     plain = predict_zone(plan, None, {"portal_vein": vessel}, options=opts)
     assert plain.volume_ml > cut.volume_ml + 0.5
+
+
+def test_published_thermal_tables_are_sourced_and_kept_apart_from_illustrative_ones():
+    """Issue 14: every published row carries its source and setting (in vivo / clinical /
+    phantom) and what was assumed; illustrative tables are marked as such; each published
+    table reproduces its own validation record exactly at the published point."""
+    from irplan.planning.thermal_zone import interpolate, load_tables
+    from irplan.planning.zone_validation import record
+
+    tables = load_tables()
+    kinds = {t.kind for t in tables.values()}
+    assert kinds == {"illustrative", "published"}
+    for t in tables.values():
+        assert t.source.strip()
+        if t.kind == "illustrative":
+            assert "ILLUSTRATIVE" in t.source
+        else:
+            assert not t.devices            # never a device default: chosen explicitly
+            for r in t.rows:
+                assert r["source"] and r["setting"] and "assumed" in r
+    for table_id, rec_id in (("mwa-porcine-invivo-80w-2012", "mwa-porcine-80w-5min"),
+                             ("mwa-clinical-100w-2016", "mwa-clinical-93-tumours"),
+                             ("rfa-cooled-2cm-2009", "rfa-cooled-2cm-12min")):
+        rec = record(rec_id)
+        row = tables[table_id].rows[0]
+        length, width, _ = interpolate(tables[table_id], row["power_w"], rec["config"]["time_s"])
+        assert length == pytest.approx(rec["published"]["length_mm"][0])
+        assert width == pytest.approx(rec["published"]["width_mm"][0])
