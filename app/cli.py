@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate-batch": ("irplan.app.cmd_evaluate_batch", "evaluate a whole cohort from a CSV"),
     "report": ("irplan.app.cmd_report", "write the PDF report of a plan"),
     "export": ("irplan.app.cmd_export", "export structures/zones/report as DICOM"),
+    "detect-needles": ("irplan.app.cmd_detect_needles",
+                       "find the placed needles on an intra-op CT, compare with the plan"),
     "pacs": ("irplan.app.cmd_pacs", "echo, query, retrieve and send with a PACS node"),
 }
 
@@ -66,7 +68,7 @@ def _gui_parser() -> argparse.ArgumentParser:
 # commands that use SimpleITK: its (ITK) warnings are switched off so that they never
 # print before IRPlan's own message
 _SITK_COMMANDS = {"zone", "segment", "evaluate", "evaluate-batch", "report", "export",
-                  "check", "compare-plans", "phantom"}
+                  "check", "compare-plans", "phantom", "detect-needles"}
 MAX_NOTES = 5
 
 
@@ -171,12 +173,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("irplan: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.filename is None:   # not about a file the user named: an internal error
+            return _internal_error(exc)
+        from irplan.io.atomic_write import os_error_message
+
+        print(f"irplan: error: {os_error_message(exc.filename, exc, 'cannot access')}",
+              file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
-        if os.environ.get("IRPLAN_DEBUG"):
-            traceback.print_exc()
-        print(f"irplan: internal error: {type(exc).__name__}: {exc} "
-              "(set IRPLAN_DEBUG=1 for details)", file=sys.stderr)
-        return 1
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    if os.environ.get("IRPLAN_DEBUG"):
+        traceback.print_exc()
+    text = " ".join(str(exc).split())[:300]
+    print(f"irplan: internal error: {type(exc).__name__}: {text} "
+          "(set IRPLAN_DEBUG=1 for details)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

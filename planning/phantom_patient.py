@@ -23,6 +23,7 @@ from irplan.planning.phantom_truth import (
     NearestVesselTruth,
     NeedleTruth,
     PhantomTruth,
+    PlacedNeedleTruth,
     TumorTruth,
     VesselTruth,
     ZoneTruth,
@@ -206,7 +207,29 @@ def make_truth(seed: int = 0, scenario: str = "margin_ok") -> PhantomTruth:
         followup_transform=tf, followup_bump_at_tumor_mm=bump_at_tumour,
         needles=needles, needle_spacing_mm=spacing,
         ire=IreTruth(voltage_v=None, pulses=90, pulse_width_us=90.0),
+        placed_needles=_placed_needles(needles, seed),
     )
+
+
+def _placed_needles(needles: list[NeedleTruth], seed: int) -> list[PlacedNeedleTruth]:
+    """The electrodes as placed (intra-op CT): each planned one pivoted about its skin
+    entry so its tip moves 0.3-1.5 mm sideways, and pushed 2 mm short .. 2.5 mm deep along
+    its new axis (own random stream: the rest of the truth is unchanged)."""
+    rng = np.random.default_rng([int(seed), 20261204])
+    out = []
+    for i, n in enumerate(needles):
+        tip, entry = np.asarray(n.tip_lps_mm), np.asarray(n.entry_lps_mm)
+        d = an.unit(tip - entry)
+        length = float(np.linalg.norm(tip - entry))
+        side = an.unit(np.cross(d, rng.normal(size=3)))
+        lateral = float(rng.uniform(0.3, 1.5))
+        new_d = an.unit(d * length + side * lateral)
+        new_tip = entry + (length + float(rng.uniform(-2.0, 2.5))) * new_d
+        out.append(PlacedNeedleTruth(
+            name=n.name, planned_index=i,
+            tip_lps_mm=readonly_array(new_tip, (3,), "tip_lps_mm"),
+            entry_lps_mm=readonly_array(entry, (3,), "entry_lps_mm")))
+    return out
 
 
 def _plan_needles(centre: np.ndarray, radius_t: float, vessels: list[VesselTruth],

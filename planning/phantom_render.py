@@ -48,6 +48,25 @@ def _seg_dist2(x: np.ndarray, y: np.ndarray, z: np.ndarray, a: np.ndarray,
     return dx * dx + dy * dy + dz * dz
 
 
+def _rod_fraction(x: np.ndarray, y: np.ndarray, z: np.ndarray, a: np.ndarray, b: np.ndarray,
+                  radius_mm: float, ramp_mm: float) -> np.ndarray:
+    """Fraction (0..1, float32) of each voxel inside the flat-ended rod a-b of
+    ``radius_mm``: linear ramps ``ramp_mm`` wide across its surface and both ends (a
+    partial-volume approximation; 0.5 exactly on the surface and at the end faces)."""
+    a = np.asarray(a, np.float32)
+    ab = np.asarray(b, np.float32) - a
+    length = np.float32(np.linalg.norm(ab))
+    u = ab / length
+    dx, dy, dz = x - a[0], y - a[1], z - a[2]
+    t = dx * u[0] + dy * u[1] + dz * u[2]
+    r = np.sqrt(np.maximum(dx * dx + dy * dy + dz * dz - t * t, 0.0))
+    h = np.float32(ramp_mm)
+    f = np.clip((np.float32(radius_mm) - r) / h + 0.5, 0.0, 1.0)
+    f *= np.clip((length - t) / h + 0.5, 0.0, 1.0)
+    f *= np.clip(t / h + 0.5, 0.0, 1.0)
+    return f.astype(np.float32, copy=False)
+
+
 class Renderer:
     """Paints analytic structures onto a grid, slab by slab.
 
@@ -286,12 +305,16 @@ def render(grid: Volume, truth: PhantomTruth, *, kind: str, seed: int
     if kind == "planning":
         intra = hu.copy()
         needle_steps = []
-        for nd in truth.needles:
+        ramp_mm = float(np.mean(grid.spacing_mm))
+        for nd in truth.placed_needles or truth.needles:
             tip, entry = np.asarray(nd.tip_lps_mm), np.asarray(nd.entry_lps_mm)
             hub = entry - 40.0 * an.unit(tip - entry)  # shaft continues outside to the handle
 
             def step_needle(sl, x, y, z, a=hub, b=tip):  # noqa: ANN001, ANN202
-                intra[sl][_seg_dist2(x, y, z, a, b) <= an.NEEDLE_DRAW_RADIUS_MM ** 2] = HU["metal"]
+                # flat-ended rod with partial volume: the metal ends exactly at the tip
+                f = _rod_fraction(x, y, z, a, b, an.NEEDLE_DRAW_RADIUS_MM, ramp_mm)
+                blk = intra[sl]
+                blk += f * (np.float32(HU["metal"]) - blk)
 
             needle_steps.append(((np.minimum(hub, tip) - 3, np.maximum(hub, tip) + 3),
                                  step_needle))

@@ -270,6 +270,29 @@ class NeedleTruth:
 
 
 @dataclass(eq=False, kw_only=True)
+class PlacedNeedleTruth:
+    """One electrode as placed in the intra-op CT (drawn there exactly: the metal ends at
+    ``tip_lps_mm``; ``entry_lps_mm`` on the skin). ``planned_index``: 0-based index into
+    ``needles`` of the planned electrode it was aimed at."""
+
+    name: str
+    planned_index: int
+    tip_lps_mm: np.ndarray
+    entry_lps_mm: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "planned_index": self.planned_index,
+                "tip_lps_mm": _list(self.tip_lps_mm), "entry_lps_mm": _list(self.entry_lps_mm)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "placed_needles[].") -> PlacedNeedleTruth:
+        return cls(name=str(_field(d, "name", where)),
+                   planned_index=int(_num(d, "planned_index", where)),
+                   tip_lps_mm=_vec(d, "tip_lps_mm", where),
+                   entry_lps_mm=_vec(d, "entry_lps_mm", where))
+
+
+@dataclass(eq=False, kw_only=True)
 class IreTruth:
     """IRE pulse settings of the reference plan (``voltage_v`` None: per pair, see source)."""
 
@@ -407,6 +430,8 @@ class PhantomTruth:
     frame: str = FRAME_NOTE
     minimal_margin_definition: str = MAM_DEFINITION
     hu_source: str = HU_SOURCE
+    # electrodes as placed in the intra-op CT (planned + a known placement error)
+    placed_needles: list[PlacedNeedleTruth] = field(default_factory=list)
     variant: str | None = None
     grids: dict[str, GridTruth] | None = None
     dicom: dict[str, DicomSeriesTruth] | None = None
@@ -445,6 +470,8 @@ class PhantomTruth:
             "needle_radius_mm": self.needle_radius_mm,
             "mask_conventions": dict(self.mask_conventions),
         }
+        if self.placed_needles:
+            d["placed_needles"] = [n.to_dict() for n in self.placed_needles]
         if self.variant is not None:
             d["variant"] = self.variant
         if self.grids is not None:
@@ -502,6 +529,8 @@ class PhantomTruth:
             needle_radius_mm=float(d.get("needle_radius_mm", an.NEEDLE_RADIUS_MM)),
             mask_conventions={str(k): str(v) for k, v in
                               (table("mask_conventions") or MASK_CONVENTIONS).items()},
+            placed_needles=[PlacedNeedleTruth.from_dict(n, f"placed_needles[{i}].")
+                            for i, n in enumerate(d.get("placed_needles") or [])],
             variant=None if d.get("variant") is None else str(d["variant"]),
             grids=None if grids is None else {k: GridTruth.from_dict(g, f"grids.{k}.")
                                               for k, g in grids.items()},

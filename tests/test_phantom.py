@@ -241,7 +241,7 @@ TRUTH_KEYS = ["seed", "scenario", "frame", "tumor", "vessels", "nearest_vessel",
               "minimal_margin_definition", "tumor_coverage_percent", "followup_transform",
               "followup_bump_at_tumor_mm", "needles", "needle_spacing_mm", "ire", "hu",
               "hu_source", "noise_sd_hu", "blur_sigma_mm", "needle_radius_mm",
-              "mask_conventions", "variant", "grids", "dicom", "files"]
+              "mask_conventions", "placed_needles", "variant", "grids", "dicom", "files"]
 
 
 def test_truth_json_round_trips_through_the_dataclass(phantom_case: Path) -> None:
