@@ -39,7 +39,7 @@ def make_app():
                     (QPalette.ColorRole.ToolTipText, "#d7dae0")):
         pal.setColor(role, QColor(c))
     app.setPalette(pal)
-    from irplan.app.main_window import STYLE_SHEET
+    from irplan.app.style import STYLE_SHEET
 
     app.setStyleSheet(STYLE_SHEET)
     return app
