@@ -153,24 +153,35 @@ def _samples_fraction(image: sitk.Image, wanted: int, cap: float) -> float:
     return float(min(cap, max(wanted / n, 0.002)))
 
 
+def _mi_method(sampling_fraction: float, seed: int = 20260601, mask: sitk.Image | None = None,
+               bins: int = 50) -> sitk.ImageRegistrationMethod:
+    """A registration method with the Mattes mutual information metric (``bins`` histogram
+    bins) on a random ``sampling_fraction`` of the voxels (fixed ``seed``: repeatable),
+    restricted to ``mask`` (fixed image) when given, linear interpolation."""
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(sampling_fraction, seed)
+    if mask is not None:
+        reg.SetMetricFixedMask(mask)
+    reg.SetInterpolator(sitk.sitkLinear)
+    # gradients at the sample points only (a whole-image gradient filter per level costs
+    # more than the optimisation itself on large scans)
+    reg.MetricUseFixedImageGradientFilterOff()
+    reg.MetricUseMovingImageGradientFilterOff()
+    return reg
+
+
 def _comparable_metric(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform,
                        mask: sitk.Image | None) -> float:
     """Mattes MI of ``transform`` on 2x bin-shrunk images with fixed random samples, so
     values before and after registration compare (lower = better aligned)."""
     f = sitk.BinShrink(fixed, [2, 2, 2])
     m = sitk.BinShrink(moving, [2, 2, 2])
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(_samples_fraction(f, 30000, 0.5), 7)
     if mask is not None:
-        reg.SetMetricFixedMask(sitk.Resample(mask, f, sitk.Transform(),
-                                             sitk.sitkNearestNeighbor, 0, mask.GetPixelID()))
-    reg.SetInterpolator(sitk.sitkLinear)
-    # gradients at the sample points only (a whole-image gradient filter per level costs
-    # more than the optimisation itself on large scans)
-    reg.MetricUseFixedImageGradientFilterOff()
-    reg.MetricUseMovingImageGradientFilterOff()
+        mask = sitk.Resample(mask, f, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                             mask.GetPixelID())
+    reg = _mi_method(_samples_fraction(f, 30000, 0.5), seed=7, mask=mask)
     reg.SetInitialTransform(transform, inPlace=False)
     return float(reg.MetricEvaluate(f, m))
 
@@ -230,15 +241,7 @@ def _global_translation(fixed: Volume, moving: Volume, voxel_mm: float = 5.0
     # shrink first (averaging), then window: 64x less work on a 512 x 512 x 200 scan
     f = _windowed(sitk.BinShrink(fixed.to_sitk(), [shrink] * 3))
     m = _windowed(sitk.BinShrink(moving.to_sitk(), [shrink] * 3))
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(_samples_fraction(f, 20000, 0.3), 20260601)
-    reg.SetInterpolator(sitk.sitkLinear)
-    # gradients at the sample points only (a whole-image gradient filter per level costs
-    # more than the optimisation itself on large scans)
-    reg.MetricUseFixedImageGradientFilterOff()
-    reg.MetricUseMovingImageGradientFilterOff()
+    reg = _mi_method(_samples_fraction(f, 20000, 0.3), bins=32)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=8.0, minStep=0.2,
                                                  numberOfIterations=60,
                                                  relaxationFactor=0.6)
@@ -345,19 +348,9 @@ def register(planning_ct: Volume, followup_ct: Volume, method: str = "rigid",
             notes.append("metric restricted to the liver mask (+10 mm)")
 
     rigid = sitk.Euler3DTransform(init)
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
     # about `rigid_samples` metric samples at full resolution (the ROI size varies a lot)
-    reg.SetMetricSamplingPercentage(_samples_fraction(fixed, rigid_samples,
-                                                      sampling_percentage), 20260601)
-    if fixed_mask is not None:
-        reg.SetMetricFixedMask(fixed_mask)
-    reg.SetInterpolator(sitk.sitkLinear)
-    # gradients at the sample points only (a whole-image gradient filter per level costs
-    # more than the optimisation itself on large scans)
-    reg.MetricUseFixedImageGradientFilterOff()
-    reg.MetricUseMovingImageGradientFilterOff()
+    reg = _mi_method(_samples_fraction(fixed, rigid_samples, sampling_percentage),
+                     mask=fixed_mask)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=0.01,
                                                  numberOfIterations=rigid_iterations,
                                                  relaxationFactor=0.5,
@@ -428,17 +421,7 @@ def _deformable(rigid_res: RegistrationResult, fixed: sitk.Image, moving: sitk.I
     extent = np.asarray(fixed.GetSize()) * np.asarray(fixed.GetSpacing())
     mesh = [max(1, int(round(e / spacing_mm))) for e in extent]
     bsp = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(sampling_percentage, 20260601)
-    if mask is not None:
-        reg.SetMetricFixedMask(mask)
-    reg.SetInterpolator(sitk.sitkLinear)
-    # gradients at the sample points only (a whole-image gradient filter per level costs
-    # more than the optimisation itself on large scans)
-    reg.MetricUseFixedImageGradientFilterOff()
-    reg.MetricUseMovingImageGradientFilterOff()
+    reg = _mi_method(sampling_percentage, mask=mask)
     reg.SetMovingInitialTransform(rigid_res.rigid_transform)
     reg.SetInitialTransform(bsp, inPlace=True)
     reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=iterations,
