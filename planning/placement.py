@@ -74,6 +74,8 @@ def match_to_plan(placed: list[PlacedNeedle], planned: list[Needle]) -> list[int
             tipd[i, j] = np.linalg.norm(np.asarray(p.tip_lps_mm) - n.tip_lps_mm)
             cost[i, j] = tipd[i, j] + ANGLE_WEIGHT_MM_PER_DEG * _angle_deg(p.direction,
                                                                            n.direction)
+    # beyond the gate every pairing costs the same: an outlier cannot pull the others
+    cost[tipd > MATCH_GATE_MM] = 1e6
     rows, cols = linear_sum_assignment(cost)
     for i, j in zip(rows, cols):
         if tipd[i, j] <= MATCH_GATE_MM:
