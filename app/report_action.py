@@ -4,12 +4,17 @@ The report is made by the same code as ``irplan report`` (zone, checks, pictures
 run as a child process (QProcess): VTK's offscreen pictures need their own OpenGL
 context, and the window stays responsive while the report is computed. The child reads
 a temporary copy of the plan as shown (app/report_inputs.py) and the evaluation shown in
-the Evaluate tab (``--evaluation``): the case's own plan file is never written.
+the Evaluate tab (``ctx.services.evaluation``, ``--evaluation``): the case's own plan
+file is never written.
+
+:class:`ReportWriter` (no widgets; ``ctx.services.report``) runs the child;
+:class:`ReportAction` is the menu action with its dialogs.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,33 +22,25 @@ from PySide6.QtCore import QObject, QProcess, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from irplan.app.context import AppContext, Services
+from irplan.planning.case import Case
 
-class ReportAction(QObject):
-    """Owns the menu action and the report child process."""
+
+class ReportWriter(QObject):
+    """Writes the report of ``case`` (plan as shown, evaluation of ``services``) in a
+    child process; ``say(text, timeout_ms)`` is the status line."""
 
     finished = Signal(str, str)   # (pdf path, error message or "")
 
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, case: Case, services: Services, say: Callable[[str, int], None],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.case, self.services, self.say = case, services, say
         self.process: QProcess | None = None
         self.inputs: Any = None          # app.report_inputs.ReportInputs of the running child
-        self.action = QAction("Write PDF &report…", window)
-        self.action.setShortcut(QKeySequence("Ctrl+P"))
-        self.action.setStatusTip("Write the PDF report of the plan as shown (zone, margins, "
-                                 "safety findings, follow-up evaluation, pictures); "
-                                 "anonymised; the plan file is not changed")
-        self.action.triggered.connect(lambda: self.write_report())
-        file_menu = next((a.menu() for a in window.menuBar().actions()
-                          if a.text().replace("&", "") == "File"), None)
-        if file_menu is not None:
-            file_menu.insertAction(file_menu.actions()[-1], self.action)
 
     def _saved_plan_path(self) -> Path | None:
-        p = getattr(self.window.case, "plan_path", None)
-        if not p:
-            tools = getattr(self.window, "needle_tools", None)
-            p = getattr(getattr(tools, "session", tools), "plan_path", None)
+        p = self.case.plan_path or getattr(self.services.session, "plan_path", None)
         return Path(p) if p else None
 
     def default_pdf_path(self) -> Path:
@@ -54,9 +51,8 @@ class ReportAction(QObject):
         plan_path = self._saved_plan_path()
         if plan_path is not None:
             return plan_path.with_name(plan_stem(plan_path) + "-report.pdf")
-        case = self.window.case
-        for d in (case.plan.file_dir or None, getattr(self.window, "case_dir", None),
-                  getattr(case, "ct_path", None)):
+        case = self.case
+        for d in (case.plan.file_dir or None, case.case_dir, case.ct_path):
             if d:
                 d = Path(d)
                 folder = d if d.is_dir() else d.parent
@@ -65,41 +61,31 @@ class ReportAction(QObject):
 
     def current_evaluation(self) -> Any:
         """The follow-up evaluation shown in the Evaluate tab (None when there is none)."""
-        panel = getattr(self.window, "evaluate_panel", None)
-        return getattr(panel, "result", None)
+        return getattr(self.services.evaluation, "result", None)
 
-    def write_report(self, pdf_path: str | Path | None = None,
-                     extra_args: list[str] | None = None) -> bool:
-        """Ask for the PDF name (when ``pdf_path`` is None), then write the report of the
-        plan as shown with the evaluation of the Evaluate tab. The plan file is not
-        written. ``extra_args``: more ``irplan report`` flags (e.g. ``--no-pictures``).
+    def refuse(self) -> bool:
+        """True (and why in the status line) when no report can be started now."""
+        if self.process is not None:
+            self.say("A report is already being written", 5000)
+            return True
+        if self.case.ct is None:
+            self.say("Report: open a CT and plan first", 8000)
+            return True
+        return False
 
-        Returns False when nothing was started (no CT, dialog cancelled, already busy).
-        """
+    def start(self, pdf: Path, extra_args: list[str] | None = None) -> bool:
+        """Write the report of the plan as shown to ``pdf`` (False: nothing started)."""
         from irplan.app.report_inputs import write_report_inputs
         from irplan.planning.errors import IrplanError
 
-        status = self.window.statusBar()
-        if self.process is not None:
-            status.showMessage("A report is already being written", 5000)
+        if self.refuse():
             return False
-        case = self.window.case
-        if case.ct is None:
-            status.showMessage("Report: open a CT and plan first", 8000)
-            return False
-        if pdf_path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self.window, "Write PDF report",
-                                                    str(self.default_pdf_path()),
-                                                    "PDF (*.pdf)")
-            if not chosen:
-                return False
-            pdf_path = chosen if chosen.lower().endswith(".pdf") else chosen + ".pdf"
-        pdf = Path(pdf_path)
+        case = self.case
         try:
             self.inputs = write_report_inputs(case.plan, case.structures, case.ct_path,
                                               self.current_evaluation())
         except (IrplanError, OSError) as exc:
-            status.showMessage(f"Report not written: {exc}", 15000)
+            self.say(f"Report not written: {exc}", 15000)
             return False
         args = ["-m", "irplan.app.cli", "report", str(self.inputs.plan_path), "--pdf", str(pdf)]
         if self.inputs.evaluation_path is not None:
@@ -109,7 +95,7 @@ class ReportAction(QObject):
         proc.setArguments(args + list(extra_args or []))
         proc.finished.connect(lambda code, _status: self._done(pdf, code))
         self.process = proc
-        status.showMessage(f"Writing report {pdf}…")
+        self.say(f"Writing report {pdf}…", 0)
         proc.start()
         return True
 
@@ -122,16 +108,72 @@ class ReportAction(QObject):
         if code != 0 or not pdf.is_file():
             text = bytes(proc.readAllStandardError()).decode("utf-8", "replace") if proc else ""
             err = (text.strip().splitlines() or [f"exit code {code}"])[-1]
-            self.window.statusBar().showMessage(f"Report failed: {err}", 15000)
-            if not getattr(self.window, "headless", False):
-                QMessageBox.warning(self.window, "PDF report", f"The report was not written:\n{err}")
+            self.say(f"Report failed: {err}", 15000)
         else:
-            self.window.statusBar().showMessage(f"Report written: {pdf}", 15000)
+            self.say(f"Report written: {pdf}", 15000)
         if proc is not None:
             proc.deleteLater()
         self.finished.emit(str(pdf), err)
 
 
-def install_report_action(window: Any) -> ReportAction:
-    """Add File ▸ Write PDF report… (Ctrl+P) to ``window``."""
-    return ReportAction(window)
+class ReportAction(QObject):
+    """File ▸ Write PDF report… (Ctrl+P): asks for the PDF name, runs the writer, says
+    a failure in a message box (unless headless)."""
+
+    finished = Signal(str, str)   # (pdf path, error message or "")
+
+    def __init__(self, ctx: AppContext, writer: ReportWriter) -> None:
+        super().__init__(ctx.parent)
+        self.ctx, self.writer = ctx, writer
+        self.action = QAction("Write PDF &report…", ctx.parent)
+        self.action.setShortcut(QKeySequence("Ctrl+P"))
+        self.action.setStatusTip("Write the PDF report of the plan as shown (zone, margins, "
+                                 "safety findings, follow-up evaluation, pictures); "
+                                 "anonymised; the plan file is not changed")
+        self.action.triggered.connect(lambda: self.write_report())
+        ctx.add_file_action(self.action)
+        ctx.actions["write_report"] = self.action
+        writer.finished.connect(self._done)
+
+    @property
+    def process(self) -> QProcess | None:
+        return self.writer.process
+
+    def default_pdf_path(self) -> Path:
+        return self.writer.default_pdf_path()
+
+    def current_evaluation(self) -> Any:
+        return self.writer.current_evaluation()
+
+    def write_report(self, pdf_path: str | Path | None = None,
+                     extra_args: list[str] | None = None) -> bool:
+        """Ask for the PDF name (when ``pdf_path`` is None), then write the report of the
+        plan as shown with the evaluation of the Evaluate tab. The plan file is not
+        written. ``extra_args``: more ``irplan report`` flags (e.g. ``--no-pictures``).
+
+        Returns False when nothing was started (no CT, dialog cancelled, already busy).
+        """
+        if pdf_path is None:
+            if self.writer.refuse():
+                return False
+            chosen, _ = QFileDialog.getSaveFileName(self.ctx.parent, "Write PDF report",
+                                                    str(self.default_pdf_path()),
+                                                    "PDF (*.pdf)")
+            if not chosen:
+                return False
+            pdf_path = chosen if chosen.lower().endswith(".pdf") else chosen + ".pdf"
+        return self.writer.start(Path(pdf_path), extra_args)
+
+    def _done(self, pdf: str, err: str) -> None:
+        if err and not self.ctx.headless():
+            QMessageBox.warning(self.ctx.parent, "PDF report",
+                                f"The report was not written:\n{err}")
+        self.finished.emit(pdf, err)
+
+
+def install_report_action(ctx: AppContext) -> ReportAction:
+    """Register :class:`ReportWriter` as ``ctx.services.report`` and add File ▸ Write PDF
+    report… (Ctrl+P)."""
+    writer = ReportWriter(ctx.case, ctx.services, ctx.show_status, parent=ctx.parent)
+    ctx.services.report = writer
+    return ReportAction(ctx, writer)

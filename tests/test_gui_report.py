@@ -18,7 +18,7 @@ def test_report_action_writes_the_pdf_of_the_open_plan(main_window, qtbot, phant
     win = main_window
     win.open_path(phantom_case / "plan.irplan.json")
     assert win.tasks.wait_idle(240)
-    report = getattr(win, "report_action", None) or install_report_action(win)
+    report = getattr(win, "report_action", None) or install_report_action(win.ctx)
     texts = [a.text() for m in win.menuBar().actions() if m.menu()
              for a in m.menu().actions()]
     assert "Write PDF &report…" in texts
