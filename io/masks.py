@@ -197,8 +197,8 @@ def read_mask(path: str | Path, *, threshold: float | None = None,
         if len(vals) > 1 and label is None:
             shown = ", ".join(f"{v:g}" for v in vals[:8]) + (" ..." if len(vals) > 8 else "")
             raise InputError(f"{p}: a labelmap with {len(vals)} labels ({shown}), not one "
-                             "binary mask; give one label (--mask-label N) or one file "
-                             "per structure")
+                             "binary mask; give one file per structure (the GUI's mask "
+                             "import makes one structure per label)")
         if label is not None:
             if label not in set(vals.tolist()):
                 raise InputError(f"{p}: label {label} not found (labels: "
