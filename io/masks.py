@@ -161,11 +161,16 @@ def read_volume_file(path: str | Path) -> Volume:
 def mask_values(vol: Volume) -> np.ndarray:
     """The distinct non-zero values of a volume (sorted)."""
     a = vol.array
-    if a.dtype == np.uint8 or a.dtype == np.bool_:
-        counts = np.bincount(a.ravel().astype(np.uint8), minlength=2)
-        vals = np.nonzero(counts)[0]
-    else:
-        vals = np.unique(a)
+    if a.size == 0:
+        return np.zeros(0, a.dtype)
+    lo, hi = a.min(), a.max()
+    if lo == 0 or hi == 0 or lo == hi:   # fast path: {0, v} (a binary mask) or one value
+        v = hi if hi != 0 else lo
+        if v == 0:
+            return np.zeros(0, a.dtype)
+        if lo == hi or not np.any((a != 0) & (a != v)):
+            return np.array([v], a.dtype)
+    vals = np.unique(a)   # labelmaps, probability maps: rare, the slow path
     return vals[vals != 0]
 
 
@@ -205,6 +210,8 @@ def read_mask(path: str | Path, *, threshold: float | None = None,
                                  f"{', '.join(f'{v:g}' for v in vals[:8])})")
             out = (a == label).astype(np.uint8)
             rule = f"{p.name}: label {label} of {len(vals)}"
+        elif a.dtype == np.uint8 and (len(vals) == 0 or vals[0] == 1):
+            out = a   # already 0/1 uint8: no copy
         else:
             out = (a != 0).astype(np.uint8)
     m = vol.with_array(out)
