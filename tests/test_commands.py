@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from irplan.io.plan_file import plan_from_dict, plan_to_dict
+from irplan.planning.case import Case
 from irplan.planning.commands import (
     AddNeedle,
     Macro,
@@ -117,6 +118,25 @@ def test_clean_state_tracks_saves() -> None:
     assert not stack.is_clean
     stack.undo()
     assert stack.is_clean and plan.margin_mm == 6
+    stack.mark_modified()              # e.g. a recovered plan: no state equals the file
+    assert not stack.is_clean
+    stack.undo()
+    assert not stack.is_clean and plan.margin_mm == 5
+
+
+def test_case_relays_only_the_current_plans_changes() -> None:
+    case = Case()
+    first, second = _plan(), _plan()
+    topics: list[str] = []
+    case.plan_changed.connect(topics.append)
+    case.set_plan(first)
+    UndoStack(first).push(SetAttrs("plan", margin_mm=7))
+    case.set_plan(second)
+    UndoStack(first).push(SetAttrs("plan", margin_mm=8))     # no longer the case's plan
+    UndoStack(second).push(move_needle(second, 0, tip_lps_mm=[1, 1, 1]))
+    case.set_plan(second)                                   # again: still one relay
+    UndoStack(second).push(SetAttrs("plan", margin_mm=9))
+    assert len(topics) == 3 and first.margin_mm == 8
 
 
 def test_locked_array_move_keeps_electrodes_parallel() -> None:
