@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("irplan.app.cmd_segment", "semi-automatic segmentation from seeds"),
     "evaluate": ("irplan.app.cmd_evaluate", "margin and efficacy after follow-up CT"),
     "evaluate-batch": ("irplan.app.cmd_evaluate_batch", "evaluate a whole cohort from a CSV"),
+    "calibrate": ("irplan.app.cmd_calibrate",
+                  "fit the zone model to a cohort's achieved ablation zones"),
     "report": ("irplan.app.cmd_report", "write the PDF report of a plan"),
     "export": ("irplan.app.cmd_export", "export structures/zones/report as DICOM"),
     "detect-needles": ("irplan.app.cmd_detect_needles",
@@ -68,7 +70,7 @@ def _gui_parser() -> argparse.ArgumentParser:
 # commands that use SimpleITK: its (ITK) warnings are switched off so that they never
 # print before IRPlan's own message
 _SITK_COMMANDS = {"zone", "segment", "evaluate", "evaluate-batch", "report", "export",
-                  "check", "compare-plans", "phantom", "detect-needles"}
+                  "check", "compare-plans", "phantom", "detect-needles", "calibrate"}
 MAX_NOTES = 5
 
 
