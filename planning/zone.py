@@ -367,6 +367,13 @@ def _predict_thermal(plan: Plan, structures: dict[str, Volume], grid_mm: float,
         elif not t.verified:
             warnings.append(f"zone table {t.id!r} is illustrative, not the manufacturer's "
                             "chart: replace it with the chart of your device")
+    calibrated: dict[str, Any] | None = None
+    if opts.params_path:   # a thermal zone scale fitted by irplan calibrate
+        from irplan.planning.zone_settings import load_thermal_scale
+
+        scale, calibrated = load_thermal_scale(opts.params_path)
+        ellipsoids = [tz.Ellipsoid(e.centre_lps_mm, e.axis, e.length_mm * scale,
+                                   e.width_mm * scale, e.label) for e in ellipsoids]
     pts = [e.centre_lps_mm + s * e.half_extent_mm() for e in ellipsoids for s in (-1, 1)]
     if tumor_box is not None:
         pts += list(tumor_box)
@@ -395,6 +402,8 @@ def _predict_thermal(plan: Plan, structures: dict[str, Volume], grid_mm: float,
     tables_info = [{"id": t.id, "source": t.source, "kind": t.kind} for t in used.values()]
     setting = {"id": "table", "name": "zone table " + ", ".join(t.id for t in used.values()),
                "source": "; ".join(t.source for t in used.values())}
+    if calibrated is not None:
+        setting = calibrated | {"tables": [t.id for t in used.values()]}
     return ZoneResult(plan.modality, grid.with_array(zone), grid_mm, ellipsoids=ellipsoids,
                       tables=tables_info, warnings=warnings,
                       timings_s={"thermal_s": time.perf_counter() - t0}, setting=setting)

@@ -84,10 +84,9 @@ def custom_setting(threshold_v_per_cm: float, source: str = "user-supplied thres
                        float(threshold_v_per_cm), source)
 
 
-def load_params(path: str | Path) -> ZoneSetting:
-    """A calibrated parameter file (``irplan calibrate --out``) as a setting.
-
-    Format: ``{"parameters": {"threshold_v_per_cm": 480.0, ...}, "cohort": "...", ...}``."""
+def read_param_file(path: str | Path) -> dict[str, Any]:
+    """The JSON object of a calibrated parameter file (``irplan calibrate --out``), with a
+    ``parameters`` object; InputError naming the file otherwise."""
     p = Path(path)
     try:
         data = json.loads(p.read_text("utf-8"))
@@ -98,7 +97,18 @@ def load_params(path: str | Path) -> ZoneSetting:
     params = data.get("parameters") if isinstance(data, dict) else None
     if not isinstance(params, dict):
         raise InputError(f"{p}: no 'parameters' object (write it with irplan calibrate --out)")
-    t = params.get("threshold_v_per_cm")
+    return data
+
+
+def load_params(path: str | Path) -> ZoneSetting:
+    """A calibrated IRE parameter file (``irplan calibrate --out``) as a setting.
+
+    Format: ``{"parameters": {"threshold_v_per_cm": 480.0, ...}, "cohort": "...", ...}``."""
+    p = Path(path)
+    data = read_param_file(p)
+    t = data["parameters"].get("threshold_v_per_cm")
+    if t is None and "zone_scale" in data["parameters"]:
+        raise InputError(f"{p}: fitted on a thermal cohort (zone_scale), not usable for IRE")
     if not isinstance(t, (int, float)) or not 50.0 <= float(t) <= 5000.0:
         raise InputError(f"{p}: parameters.threshold_v_per_cm must be a number in 50-5000 V/cm, "
                          f"got {t!r}")
@@ -106,3 +116,18 @@ def load_params(path: str | Path) -> ZoneSetting:
     n = data.get("n_cases", "?")
     return ZoneSetting("calibrated", f"calibrated ({p.name})", float(t),
                        f"fitted by irplan calibrate on {cohort} ({n} cases); file {p}")
+
+
+def load_thermal_scale(path: str | Path) -> tuple[float, dict[str, Any]]:
+    """(zone scale, setting dict) of a thermal parameter file (``irplan calibrate --out``)."""
+    p = Path(path)
+    data = read_param_file(p)
+    sc = data["parameters"].get("zone_scale")
+    if sc is None:
+        raise InputError(f"{p}: has no parameters.zone_scale (fitted on an IRE cohort?)")
+    if not isinstance(sc, (int, float)) or not 0.2 <= float(sc) <= 5.0:
+        raise InputError(f"{p}: parameters.zone_scale must be a number in 0.2-5, got {sc!r}")
+    return float(sc), {"id": "calibrated", "name": f"calibrated ({p.name})",
+                       "zone_scale": float(sc),
+                       "source": f"fitted by irplan calibrate on {data.get('cohort', '?')} "
+                                 f"({data.get('n_cases', '?')} cases); file {p}"}

@@ -92,3 +92,48 @@ def test_calibrate_bad_cohort_files(tmp_path: Path, capsys):
     assert main(["zone", str(tmp_path / "x.irplan.json"), "--params", str(params)]) == 2
     capsys.readouterr()
     assert np.isfinite(KNOWN_V_PER_CM)
+
+
+def test_calibrate_thermal_scale_and_zone_params(phantom_case: Path, tmp_path: Path, capsys):
+    """A thermal cohort (MWA, the illustrative table's zone grown 1.2x as 'achieved'):
+    the fitted zone scale is 1.2 and `irplan zone --params` applies it."""
+    from irplan.io.plan_file import load_plan_structures
+    from irplan.planning.plan import Needle, ThermalParams
+    from irplan.planning.thermal_zone import Ellipsoid, box_grid, rasterise
+
+    ref = load_plan(phantom_case / "plan.irplan.json")
+    structures, _ = load_plan_structures(ref)
+    centre = np.asarray(structures["tumor"].index_to_lps(
+        np.argwhere(structures["tumor"].array).mean(axis=0)[::-1]))
+    lines = ["case_id,plan,ablation"]
+    for k, (direction, time_s) in enumerate((([0.0, 1.0, 0.0], 300.0),
+                                             ([1.0, 0.0, 0.0], 600.0))):
+        d = np.asarray(direction)
+        plan = load_plan(phantom_case / "plan.irplan.json")
+        plan.modality = "MWA"
+        tip = centre + 15.0 * d
+        plan.needles = [Needle("mwa-14g", tip, tip - 100.0 * d)]
+        plan.thermal = ThermalParams(power_w=100.0, time_s=time_s)
+        p = save_plan(plan, tmp_path / f"mwa{k}.irplan.json")
+        res = predict_zone(plan, None, structures, 1.0, ZoneOptions(compute_margin=False))
+        e = res.ellipsoids[0]
+        big = Ellipsoid(e.centre_lps_mm, e.axis, 1.2 * e.length_mm, 1.2 * e.width_mm)
+        grid = box_grid(e.centre_lps_mm - 45.0, e.centre_lps_mm + 45.0, 1.0)
+        write_mask(grid.with_array(rasterise(grid, [big])), tmp_path / f"mwa{k}.nii.gz")
+        lines.append(f"m{k},{p.name},mwa{k}.nii.gz")
+    csv = tmp_path / "mwa.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    params = tmp_path / "mwa_params.json"
+    assert main(["calibrate", str(csv), "--json", "--out", str(params)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["modality"] == "MWA"
+    assert d["parameters"]["zone_scale"] == pytest.approx(1.2, abs=0.03)
+    assert d["dice_after"] > d["dice_before"]
+    assert main(["zone", str(tmp_path / "mwa0.irplan.json"), "--grid-mm", "1",
+                 "--margin-grid-mm", "0", "--json", "--params", str(params)]) == 0
+    z = json.loads(capsys.readouterr().out)
+    assert z["setting"]["id"] == "calibrated"
+    base = predict_zone(load_plan(tmp_path / "mwa0.irplan.json"), None, structures, 1.0,
+                        ZoneOptions(compute_margin=False)).ellipsoids[0]
+    assert z["applicators"][0]["length_mm"] == pytest.approx(
+        base.length_mm * d["parameters"]["zone_scale"], rel=1e-3)
