@@ -169,12 +169,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], *,
 
 
 def _disk_full(folder: Path) -> bool:
-    """True when the file system holding ``folder`` has no free block left."""
+    """True when the file system holding ``folder`` has no free block left for this
+    process (root may use the blocks reserved for it)."""
     try:
         st = os.statvfs(folder)
     except (OSError, AttributeError):
         return False
-    return st.f_bavail == 0
+    return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) == 0
 
 
 def _remove_stale_temps(p: Path) -> None:
