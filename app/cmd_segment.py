@@ -31,8 +31,9 @@ def _point(text: str) -> np.ndarray:
         vals = [float(p) for p in parts]
     except ValueError:
         vals = []
-    if len(vals) != 3 or not np.all(np.isfinite(vals)):
-        raise argparse.ArgumentTypeError(f"'{text}' is not an LPS point X,Y,Z in mm")
+    if len(vals) != 3 or not np.all(np.isfinite(vals)) or np.any(np.abs(vals) > 10_000):
+        raise argparse.ArgumentTypeError(f"'{text[:60]}' is not an LPS point X,Y,Z in mm "
+                                         "(three finite numbers within +-10 m)")
     return np.array(vals)
 
 
