@@ -145,6 +145,8 @@ NUMERIC_CASES = [
     ("evaluate", ["--tumor", "T", "--ablation", "A", "--spacing-mm", "0"], "--spacing-mm"),
     ("segment", ["CT", "--out", "O", "--tumor-radius-mm", "1e9"], "--tumor-radius-mm"),
     ("segment", ["CT", "--out", "O", "--tumor-radius-mm", "nan"], "--tumor-radius-mm"),
+    ("segment", ["CT", "--out", "O", "--tumor-seed", "1e300,0,0"], "--tumor-seed"),
+    ("segment", ["CT", "--out", "O", "--vessel-seed", "nan,0,0"], "--vessel-seed"),
     ("phantom", ["OUT", "--seed", "-1"], "--seed"),
     ("phantom", ["OUT", "--seed", "1" * 400], "--seed"),
     ("pacs", ["echo", "--node", "A@localhost:104", "--timeout", "nan"], "--timeout"),
