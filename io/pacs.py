@@ -695,7 +695,7 @@ def store(node: PacsNode | str, paths: Iterable[str | Path], *,
     for p in files:
         try:
             ds = dcmread(p)
-            _ = ds.SOPClassUID, ds.SOPInstanceUID
+            _ = ds.SOPClassUID, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID
             datasets.append((p, ds))
         except (OSError, InvalidDicomError, AttributeError) as exc:
             res.failed[p] = f"not a readable DICOM file ({exc})"
