@@ -197,8 +197,9 @@ def read_mask(path: str | Path, *, threshold: float | None = None,
         if fractional:
             raise InputError(
                 f"{p}: fractional values {float(vals.min()):.3g}..{float(vals.max()):.3g} "
-                "(a probability map?) are not a binary mask; give a threshold "
-                "(--mask-threshold P: inside where value >= P)")
+                "(a probability map?) are not a binary mask; give a binary mask, or a "
+                "threshold where the command has one (evaluate --mask-threshold P: inside "
+                "where value >= P)")
         if len(vals) > 1 and label is None:
             shown = ", ".join(f"{v:g}" for v in vals[:8]) + (" ..." if len(vals) > 8 else "")
             raise InputError(f"{p}: a labelmap with {len(vals)} labels ({shown}), not one "
