@@ -93,6 +93,7 @@ class CaseLoading(QObject):
         if self.loading or not self.may_discard():
             return False
         self.scan = None
+        self.ctx.tasks.cancel_all()
         self.ctx.case.close()
         self.ctx.show_status("Case closed", 5000)
         return True
@@ -114,11 +115,15 @@ class CaseLoading(QObject):
         if not self.may_discard():
             return
         self.loading = True
-        task = self.ctx.tasks.start(name, job, self._on_loaded, self._on_failed)
+        # in the quick lane, ahead of its queue: the open case's long jobs (zones, checks)
+        # must not make the user wait for the case that replaces it
+        task = self.ctx.tasks.start(name, job, self._on_loaded, self._on_failed,
+                                    priority=2, quick=True)
         task.signals.cancelled.connect(self._on_cancelled)
 
     def _on_loaded(self, loaded: LoadedCase) -> None:
         self.loading = False
+        self.ctx.tasks.cancel_all()    # the previous case's jobs go with it
         if loaded.scan is not None:
             self.scan = loaded.scan
         self._show(loaded)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from irplan.io.plan_file import load_plan_image, load_plan_structures, load_plan_with_notes
+from irplan.io.case_loader import load_plan_case
+from irplan.io.plan_file import load_plan_structures, load_plan_with_notes
 from irplan.planning.safety import SafetyChecker
 
 
@@ -37,10 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from irplan.io.masks import read_mask
 
-    plan, notes = load_plan_with_notes(args.plan, check_files=not args.no_image)
-    ct = None if args.no_image else load_plan_image(plan)
-    structures, more = load_plan_structures(plan, ct)
-    notes += more
+    if args.no_image:
+        plan, notes = load_plan_with_notes(args.plan, check_files=False)
+        ct = None
+        structures, more = load_plan_structures(plan, ct)
+        notes += more
+    else:   # the one case loader: the plan's own series, its structures (any format)
+        loaded = load_plan_case(Path(args.plan))
+        plan, ct, structures, notes = loaded.plan, loaded.ct, loaded.structures, loaded.notes
     zone = read_mask(args.zone) if args.zone else None
     if zone is not None:   # a zone on another frame would silently lose its findings
         from irplan.io.masks import require_nonempty, require_overlap

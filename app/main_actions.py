@@ -60,14 +60,15 @@ class MainActions:
     def _build_file_menu(self) -> None:
         w = self.window
         m = self.menus["file"] = w.menuBar().addMenu("&File")
-        m.addAction(self.action("open", "&Open DICOM folder…", w.ask_open_folder,
+        m.addAction(self.action("open", "&Open DICOM folder…", lambda: w.loader.ask_open_folder(),
                                 QKeySequence.StandardKey.Open,
                                 "Open a DICOM folder or DICOMDIR"))
-        m.addAction(self.action("open_plan", "Open &plan…", w.ask_open_plan, "Ctrl+Shift+O",
+        m.addAction(self.action("open_plan", "Open &plan…", lambda: w.loader.ask_open_plan(),
+                                "Ctrl+Shift+O",
                                 "Open a .irplan.json plan with its image"))
         m.addAction(self.action("demo", "Open &demo case", w.open_demo, None,
                                 "Open the built-in phantom case"))
-        m.addAction(self.action("close_case", "&Close case", w.close_case,
+        m.addAction(self.action("close_case", "&Close case", lambda: w.loader.close_case(),
                                 QKeySequence.StandardKey.Close,
                                 "Close the open case (asks about unsaved plan changes)"))
         m.addSeparator()

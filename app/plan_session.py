@@ -124,6 +124,7 @@ class PlanSession:
         # previous case's: a plan opened without one has none until saved
         self.plan_path = self.case.plan_path
         self.autosaver.set_plan_path(self.plan_path)
+        self.autosaver.mark_clean()          # the previous plan's edits are not recoverable
         self._selected = -1                  # force the event: another plan
         self.select(0 if self.plan.needles else None)
         self.stack_changed.emit()

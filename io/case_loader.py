@@ -26,14 +26,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from irplan.io.dicom_scan import ScanResult, SeriesInfo
 from irplan.planning.errors import CancelledError, InputError
 from irplan.planning.plan import Plan
 from irplan.planning.volume import Volume
+
+if TYPE_CHECKING:
+    from irplan.io.dicom_scan import ScanResult, SeriesInfo
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
