@@ -54,38 +54,6 @@ if TYPE_CHECKING:
 NOTICE_SHORT = "Research software — not a certified medical device, not for clinical use"
 APP_TITLE = "IRPlan"
 
-STYLE_SHEET = """
-QMainWindow, QWidget { background: #1e2127; color: #d7dae0; }
-QMenuBar, QMenu { background: #23272e; color: #d7dae0; }
-QMenu::item:selected, QMenuBar::item:selected { background: #3a4150; }
-QToolBar { background: #23272e; border: 0; spacing: 4px; padding: 2px; }
-QToolButton { padding: 3px 7px; border-radius: 3px; }
-QToolButton:hover { background: #343a46; }
-QToolButton:checked { background: #3d5a80; color: white; }
-QToolButton#stepButton { padding: 6px 4px; font-weight: bold; background: #2a2f38; }
-QToolButton#stepButton:checked { background: #3d5a80; }
-QGroupBox { border: 1px solid #3a404c; border-radius: 4px; margin-top: 14px;
-            padding-top: 4px; font-weight: bold; }
-QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 3px; color: #aab4c4; }
-QTreeWidget { background: #181a1f; alternate-background-color: #1f2228;
-              border: 1px solid #3a404c; }
-QHeaderView::section { background: #2a2f38; color: #c0c6d0; border: 0; padding: 3px; }
-QStatusBar { background: #16181c; color: #c9ced6; }
-QStatusBar QLabel { padding: 0 6px; }
-QLabel#notice { background: #6b4a00; color: #ffe4a3; font-weight: bold; padding: 3px 8px; }
-QLabel#statusNotice { color: #ffcf66; font-weight: bold; }
-QComboBox, QPushButton { background: #2c313a; border: 1px solid #454c59; padding: 2px 6px;
-                         border-radius: 3px; }
-QPushButton:disabled, QComboBox:disabled, QToolButton:disabled {
-    color: #5f6673; background: #23262c; border-color: #30343c; }
-QAbstractSpinBox:disabled, QCheckBox:disabled, QRadioButton:disabled { color: #5f6673; }
-QProgressBar { border: 1px solid #454c59; border-radius: 3px; text-align: center;
-               background: #181a1f; }
-QProgressBar::chunk { background: #3d7bd9; }
-QSplitter::handle { background: #2a2f38; }
-"""
-
-
 # the workflow panels, in build order: (window attribute, module, install(ctx) function)
 PANELS = (("segment_panel", "irplan.app.segment_panel", "install_segment_panel"),
           ("needle_tools", "irplan.app.needle_tools", "install"),
@@ -94,10 +62,6 @@ PANELS = (("segment_panel", "irplan.app.segment_panel", "install_segment_panel")
           ("evaluate_panel", "irplan.app.evaluate_panel", "install_evaluate_panel"),
           ("report_action", "irplan.app.report_action", "install_report_action"),
           ("training_panel", "irplan.app.training_panel", "install_training"))
-# panels whose install still takes the window (being moved onto AppContext: remove the
-# name here when its install takes ``ctx``)
-_WINDOW_ARG = {"report_action"}
-_LEGACY_SYNC = {"zone_panel": "_on_plan_replaced"}
 
 
 class MainWindow(QMainWindow):
@@ -204,7 +168,7 @@ class MainWindow(QMainWindow):
         returns (scripts and tests reach it there); the panel registers its logic in
         ``ctx.services`` and never gets the window."""
         install = getattr(importlib.import_module(module), func)
-        setattr(self, attr, install(self if attr in _WINDOW_ARG else self.ctx))
+        setattr(self, attr, install(self.ctx))
 
     def _panels_done(self) -> None:
         if self._restore_state:
@@ -221,8 +185,6 @@ class MainWindow(QMainWindow):
             sync = getattr(panel, "sync_with_case", None)
             if sync is not None:
                 sync()
-            elif attr in _LEGACY_SYNC:        # until the panel has sync_with_case
-                getattr(panel, _LEGACY_SYNC[attr])()
 
     def _install_deferred_panels(self) -> None:
         if self.panels_after_first_picture and not self._panels_started:
