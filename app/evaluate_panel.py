@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -57,11 +57,8 @@ def _label(text: str = "") -> QLabel:
 
 
 class EvaluatePanel(QWidget):
-    """Controls and figures of the follow-up evaluation of the open case."""
-
-    registered = Signal(object)    # RegistrationResult (proposed)
-    evaluated = Signal(object)     # EvaluationResult
-    zone_changed = Signal()
+    """Controls and figures of the follow-up evaluation of the open case, redrawn from
+    the logic's state whenever it changes."""
 
     def __init__(self, ctx: AppContext, logic: EvaluationLogic,
                  parent: QWidget | None = None) -> None:
@@ -69,19 +66,15 @@ class EvaluatePanel(QWidget):
         self.ctx, self.logic = ctx, logic
         self.case, self.views = ctx.case, ctx.views
         self.display = EvaluateDisplay(logic, ctx.views, parent=self)
+        self._zone_text: tuple[int, str] = (0, "")     # (id of the mask, its text)
         self._build()
         logic.changed.connect(self._refresh)
         logic.status.connect(self._status)
-        logic.followup_loaded.connect(self._on_followup)
-        logic.zone_changed.connect(self._on_zone)
-        logic.registered.connect(self._on_registered)
-        logic.dropped.connect(self._on_dropped)
-        logic.evaluated.connect(self._on_evaluated)
         self.display.mode_changed.connect(self._on_mode)
         self.display.picked.connect(lambda _p, m: self._status(f"margin here {m:+.1f} mm"))
         self._refresh()
 
-    # the logic's state, under the names the panel always had
+    # the logic's state, under the names the panel always had (scripts, tests)
     @property
     def followup(self) -> Volume | None:
         return self.logic.followup
@@ -221,15 +214,12 @@ class EvaluatePanel(QWidget):
                     "import or grow the ablation zone first" if lg.zone_followup is None
                     else "accept a registration first (or choose 'none')")
         set_enabled(self.btn_mam, lg.result is not None, "evaluate first")
-        if not fu:
-            self.lbl_followup.setText("<i>no follow-up CT loaded</i>")
-        if lg.zone_followup is None:
-            self.lbl_zone.setText("<i>no ablation zone yet</i>")
-        if not reg:
-            self.lbl_registration.setText("<i>not registered</i>")
-        elif self.cmb_method.currentText() != lg.method:
+        if self.cmb_method.currentText() != lg.method:
             self.cmb_method.setCurrentText(lg.method)
-        self._show_registration_text()
+        self.lbl_followup.setText(_followup_text(lg.followup, lg.followup_path))
+        self.lbl_zone.setText(self._zone_label(lg.zone_followup))
+        self.lbl_registration.setText(_registration_text(lg.registration, lg.accepted))
+        self._show_result(lg.result)
 
     def _status(self, text: str, error: bool = False) -> None:
         col = "#ff8a80" if error else "#9aa4b2"
@@ -251,14 +241,6 @@ class EvaluatePanel(QWidget):
     def set_followup(self, vol: Volume) -> None:
         self.logic.set_followup(vol)
 
-    def _on_followup(self, vol: Volume) -> None:
-        sx, sy, sz = vol.size_xyz
-        sp = ", ".join(f"{v:.2f}" for v in vol.spacing_mm)
-        path = self.logic.followup_path
-        self.lbl_followup.setText(f"{sx} × {sy} × {sz} voxels, {sp} mm"
-                                  + (f"<br><span style='color:#9aa4b2'>"
-                                     f"{html.escape(str(path))}</span>" if path else ""))
-
     # ------------------------------------------------------------------ zone
     def ask_import_zone(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Ablation-zone mask (follow-up space)",
@@ -276,11 +258,13 @@ class EvaluatePanel(QWidget):
         """The ablation zone mask in follow-up space (uint8)."""
         self.logic.set_zone(mask)
 
-    def _on_zone(self) -> None:
-        mask = self.logic.zone_followup
-        self.lbl_zone.setText(f"zone {float((mask.array != 0).sum()) * mask.voxel_volume_ml:.1f}"
-                              " mL (follow-up space)")
-        self.zone_changed.emit()
+    def _zone_label(self, mask: Volume | None) -> str:
+        if mask is None:
+            return "<i>no ablation zone yet</i>"
+        if self._zone_text[0] != id(mask):     # counted once per mask
+            ml = float((mask.array != 0).sum()) * mask.voxel_volume_ml
+            self._zone_text = (id(mask), f"zone {ml:.1f} mL (follow-up space)")
+        return self._zone_text[1]
 
     def segment_zone_at_crosshair(self) -> Any:
         """Region growing on the follow-up from the crosshair."""
@@ -296,40 +280,12 @@ class EvaluatePanel(QWidget):
             self.btn_register.setEnabled(False)
         return task
 
-    def _on_registered(self, reg: Any) -> None:
-        self.registered.emit(reg)
-
-    def _show_registration_text(self) -> None:
-        reg = self.logic.registration
-        if reg is None:
-            return
-        d = reg.to_dict()
-        parts = [f"<b>{html.escape(reg.method)}</b>"
-                 + (" — <span style='color:#7bd389'>accepted</span>" if self.logic.accepted
-                    else " — <span style='color:#ffcf66'>proposed</span>")]
-        if reg.metric_value is not None:
-            parts.append(f"mutual information {reg.initial_metric_value:.3f} → "
-                         f"{reg.metric_value:.3f} (lower = better)")
-        rp = d.get("rigid")
-        if rp:
-            rot = ", ".join(f"{v:.1f}" for v in rp["rotation_deg_xyz"])
-            tr = ", ".join(f"{v:.1f}" for v in rp["translation_mm"])
-            parts.append(f"rotation ({rot})°, shift ({tr}) mm")
-        if reg.landmark_residuals_mm:
-            parts.append(f"landmark residual {np.mean(reg.landmark_residuals_mm):.2f} mm")
-        parts.append(f"{reg.iterations} iterations, {reg.elapsed_s:.1f} s")
-        self.lbl_registration.setText("<br>".join(parts))
-
     def accept_registration(self) -> None:
         self.logic.accept_registration()
 
     def reject_registration(self) -> None:
         self.logic.reject_registration()
         self.display.show_zone_overlay()
-
-    def _on_dropped(self) -> None:
-        self.lbl_verdict.setText("")
-        self.lbl_figures.setText("")
 
     # ------------------------------------------------------------------ display
     def set_display(self, mode: str) -> None:
@@ -350,13 +306,16 @@ class EvaluatePanel(QWidget):
             self.btn_evaluate.setEnabled(False)
         return task
 
-    def _on_evaluated(self, res: Any) -> None:
+    def _show_result(self, res: Any) -> None:
+        if res is None:
+            self.lbl_verdict.setText("")
+            self.lbl_figures.setText("")
+            return
         col = VERDICT_COLORS[res.verdict]
         self.lbl_verdict.setText(
             f"<div style='background:{col}; color:white; padding:6px; font-weight:bold'>"
             f"{html.escape(res.verdict_text)}</div>")
         self.lbl_figures.setText("<br>".join(_figure_lines(res)))
-        self.evaluated.emit(res)
 
     def go_to_mam(self) -> None:
         self.display.go_to_mam()
@@ -365,6 +324,38 @@ class EvaluatePanel(QWidget):
         """Pick the margin surface at 3D-view display pixel (x, y) (VTK, origin bottom
         left); moves the crosshair there and returns the point (LPS mm)."""
         return self.display.pick_3d(x, y)
+
+
+def _followup_text(vol: Volume | None, path: Path | None) -> str:
+    if vol is None:
+        return "<i>no follow-up CT loaded</i>"
+    sx, sy, sz = vol.size_xyz
+    sp = ", ".join(f"{v:.2f}" for v in vol.spacing_mm)
+    return (f"{sx} × {sy} × {sz} voxels, {sp} mm"
+            + (f"<br><span style='color:#9aa4b2'>{html.escape(str(path))}</span>"
+               if path else ""))
+
+
+def _registration_text(reg: Any, accepted: bool) -> str:
+    """A registration (method, accepted or proposed, metric, motion, residuals)."""
+    if reg is None:
+        return "<i>not registered</i>"
+    d = reg.to_dict()
+    parts = [f"<b>{html.escape(reg.method)}</b>"
+             + (" — <span style='color:#7bd389'>accepted</span>" if accepted
+                else " — <span style='color:#ffcf66'>proposed</span>")]
+    if reg.metric_value is not None:
+        parts.append(f"mutual information {reg.initial_metric_value:.3f} → "
+                     f"{reg.metric_value:.3f} (lower = better)")
+    rp = d.get("rigid")
+    if rp:
+        rot = ", ".join(f"{v:.1f}" for v in rp["rotation_deg_xyz"])
+        tr = ", ".join(f"{v:.1f}" for v in rp["translation_mm"])
+        parts.append(f"rotation ({rot})°, shift ({tr}) mm")
+    if reg.landmark_residuals_mm:
+        parts.append(f"landmark residual {np.mean(reg.landmark_residuals_mm):.2f} mm")
+    parts.append(f"{reg.iterations} iterations, {reg.elapsed_s:.1f} s")
+    return "<br>".join(parts)
 
 
 def _figure_lines(res: Any) -> list[str]:

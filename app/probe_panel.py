@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QMainWindow,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
@@ -36,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from irplan.app.context import AppContext
+from irplan.app.dock_util import add_panel_dock, installed_panel, resize_dock
 from irplan.app.probe_logic import ProbeLogic, default_depth_mm
 from irplan.planning.volume import Volume
 from irplan.viewers.probe_view import PROBE_COLORS, ProbeView
@@ -332,9 +332,9 @@ def install_probe_views(ctx: AppContext) -> ProbePanel:
     """Register :class:`ProbeLogic` as ``ctx.services.probe`` and add the needle-aligned
     views as the bottom dock ``ctx.docks["probe"]`` (hidden; View menu, Ctrl+Shift+N);
     returns the panel. Needs the plan session. Idempotent."""
-    dock = ctx.docks.get("probe")
-    if dock is not None and isinstance(dock.widget(), ProbePanel):
-        return dock.widget()
+    existing = installed_panel(ctx, "probe", ProbePanel)
+    if existing is not None:
+        return existing
     session = ctx.services.session
     if session is None:
         raise RuntimeError("install_probe_views: install the plan session first "
@@ -342,17 +342,10 @@ def install_probe_views(ctx: AppContext) -> ProbePanel:
     logic = ProbeLogic(ctx.case, session)
     ctx.services.probe = logic
     panel = ProbePanel(ctx, logic)
-    dock = QDockWidget("Needle views (probe's eye)", ctx.parent)
-    dock.setObjectName("probeDock")
-    dock.setWidget(panel)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                     | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-    ctx.add_dock("probe", dock, Qt.DockWidgetArea.BottomDockWidgetArea)
+    dock = add_panel_dock(ctx, "probe", "Needle views (probe's eye)", panel,
+                          Qt.DockWidgetArea.BottomDockWidgetArea)
     panel.setMinimumHeight(220)
-    main = dock.parentWidget()
-    if isinstance(main, QMainWindow):
-        main.resizeDocks([dock], [DOCK_HEIGHT_PX], Qt.Orientation.Vertical)
+    resize_dock(dock, DOCK_HEIGHT_PX)
     dock.visibilityChanged.connect(panel.on_shown)
     dock.hide()   # on request (View menu, Ctrl+Shift+N): the 2x2 views keep their room
     toggle = dock.toggleViewAction()

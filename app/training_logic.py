@@ -87,7 +87,6 @@ class TrainingLogic(QObject):
         case.structures_changed.connect(self._on_structures_changed)
         case.ct_changed.connect(self._on_ct_changed)
         case.case_closed.connect(self._on_case_closed)
-        case.case_closed.connect(self._on_case_closed)   # the reference goes with its case
 
     # ------------------------------------------------------------------ reference
     def load_reference(self, path: str | Path) -> PlanComparison | None:
@@ -113,12 +112,6 @@ class TrainingLogic(QObject):
         self.reference_path = None
         self.comparison = None
         self.reference_changed.emit(None)
-
-    def _on_case_closed(self) -> None:
-        if self.reference is not None:
-            path = self.reference_path
-            self.clear_reference()
-            self.reference_dropped.emit(f"Reference {path} closed with its case")
 
     def _on_case_closed(self) -> None:
         """Another case: the reference belonged to the previous one."""
@@ -186,28 +179,20 @@ class TrainingLogic(QObject):
             self._start_zones(self._gen, trainee, ref)
 
     def _start_zones(self, gen: int, trainee: Plan, ref: Plan) -> None:
-        from irplan.app.process_jobs import predict_zone_job
-        from irplan.app.process_pool import Cached, shared_pool
-        from irplan.planning.zone import predict_zone
+        from irplan.app.zone_logic import case_structures_key, compute_zone
 
         structures = dict(self.case.structures)
         key = (id(ref), self.case.uid, self.case.structures_generation)
         cached = self._ref_zone if self._ref_zone_key == key else None
-        structures_key = f"structures-{self.case.uid}-{self.case.structures_generation}"
+        structures_key = case_structures_key(self.case)
         opts, grid_mm = zone_settings(exact=False)
 
         def one(plan: Plan, progress, cancel) -> tuple[ZoneFigures | None, list[str]]:
             note = zone_not_possible(plan)
             if note:
                 return None, [note]
-            if plan.is_ire:   # pyamg holds the GIL: computation process (as the zone dock)
-                res = shared_pool().run(predict_zone_job, plan,
-                                        Cached(structures_key, structures), grid_mm, opts,
-                                        progress=progress, cancel=cancel)
-            else:
-                res = predict_zone(plan, None, structures, grid_mm, opts, progress=progress,
-                                   cancel=cancel)
-            return figures_from_result(res)
+            return figures_from_result(compute_zone(plan, structures, structures_key,
+                                                    grid_mm, opts, progress, cancel))
 
         shared = self.zone_source is not None
         if shared:      # the reference as the zone dock computes the trainee's (fine)

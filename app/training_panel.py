@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMainWindow,
     QMessageBox,
     QPushButton,
     QScrollArea,
@@ -42,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from irplan.app.context import AppContext
+from irplan.app.dock_util import add_panel_dock, installed_panel, resize_dock
 from irplan.app.training_logic import TrainingLogic
 from irplan.planning.errors import IrplanError
 from irplan.planning.plan import Plan
@@ -180,9 +180,7 @@ class TrainingPanel(QWidget):
         if self.dock is not None:
             self.dock.show()
             self.dock.raise_()
-            main = self.dock.parentWidget()
-            if isinstance(main, QMainWindow):
-                main.resizeDocks([self.dock], [DOCK_HEIGHT_PX], Qt.Orientation.Vertical)
+            resize_dock(self.dock, DOCK_HEIGHT_PX)
 
     def _report(self, msg: str) -> None:
         self.ctx.show_status(f"Training: {msg}", 15000)
@@ -286,9 +284,9 @@ def install_training(ctx: AppContext) -> TrainingPanel:
     """Register :class:`TrainingLogic` as ``ctx.services.training``, add File ▸ "Compare
     with reference plan…" and the (hidden) dock ``ctx.docks["training"]``; returns the
     panel. Idempotent."""
-    dock = ctx.docks.get("training")
-    if dock is not None and isinstance(dock.widget(), TrainingPanel):
-        return dock.widget()
+    existing = installed_panel(ctx, "training", TrainingPanel)
+    if existing is not None:
+        return existing
     services = ctx.services
 
     def checker():
@@ -302,13 +300,8 @@ def install_training(ctx: AppContext) -> TrainingPanel:
     if session is not None:
         session.checker_ready.connect(logic.schedule)
     panel = TrainingPanel(ctx, logic)
-    dock = QDockWidget("Training: comparison with the reference", ctx.parent)
-    dock.setObjectName("trainingDock")
-    dock.setWidget(panel)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                     | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-    ctx.add_dock("training", dock, Qt.DockWidgetArea.BottomDockWidgetArea)
+    dock = add_panel_dock(ctx, "training", "Training: comparison with the reference", panel,
+                          Qt.DockWidgetArea.BottomDockWidgetArea)
     panel.setMinimumHeight(DOCK_HEIGHT_PX)
     dock.hide()
     panel.dock = dock
@@ -366,12 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     win.tasks.wait_idle(240)
     win.wait_for_surfaces(240)
-    tools = win.needle_tools
-    tools.panel.lock_check.setChecked(False)
+    session = win.ctx.services.session
+    session.lock_parallel = False          # move needle 2 alone
     n = win.case.plan.needles[1]
-    tools.move_point(1, "tip", n.tip_lps_mm - args.shift_mm * n.direction)
+    session.move_point(1, "tip", n.tip_lps_mm - args.shift_mm * n.direction)
     n = win.case.plan.needles[1]
-    tools.move_point(1, "entry", n.entry_lps_mm + np.array([0.0, -args.tilt_mm, 0.0]))
+    session.move_point(1, "entry", n.entry_lps_mm + np.array([0.0, -args.tilt_mm, 0.0]))
     panel.compare_with(case / "plan.irplan.json")
     win.tasks.wait_idle(240)
     tip = win.case.plan.needles[1].tip_lps_mm
