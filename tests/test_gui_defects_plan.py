@@ -176,3 +176,31 @@ def test_messages_use_display_names_not_internal_ids(ire_window) -> None:
         assert not _ID.search(it.text()), it.text()
         assert not _ID.search(it.toolTip()), it.toolTip()
     assert any("device" in it.text() for it in items)
+
+
+def test_switch_offers_to_remove_the_needles_of_the_other_device_type(ire_window) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    win = ire_window.win
+    win.case.set_plan(ire_window.reference.copy())
+    _settle(win)
+    seen: list[str] = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(50, answer)
+            return
+        seen.append(box.text())
+        next(b for b in box.buttons() if b.text() == "Remove").click()
+
+    QTimer.singleShot(50, answer)
+    win.headless = False              # the user is asked (scripts and tests are not)
+    try:
+        _choose_modality(win, "MWA")
+    finally:
+        win.headless = True
+    assert seen and "4 of 4 needle(s) are not MWA devices" in seen[0]
+    assert win.case.plan.modality == "MWA" and win.case.plan.needles == []
+    assert "device_modality" not in {f.code for f in _session(win).findings}
