@@ -9,8 +9,9 @@ mouse tool is active while that step is shown.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -41,10 +42,6 @@ REFINE_BUTTONS = (("grow", "Grow"), ("shrink", "Shrink"), ("smooth", "Smooth"),
 class SegmentPanel(QWidget):
     """Workflow step 2: the controls of :class:`SegmentLogic`."""
 
-    proposal_ready = Signal(str)   # structure key of a new proposal
-    failed = Signal(str)           # one-line message
-    busy_changed = Signal(bool)
-
     def __init__(self, logic: SegmentLogic, tool: SegmentTool, ctx: AppContext,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,9 +52,6 @@ class SegmentPanel(QWidget):
         self._info_queued = False
         self._info_stale = False
         self._build()
-        logic.proposal_ready.connect(self.proposal_ready)
-        logic.failed.connect(self.failed)
-        logic.busy_changed.connect(self.busy_changed)
         logic.message.connect(self._say)
         logic.state_changed.connect(self._on_state)
         self.case.structures_changed.connect(self._on_structures_changed)
@@ -201,16 +195,9 @@ class SegmentPanel(QWidget):
 
     # ------------------------------------------------------------------ the logic's API
     @property
-    def tool(self) -> str:
-        return self.logic.tool
-
-    @property
-    def pending(self) -> str | None:
-        return self.logic.pending
-
-    @property
-    def target_key(self) -> str:
-        return self.logic.target_key
+    def proposal_ready(self) -> Any:
+        """Signal(str): the structure key of a new proposal."""
+        return self.logic.proposal_ready
 
     def set_target(self, key: str) -> None:
         self.logic.set_target(key)
