@@ -50,8 +50,8 @@ def main() -> None:
     win.show_case(ct, masks, plan=ref, title="demo")
     win.wait_for_surfaces(120)
     win.tasks.wait_idle(240)
-    tools = win.needle_tools
-    tools.panel.lock_check.setChecked(False)
+    tools = win.ctx.services.session           # the plan session: selection, edits, undo
+    tools.lock_parallel = False
     tools.select(0)
     QTest.qWait(200)
     panel.refresh()
