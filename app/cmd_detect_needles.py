@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=1.0, help="re-prediction zone grid (default 1.0 mm)")
     parser.add_argument("--no-zone", action="store_true",
                         help="skip the zone re-prediction")
+    parser.add_argument("--register", choices=("auto", "none", "rigid"), default="auto",
+                        help="map the needles into the plan's CT by a rigid registration "
+                             "around the tumour/liver (auto: when the Frames of Reference "
+                             "differ)")
 
 
 def _r(v: Any, nd: int = 2) -> Any:
@@ -88,9 +92,18 @@ def run(args: argparse.Namespace) -> int:
     if plan is not None:
         ct_for = str(ct.metadata.get("frame_of_reference_uid", "") or "")
         plan_for = plan.image.frame_of_reference_uid
-        if ct_for and plan_for and ct_for != plan_for:
-            notes.append("the intra-op CT has another Frame of Reference than the plan's CT: "
-                         "positions are compared as stored (no registration applied)")
+        if not plan_for and args.register == "auto" and ct_for:
+            plan_for = _plan_frame(plan, notes)
+        other_frame = bool(ct_for and plan_for and ct_for != plan_for)
+        if args.register == "rigid" or (args.register == "auto" and other_frame):
+            out["registration"] = _register_to_plan(plan, ct, placed, notes)
+            for d, p in zip(needles_out, placed):
+                d["tip_lps_mm"] = _r(p.tip_lps_mm, 3)
+                d["entry_lps_mm"] = _r(p.entry_lps_mm, 3)
+                d["frame"] = "planning CT (registered)"
+        elif other_frame:
+            notes.append("the intra-op CT has another Frame of Reference than the plan's CT "
+                         "and --register none: positions are compared as stored")
         matches = pl.match_to_plan(placed, plan.needles)
         errors: list[dict[str, float] | None] = []
         for d, p, m in zip(needles_out, placed, matches):
@@ -128,6 +141,52 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_text(out)
     return 0
+
+
+def _plan_frame(plan, notes: list[str]) -> str:  # noqa: ANN001
+    """The Frame of Reference UID of the plan's CT series ("" when not DICOM / unknown)."""
+    from irplan.io.dicom_scan import scan_dicom
+    from irplan.io.plan_file import image_path
+    from irplan.planning.errors import IrplanError
+
+    try:
+        path = image_path(plan)
+        if not path.is_dir():
+            return ""
+        scan = scan_dicom(path)
+        uid = plan.image.series_uid
+        for info in scan.ct_candidates():
+            if not uid or info.series_uid == uid:
+                return str(info.frame_of_reference_uid or "")
+    except (IrplanError, OSError) as exc:
+        notes.append(f"frame of reference of the plan's CT unknown ({exc})")
+    return ""
+
+
+def _register_to_plan(plan, ct, placed, notes: list[str]) -> dict[str, Any]:  # noqa: ANN001
+    """Rigid registration planning CT (fixed) <- intra-op CT (moving) around the tumour
+    (liver-restricted metric), the evaluation's registration; ``placed`` needles are
+    mapped into the planning frame in place. Returns its figures of merit."""
+    from irplan.io.plan_file import load_plan_image, load_plan_structures
+    from irplan.planning.registration import register
+
+    planning = load_plan_image(plan)
+    structures, more = load_plan_structures(plan, planning)
+    notes += more
+    res = register(planning, ct, "rigid", target=structures.get("tumor"),
+                   liver=structures.get("liver"))
+    inverse = res.transform.GetInverse()       # intra-op LPS -> planning LPS
+    from irplan.planning.registration import map_points
+
+    for p in placed:
+        p.tip_lps_mm = map_points(inverse, np.asarray(p.tip_lps_mm, float))
+        p.entry_lps_mm = map_points(inverse, np.asarray(p.entry_lps_mm, float))
+    d = res.to_dict()
+    d["applied"] = True
+    notes.append(f"intra-op CT registered rigidly to the plan's CT around the tumour "
+                 f"(Mattes MI {d['initial_metric_value']} -> {d['metric_value']}); "
+                 "needle positions are in the planning frame")
+    return d
 
 
 def _read_currents(path: str, n: int) -> dict:

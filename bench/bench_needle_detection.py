@@ -4,7 +4,9 @@
 
 Cases (irplan.planning.needle_synthetic): 2-6 parallel needles 10-25 mm apart, oblique
 and double-oblique courses, needles nearly in the slice plane, 1 and 3 mm slices,
-streaks and noise, a rib (cortex at 1700 HU), a dense calcification, no needle. Prints
+streaks and noise, saturated metal (3071 HU plateau), bare 19 G shafts (no bloom),
+wide-bloom microwave antennas, a rib (cortex at 1700 HU), a dense calcification, no
+needle. Prints
 per case the tip error (mm), axis error (deg), missed/invented needles and time, then
 the median/max over the <= 1.25 mm cases (goals: median tip <= 0.8 mm, max <= 1.5 mm,
 axis <= 1.5 deg, none missed or invented) and over the 3 mm cases. ``--big`` also times
@@ -35,10 +37,23 @@ CASES = [
     ("3 noisy 1.25mm", dict(n_needles=3, spacing_mm=15, elevation_deg=45, slice_mm=1.25,
                             noise_sd_hu=30)),
     ("no needle + rib", dict(n_needles=0, bone=True, calcification=True)),
+    ("4 saturated metal 1mm", dict(n_needles=4, spacing_mm=15, elevation_deg=30,
+                                   metal_hu=8000)),
+    ("4 strong streaks 1mm", dict(n_needles=4, spacing_mm=12, elevation_deg=20, metal_hu=8000,
+                                  streak_hu=250, noise_sd_hu=25)),
+    ("4 thin 19G no bloom 1mm", dict(n_needles=4, spacing_mm=15, elevation_deg=30,
+                                     metal_hu=8000, bloom_radius_mm=0.55)),
+    ("3 MWA antennas 1mm", dict(n_needles=3, spacing_mm=20, elevation_deg=40, metal_hu=8000,
+                                bloom_radius_mm=2.5)),
+    ("4 wide bloom at 10mm 1mm", dict(n_needles=4, spacing_mm=10, elevation_deg=30,
+                                      metal_hu=8000, bloom_radius_mm=2.0)),
     ("4 oblique 3mm", dict(n_needles=4, spacing_mm=15, elevation_deg=30, slice_mm=3.0)),
     ("3 near in-plane 3mm", dict(n_needles=3, spacing_mm=15, elevation_deg=4, slice_mm=3.0)),
     ("2 in-plane 3mm + rib", dict(n_needles=2, spacing_mm=20, elevation_deg=2, slice_mm=3.0,
                                   bone=True)),
+    ("4 thin 19G in-plane 3mm", dict(n_needles=4, spacing_mm=15, elevation_deg=5,
+                                     slice_mm=3.0, metal_hu=8000, bloom_radius_mm=0.55)),
+    ("no needle + rib 3mm", dict(n_needles=0, bone=True, calcification=True, slice_mm=3.0)),
 ]
 
 

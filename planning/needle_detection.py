@@ -60,12 +60,13 @@ class DetectionOptions:
     """Detection parameters (module doc explains each)."""
 
     threshold_hu: float | None = None   # None: 1500 HU, 1000 HU for slices > 2 mm
-    core_hu: float = 2000.0             # a needle's metal core reaches this somewhere
+    core_hu: float | None = None        # a needle's metal core reaches this somewhere;
+    #                                     None: 2000 HU, 1500 HU for slices > 2 mm
     max_fill: float = 0.45
-    inlier_mm: float = 2.5
+    inlier_mm: float = 3.0
     min_length_mm: float = 20.0
     max_gap_mm: float | None = None     # None: 15 mm, 30 mm for slices > 2 mm
-    max_rms_mm: float = 1.6
+    max_rms_mm: float = 2.0
     max_shell_ratio: float = 0.6
     max_needles: int = 12
     ransac_iterations: int = 400
@@ -115,6 +116,8 @@ def detect_needles(ct: Volume, options: DetectionOptions | None = None, *,
     thick_slices = float(ct.spacing_mm[2]) > 2.0
     if opts.threshold_hu is None:
         opts.threshold_hu = 1000.0 if thick_slices else 1500.0
+    if opts.core_hu is None:
+        opts.core_hu = 1500.0 if thick_slices else 2000.0
     if opts.max_gap_mm is None:
         opts.max_gap_mm = 30.0 if thick_slices else 15.0
     arr = ct.array
@@ -200,11 +203,13 @@ def _sequential_ransac(pts: np.ndarray, w: np.ndarray, opts: DetectionOptions,
     alive = np.ones(len(pts), bool)
     lines: list[tuple] = []
     min_pts = 6
-    for _ in range(opts.max_needles * 4):
+    misses = 0
+    for _ in range(opts.max_needles * 6):
         if cancel is not None and cancel():
             raise CancelledError("needle detection cancelled")
         idx = np.flatnonzero(alive)
-        if len(idx) < min_pts or len(lines) >= opts.max_needles:
+        # 15 rejected lines in a row: what is left is bone/fragments, not needles
+        if len(idx) < min_pts or len(lines) >= opts.max_needles or misses >= 15:
             break
         p, pw = pts[idx], w[idx]
         sample = p if len(p) <= 4000 else p[rng.choice(len(p), 4000, replace=False)]
@@ -246,13 +251,18 @@ def _sequential_ransac(pts: np.ndarray, w: np.ndarray, opts: DetectionOptions,
             lo_t = hi_t = 0.0
         inl &= (t >= lo_t) & (t <= hi_t)
         along = (t >= lo_t - 2.0) & (t <= hi_t + 2.0)
-        remove = along & (r <= opts.inlier_mm + 1.5)
+        remove = along & (r <= opts.inlier_mm + 2.0)
         remove[np.argmin(np.abs(t) + r)] = True       # always progress
         length = hi_t - lo_t
         n_in = int(inl.sum())
         rms = float(np.sqrt(np.average(r[inl] ** 2, weights=pw[inl]))) if n_in else 0.0
-        shell = int((along & (r > opts.inlier_mm) & (r <= opts.inlier_mm + 4.0)).sum())
+        # isolation against every candidate point (also those removed with earlier
+        # lines: a bone chipped by earlier fits must not look thin)
+        r_all, t_all = _perp_dist(pts, c, d)
+        shell = int(((t_all >= lo_t - 2.0) & (t_all <= hi_t + 2.0) & (r_all > opts.inlier_mm)
+                     & (r_all <= opts.inlier_mm + 4.0)).sum())
         alive[idx[remove]] = False
+        misses += 1                 # reset when the line is kept
         if n_in < min_pts or length < opts.min_length_mm:
             if n_in >= min_pts and length >= 5.0:
                 rejected.append(f"metal fragment {length:.0f} mm long (< "
@@ -267,6 +277,7 @@ def _sequential_ransac(pts: np.ndarray, w: np.ndarray, opts: DetectionOptions,
             continue
         c_mid = c + d * (lo_t + hi_t) / 2
         lines.append((c_mid, d, -length / 2, length / 2, rms, n_in))
+        misses = 0
     return lines
 
 

@@ -6,7 +6,8 @@ needles (flat-ended rods, ``bloom_radius_mm`` wide as metal looks on CT, partial
 by a linear ramp one pixel wide), rendered on 0.5 mm sub-slices and averaged over the
 slice thickness (thick slices smear a needle running nearly in the slice plane into
 dashes), blurred by the scanner point-spread, with dark bands between needles and radial
-streaks in the slices that hold metal, Gaussian noise, and optional distractors: a rib
+streaks in the slices that hold metal (``streak_hu``), Gaussian noise, metal of
+``metal_hu`` before the 3071 HU clip of 12-bit CT (> 3071: saturated plateau), and optional distractors: a rib
 (tube with a 1.8 mm cortex at 1700 HU and marrow), a dense calcification (2000 HU
 sphere), a contrast-filled vessel (300 HU). Truth: the tip = the metal's end, entry =
 where the axis crosses the skin.
@@ -58,6 +59,7 @@ def synthetic_case(n_needles: int = 4, spacing_mm: float = 15.0, slice_mm: float
                    pixel_mm: float = 0.8, size_xy: int = 300, extent_z_mm: float = 110.0,
                    bloom_radius_mm: float = 1.2, streaks: bool = True,
                    noise_sd_hu: float = 15.0, bone: bool = False, calcification: bool = False,
+                   metal_hu: float = 3000.0, streak_hu: float = 60.0,
                    seed: int = 0) -> tuple[Volume, list[SyntheticNeedle]]:
     """A CT Volume (int16 HU, axial) and its needles' truth.
 
@@ -118,7 +120,7 @@ def synthetic_case(n_needles: int = 4, spacing_mm: float = 15.0, slice_mm: float
             x3 = xs[sl[2]][None, None, :]
             f = _rod(x3, y3, z3, hub, n.tip_lps_mm, bloom_radius_mm, pixel_mm).astype(np.float32)
             blk = hu[sl]
-            blk += f * (3000.0 - blk)
+            blk += f * (np.float32(metal_hu) - blk)
     if bone:   # a rib: curved tube with cortex, crossing the field near the needles
         rr = np.sqrt((X / (a - 20)) ** 2 + (Y / (b - 20)) ** 2)
         ang = np.arctan2(Y, X)
@@ -144,10 +146,10 @@ def synthetic_case(n_needles: int = 4, spacing_mm: float = 15.0, slice_mm: float
             pts = np.argwhere(hu[k] >= 2000)
             cy, cx = pts.mean(axis=0)
             th = np.arctan2(Y - ys[int(cy)], X - xs[int(cx)])
-            hu[k] += (60.0 * np.cos(12 * th) * np.exp(-np.hypot(Y - ys[int(cy)],
+            hu[k] += (streak_hu * np.cos(12 * th) * np.exp(-np.hypot(Y - ys[int(cy)],
                                                                 X - xs[int(cx)]) / 60.0))
             dark = np.exp(-np.hypot(Y - ys[int(cy)], X - xs[int(cx)]) ** 2 / (2 * 12.0 ** 2))
-            hu[k] -= 120.0 * dark * (hu[k] < 1000)
+            hu[k] -= 2.0 * streak_hu * dark * (hu[k] < 1000)
     hu += rng.normal(0, noise_sd_hu, hu.shape).astype(np.float32)
-    np.clip(hu, -1024, 3071, out=hu)
+    np.clip(hu, -1024, 3071, out=hu)      # 12-bit CT: bright metal saturates
     return vol.with_array(np.rint(hu).astype(np.int16)), needles

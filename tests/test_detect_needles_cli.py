@@ -144,3 +144,29 @@ def test_unreadable_inputs_exit_2(phantom_case: Path, tmp_path: Path, capsys) ->
     rc, _, err = _run(capsys, phantom_case / "intraop", "--plan",
                       phantom_case / "plan.irplan.json", "--currents", csv, "--no-zone")
     assert rc == 2 and "c.csv: line 1" in err
+
+
+def test_other_frame_is_registered_to_the_plan(phantom_case: Path, tmp_path: Path,
+                                               capsys) -> None:  # noqa: ANN001
+    """An intra-op CT on another Frame of Reference (table moved 6, -4, 5 mm): the needles
+    are reported in the planning frame after the rigid registration."""
+    from irplan.io.dicom_load import load_ct
+    from irplan.io.dicom_write import write_ct_series
+    from irplan.planning.volume import Volume
+
+    ct = load_ct(phantom_case / "intraop")
+    moved = Volume(ct.array, ct.origin_lps_mm + np.array([6.0, -4.0, 5.0]), ct.spacing_mm,
+                   ct.direction)
+    write_ct_series(moved, tmp_path / "moved", frame_of_reference_uid="1.2.826.0.1.3680043.8.498.15")
+    rc, out, _ = _run(capsys, tmp_path / "moved", "--plan", phantom_case / "plan.irplan.json",
+                      "--json", "--no-zone")
+    assert rc == 0
+    d = json.loads(out)
+    assert d["registration"]["applied"] is True
+    assert d["registration"]["metric_value"] < d["registration"]["initial_metric_value"]
+    truth = load_truth(phantom_case)
+    for t in truth.placed_needles:
+        det = min(d["needles"], key=lambda n: np.linalg.norm(np.subtract(n["tip_lps_mm"],
+                                                                         t.tip_lps_mm)))
+        assert np.linalg.norm(np.subtract(det["tip_lps_mm"], t.tip_lps_mm)) <= 1.5
+        assert det["planned_index"] == t.planned_index + 1
