@@ -6,8 +6,13 @@ fields in V/cm, currents in A.
 
 Model (CLINICAL.md "IRE physics"): quasi-static potential, electrode active parts
 (``exposure_mm`` back from the tip, radius ``radius_mm``) are equipotential conductors,
-insulated shafts do not conduct, the outer box boundary is insulated (Neumann); the box is
-padded far enough that this does not matter (tests/test_ire_field.py doubles the padding).
+insulated shafts do not conduct. Outer box boundary (``boundary``): "farfield" (default of
+:func:`solve_ire`) is the Robin condition of a dipole field towards a floating shell (see
+``FieldSolver._farfield_faces``); "insulated" (Neumann) is kept for the slab tests. With
+the far-field boundary the default padding (``DEFAULT_PADDING_MM`` = 20 mm) is enough:
+doubling it changes the zone by < 0.05 mm at 350 and 637 V/cm, while the former insulated
+15 mm box was 2.5 mm narrow and 3.6 mm too deep at 350 V/cm (issue 14;
+tests/test_ire_field.py, bench/validate_zones.py).
 
 Discretisation: 7-point finite-volume stencil, face conductance ``G = h * harmonic_mean(
 sigma_a, sigma_b)``. Electrode nodes (voxel centres within ``max(a, h*sqrt(3)/2)`` of the
@@ -29,8 +34,7 @@ apart, a = 0.535 mm, 2250 V): max |E| error on the line between them, >= 3.5 mm 
 axes, 0.9 % (2 mm grid), 2.3 % (1 mm), 0.2 % (0.5 mm); staircase electrodes without the
 sub-voxel model: 47 / 4.7 / 3.4 %. Current per unit length -2 % (the insulated box walls and
 ln((d-a)/a) vs the exact arccosh(d/2a)). The same pair at an oblique angle: current and
-zone volume within 0.3 / 0.7 %. Doubling the 15 mm padding moves the threshold surface
-by < 0.75 mm. The current is more padding-sensitive than the zone (+5 % from 15 to 30 mm).
+zone volume within 0.3 / 0.7 %.
 
 Superposition (linear case): one sparse matrix for all electrodes at fixed potential; one
 solve per electrode (that electrode 1 V, the rest 0 V; pyamg smoothed-aggregation
@@ -47,7 +51,13 @@ insulator nodes (nearest solved node) are computed once per solver, not once per
 
 Dynamic conductivity (optional, nonlinear): sigma(|E|) rises smoothly from its baseline to
 ``ratio`` times it between the reversible and irreversible thresholds (the form of Šel et
-al. 2005, IEEE TBME 52:816). It needs its own iterations per pair (no superposition).
+al. 2005, IEEE TBME 52:816). It needs its own iterations per pair (no superposition):
+:func:`solve_nonlinear_pair`, a damped fixed point stopped on the conductivity residual;
+the result says whether it converged (``IreResult.converged``, ``IreResult.dynamic``).
+
+Pair current (``current_model``): the zone keeps the static field; the current is the
+static one times :func:`pair_current_factor` (conductivity while pulsing,
+:class:`irplan.planning.conductivity.PairCurrentModel`).
 """
 
 from __future__ import annotations

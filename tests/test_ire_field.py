@@ -377,3 +377,34 @@ def test_solved_system_is_reused_only_for_the_same_geometry_and_tissue():
     moved = [Electrode([x, 1.0, 0.0], [0, 0, -1], 20.0, A_MM, shaft_mm=100.0)
              for x in (-D_MM / 2, D_MM / 2)]
     assert "solver_cached" not in solve_ire(grid, moved, sigma).timings_s
+
+
+def test_pair_current_model_puts_standard_configurations_in_the_clinical_window():
+    """Issue 14: 1500 V/cm, 15-20 mm spacing, 20 mm exposure, 19 G, 90 x 90 us: the static
+    model predicts 6-8 A, the pair-current model (conductivity while pulsing) 20-50 A, the
+    clinical target window; the zone itself is unchanged by it."""
+    from irplan.planning.conductivity import PAIR_CURRENT_MODEL
+    from irplan.planning.ire_field import CURRENT_WINDOW_A, pair_current_factor
+
+    for d in (15.0, 20.0):
+        v = 1500.0 * d / 10.0
+        els = [Electrode([x, 0.0, 0.0], [0, 0, -1], 20.0, A_MM, shaft_mm=100.0)
+               for x in (-d / 2, d / 2)]
+        grid = solver_grid(els, 2.0)
+        sigma = np.full(grid.array.shape, SIGMA_LIVER)
+        static = solve_ire(grid, els, sigma, voltages_v=v)
+        model = solve_ire(grid, els, sigma, voltages_v=v, current_model=PAIR_CURRENT_MODEL,
+                          pulse_on_s=90 * 90e-6)
+        fac = pair_current_factor(d, 20.0, A_MM, v, 90 * 90e-6, SIGMA_LIVER,
+                                  PAIR_CURRENT_MODEL)
+        p = model.pairs[0]
+        print(f"{d:.0f} mm, {v:.0f} V: static {static.pairs[0].current_a:.1f} A, pulsing "
+              f"{p.current_a:.1f} A (factor {fac.factor:.2f}, {fac.iterations} iterations, "
+              f"residual {fac.residual:.1e})")
+        assert static.pairs[0].current_a < 10.0
+        assert CURRENT_WINDOW_A[0] <= p.current_a <= CURRENT_WINDOW_A[1]
+        assert p.current_model == "pulsing" and p.current_static_a == pytest.approx(
+            static.pairs[0].current_a)
+        assert fac.converged
+        assert not any("target window" in w for w in model.warnings)
+        assert np.array_equal(model.zone.array, static.zone.array)
