@@ -260,8 +260,27 @@ class NeedlePanel(QWidget):
             self._fill_findings()
             self._fill_advice()
             self.update_undo()
+            self._update_enabled()
         finally:
             self._refreshing = False
+
+    def _update_enabled(self) -> None:
+        """Buttons that cannot act now are disabled and say why (issue 12)."""
+        from irplan.app.enable_state import set_enabled
+
+        s = self.session
+        gen = (s.case.uid, s.case.structures_generation)
+        if getattr(self, "_tumour_gen", None) != gen:      # once per structure change
+            self._tumour_gen, self._has_tumour = gen, s.tumour_mask() is not None
+        has_ct, tumour = s.case.ct is not None, self._has_tumour
+        sel = s.selected is not None and s.selected < len(s.plan.needles)
+        no_tumour = "the case has no tumour structure (Segment step)"
+        set_enabled(self.place_btn, has_ct, "open a CT first")
+        set_enabled(self.delete_btn, sel, "select a needle first (table row or its tip)")
+        set_enabled(self.snap_btn, sel and tumour,
+                    no_tumour if not tumour else "select a needle first")
+        set_enabled(self.apply_btn, tumour, no_tumour)
+        set_enabled(self.antenna_btn, tumour, no_tumour)
 
     def update_undo(self) -> None:
         st = self.session.stack
@@ -362,6 +381,7 @@ class NeedlePanel(QWidget):
             else:
                 self.table.selectRow(index)
             self._fill_coords()
+            self._update_enabled()
         finally:
             self._refreshing = False
 

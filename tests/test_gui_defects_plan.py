@@ -204,3 +204,7 @@ def test_switch_offers_to_remove_the_needles_of_the_other_device_type(ire_window
     assert seen and "4 of 4 needle(s) are not MWA devices" in seen[0]
     assert win.case.plan.modality == "MWA" and win.case.plan.needles == []
     assert "device_modality" not in {f.code for f in _session(win).findings}
+    panel = _panel(win)                 # nothing selected: Delete is off and says why
+    assert not panel.delete_btn.isEnabled()
+    assert "select a needle" in panel.delete_btn.toolTip()
+    assert panel.antenna_btn.isEnabled()            # the case has a tumour
