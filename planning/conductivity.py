@@ -173,8 +173,11 @@ class PairCurrentModel:
       liver (Beitel-White et al. 2021, PMC8048145), dT the adiabatic Joule heating
       sigma_ep |E|^2 t_on / (rho c) with t_on = pulses x pulse width, rho = 1079 kg/m^3 and
       c = 3540 J/(kg K) for liver (IT'IS Foundation tissue database v4.1), capped at
-      ``max_heating_c`` (adiabatic heating overestimates next to the electrodes, where
-      perfusion and conduction spread the heat; 60 degC keeps tissue below boiling).
+      ``max_heating_c`` = 40 degC: the largest rise van den Bos et al. measured in a gel
+      phantom over their voltage range (2.5-40.4 degC; "Thermal energy during
+      irreversible electroporation and the influence of different ablation parameters",
+      JVIR 2016), since adiabatic heating overestimates next to the electrodes, where
+      perfusion and conduction spread the heat.
 
     Measured (bench/validate_zones.py): 1500 V/cm, 19 G, 20 mm exposure, 90 x 90 us ->
     ~24 A at 15 mm and ~31 A at 20 mm spacing, inside the clinical 20-50 A window
@@ -193,7 +196,7 @@ class PairCurrentModel:
                    "re-read here; common saturation assumed here), thresholds 362/637 V/cm "
                    "(Miklavčič 2000); temperature: 1.2 %/degC (Beitel-White 2021, "
                    "PMC8048145), adiabatic Joule heating, rho c of liver (IT'IS v4.1), "
-                   "capped at 60 degC")
+                   "capped at 40 degC (largest rise in van den Bos, JVIR 2016)")
 
     def sigma_s_per_m(self, sigma0: np.ndarray, e_v_per_cm: np.ndarray,
                       pulse_on_s: float) -> np.ndarray:
