@@ -790,12 +790,15 @@ def solve_ire(grid: Volume, electrodes: list[Electrode], sigma_s_per_m: np.ndarr
             dyn_report.append({"pair": [p, q], "converged": dyn.converged,
                                "iterations": dyn.iterations,
                                "residual": float(dyn.residual)})
-            if not dyn.converged:
+            if not dyn.converged:   # show the last converged solution: the static one
                 converged = False
+                u = solver.pair_potentials(p, q, v)
+                cur, mag = solver.current_a(u, p), solver.field_magnitude_v_per_cm(u)
                 warnings.append(f"pair {p + 1}-{q + 1}: dynamic conductivity NOT CONVERGED after "
                                 f"{dyn.iterations} iterations (conductivity residual "
                                 f"{dyn.residual:.1e} > {dynamic_tol:g}): this zone is not a "
-                                "final result")
+                                "final result; the pair's last converged (static-conductivity) "
+                                "field is shown")
         cur_static, cur_kind = None, "static"
         if current_model is not None and dynamic_ratio is None:
             a, b = electrodes[p], electrodes[q]

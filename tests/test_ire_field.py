@@ -277,6 +277,9 @@ def test_dynamic_iteration_converges_damped_and_says_so_when_it_does_not():
     cut = solve_ire(grid, els, sigma, voltages_v=V, dynamic_ratio=4.0, dynamic_iterations=2)
     assert not cut.converged
     assert any("NOT CONVERGED" in w and "not a final result" in w for w in cut.warnings)
+    # what is shown is the last converged solution (static), not a half-iterated state
+    static = solve_ire(grid, els, sigma, voltages_v=V)
+    assert np.array_equal(cut.zone.array, static.zone.array)
 
 
 def test_progress_is_reported_and_cancel_stops_the_solver():
