@@ -9,8 +9,10 @@ through it (:meth:`Scene3DView.qt_to_plane_lps`, :meth:`Scene3DView.lps_to_qt`).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QWidget
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import (
@@ -40,7 +42,14 @@ from irplan.planning.volume import Volume
 from irplan.viewers.mpr_view import ORIENTATIONS, StructureStyle
 from irplan.viewers.presets import VIEW_COLORS, VR_PRESETS
 from irplan.viewers.vtk_convert import numpy_to_matrix, volume_to_vtk
-from irplan.viewers.vtk_widget import VtkWidget
+from irplan.viewers.vtk_widget import VtkWidget, render_policy
+
+# render on demand (issue 16): a slice/window change not shown in 3D is drawn once the
+# changes pause this long; frames closer than INTERACTIVE_GAP_S are a drag (cheap
+# translucency), back to full quality REST_MS after the last one
+PAUSE_RENDER_MS = 250
+INTERACTIVE_GAP_S = 0.2
+REST_MS = 300
 
 # camera presets: (direction of projection, view up) in LPS
 CAMERA_PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -104,6 +113,19 @@ class Scene3DView(VtkWidget):
         super().__init__(parent, use_vtk_style=True)
         self.name = "3d"
         self.min_interval_s = 0.15   # during crosshair drags; camera moves render directly
+        # render on demand: slice-frame and window changes wait for a pause; frames in
+        # quick succession draw translucency cheaply (see _on_render_start)
+        self._pause_timer = QTimer(self)
+        self._pause_timer.setSingleShot(True)
+        self._pause_timer.setInterval(PAUSE_RENDER_MS)
+        self._pause_timer.timeout.connect(self.request_render)
+        self._rest_timer = QTimer(self)
+        self._rest_timer.setSingleShot(True)
+        self._rest_timer.setInterval(REST_MS)
+        self._rest_timer.timeout.connect(self._at_rest)
+        self._last_frame_s = 0.0
+        self._direct_render = False
+        self.GetRenderWindow().AddObserver("StartEvent", self._on_render_start)
         style = vtkInteractorStyleTrackballCamera()
         self.GetRenderWindow().GetInteractor().SetInteractorStyle(style)
         ren = self.renderer
@@ -239,7 +261,7 @@ class Scene3DView(VtkWidget):
         for sl, _ in self._slices.values():
             sl.GetProperty().SetColorWindow(self._window[0])
             sl.GetProperty().SetColorLevel(self._window[1])
-        self.request_render()
+        self._request_if_shown(self.ct_slices_visible())
 
     def set_ct_slices_visible(self, on: bool | None) -> None:
         """Show (True) or hide (False) the CT slices in 3D; None = automatic (shown while
@@ -353,7 +375,9 @@ class Scene3DView(VtkWidget):
                 origin = np.zeros(3)
                 origin[ax] = self._positions[ax]
                 self._slices[name][1].SetOrigin(*origin)
-        self.request_render()
+        # the frames are a few thin lines: while no CT slice is shown, a moving slice
+        # does not redraw the scene at each step, only once the movement pauses
+        self._request_if_shown(self.ct_slices_visible())
 
     # ------------------------------------------------------------ volume rendering
     def set_volume_rendering(self, on: bool, preset: str | None = None) -> None:
@@ -454,9 +478,52 @@ class Scene3DView(VtkWidget):
     def reset_camera(self) -> None:
         self.set_camera_preset(self._camera_preset)
 
+    def _request_if_shown(self, shown: bool) -> None:
+        """Redraw now for a change the picture shows prominently (``shown``); else once
+        the changes pause (PAUSE_RENDER_MS after the last one; policy "queue")."""
+        if shown or render_policy() == "eager":
+            self.request_render()
+            return
+        if not self.render_pending:
+            self._pause_timer.start()
+
+    def _on_render_start(self, *_args) -> None:
+        """Before each frame: translucent shells with order-independent blending at rest
+        and for every direct ``render_now`` (screenshots, captures), plain blending while
+        scheduled or camera frames follow each other (a drag), then one full-quality
+        frame when the drag pauses."""
+        now = time.monotonic()
+        fast = now - self._last_frame_s < INTERACTIVE_GAP_S
+        self._last_frame_s = now
+        self._pause_timer.stop()
+        if render_policy() == "eager":
+            return
+        if self._direct_render:
+            self._rest_timer.stop()
+            self.renderer.UseOITOn()
+            return
+        if fast and self.renderer.GetUseOIT():
+            self.renderer.UseOITOff()
+        if not self.renderer.GetUseOIT():
+            self._rest_timer.start()
+
+    def _at_rest(self) -> None:
+        if not self.renderer.GetUseOIT():
+            self.renderer.UseOITOn()
+            self.request_render()
+
+    @property
+    def interactive_quality(self) -> bool:
+        """True while frames are drawn at interactive quality (plain blending)."""
+        return not self.renderer.GetUseOIT()
+
     def render_now(self) -> None:
         self.renderer.ResetCameraClippingRange()
-        super().render_now()
+        self._direct_render = not self.queued_render
+        try:
+            super().render_now()
+        finally:
+            self._direct_render = False
 
     # ------------------------------------------------------------ picking (LPS mm)
     def view_plane_normal(self) -> np.ndarray:

@@ -12,6 +12,7 @@ import os
 import time
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QSizePolicy, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
@@ -28,6 +29,81 @@ import vtkmodules.vtkInteractionStyle  # noqa: F401  # isort: skip
 
 # IRPLAN_EXPOSE_RENDER=1 renders the whole scene on every expose (VTK's default)
 REUSE_FRAME_ON_EXPOSE = os.environ.get("IRPLAN_EXPOSE_RENDER", "") != "1"
+
+# "queue": render on demand, views drawn one per event-loop turn (_RenderQueue);
+# "eager": every requested view drawn at the next turn (before issue 16; benches compare)
+_POLICY = {"name": os.environ.get("IRPLAN_RENDER_POLICY", "queue")}
+
+
+def render_policy() -> str:
+    """The render policy in use: "queue" (default) or "eager" (benchmarks compare)."""
+    return _POLICY["name"]
+
+
+def set_render_policy(name: str) -> None:
+    if name not in ("queue", "eager"):
+        raise ValueError(f"render policy {name!r}: expected 'queue' or 'eager'")
+    _POLICY["name"] = name
+
+
+class _RenderQueue:
+    """Views waiting for a render, drawn one per event-loop turn in request order.
+
+    With software OpenGL a slice view takes 20-40 ms to draw; a crosshair move asks for
+    three or four views at once. Drawing them in one pass holds the GUI for 100+ ms; one
+    per turn lets mouse and key events in between (and a view asked again before its
+    turn is drawn once). Safe since no VTK object lives in a worker thread (the render
+    queue reverted in c32397b hung then)."""
+
+    def __init__(self) -> None:
+        self._views: list[VtkWidget] = []
+        self._timer: QTimer | None = None
+
+    def _ensure_timer(self) -> QTimer:
+        if self._timer is None or not shiboken6.isValid(self._timer):
+            self._timer = QTimer()
+            self._timer.setSingleShot(True)
+            self._timer.setInterval(0)
+            self._timer.timeout.connect(self._render_next)
+        return self._timer
+
+    def queued(self, view: VtkWidget) -> bool:
+        return view in self._views
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def add(self, view: VtkWidget) -> None:
+        if view not in self._views:
+            self._views.append(view)
+        timer = self._ensure_timer()
+        if not timer.isActive():
+            timer.start()
+
+    def discard(self, view: VtkWidget) -> None:
+        if view in self._views:
+            self._views.remove(view)
+
+    def _render_next(self) -> None:
+        while self._views:
+            view = self._views.pop(0)
+            if shiboken6.isValid(view) and not getattr(view, "_finalized", False):
+                view.queued_render = True
+                try:
+                    view.render_now()
+                finally:
+                    view.queued_render = False
+                break
+        if self._views:
+            self._ensure_timer().start()
+
+
+_RENDER_QUEUE = _RenderQueue()
+
+
+def pending_renders() -> int:
+    """Views waiting in the render queue (tests wait until 0)."""
+    return len(_RENDER_QUEUE)
 
 
 class VtkWidget(QVTKRenderWindowInteractor):
@@ -61,24 +137,43 @@ class VtkWidget(QVTKRenderWindowInteractor):
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(0)
-        self._render_timer.timeout.connect(self.render_now)
+        self._render_timer.timeout.connect(self._render_timer_due)
         self.min_interval_s = 0.0
         self._last_render = 0.0
+        self.queued_render = False   # True while the render queue draws this view
         self.Initialize()
 
     # ------------------------------------------------------------- rendering
     def request_render(self) -> None:
-        """Schedule one render at the next event-loop turn (coalesces many requests).
-        With ``min_interval_s`` set, renders are at least that far apart (a slow 3D scene
-        must not hold up the slices while the crosshair is dragged)."""
-        if self._render_timer.isActive():
+        """Schedule one render soon (coalesces many requests). Views asking at the same
+        time are drawn one per event-loop turn (:class:`_RenderQueue`; policy "queue"),
+        so input events are handled between two draws. With ``min_interval_s`` set,
+        renders are at least that far apart (a slow 3D scene must not hold up the slices
+        while the crosshair is dragged)."""
+        queue = render_policy() == "queue"
+        if self._render_timer.isActive() or (queue and _RENDER_QUEUE.queued(self)):
             return
         wait_s = self.min_interval_s - (time.monotonic() - self._last_render)
+        if queue and wait_s <= 0:
+            _RENDER_QUEUE.add(self)
+            return
         self._render_timer.setInterval(max(0, int(wait_s * 1000)))
         self._render_timer.start()
 
+    def _render_timer_due(self) -> None:
+        if render_policy() == "queue":
+            _RENDER_QUEUE.add(self)
+        else:
+            self.render_now()
+
+    @property
+    def render_pending(self) -> bool:
+        """A render is scheduled and not done yet."""
+        return self._render_timer.isActive() or _RENDER_QUEUE.queued(self)
+
     def render_now(self) -> None:
         self._render_timer.stop()
+        _RENDER_QUEUE.discard(self)
         self._last_render = time.monotonic()
         if not self.isVisible() or getattr(self, "_finalized", False):
             return
@@ -140,6 +235,7 @@ class VtkWidget(QVTKRenderWindowInteractor):
         display still exists (a render window left to the interpreter's exit talks to
         a possibly gone X server, and Xlib then kills the process)."""
         self._render_timer.stop()
+        _RENDER_QUEUE.discard(self)
         rw = self._RenderWindow
         if rw is None:
             return
@@ -158,7 +254,7 @@ class VtkWidget(QVTKRenderWindowInteractor):
             return
         rw = self.GetRenderWindow()
         if (REUSE_FRAME_ON_EXPOSE and getattr(self, "_rendered_size", None) == tuple(rw.GetSize())
-                and not self._render_timer.isActive()):
+                and not self.render_pending):
             rw.Frame()
             return
         self.render_now()
