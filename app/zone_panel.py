@@ -38,6 +38,8 @@ from irplan.viewers.surfaces import polydata_from_arrays
 from irplan.viewers.zone_actors import ZoneDisplay
 
 _GREEN, _ORANGE, _RED, _GREY = "#6cc070", "#f0a030", "#ff5a4f", "#9aa4b2"
+# band of plausible zones (issue 14): inner = smallest (conservative), outer = largest
+BAND_COLOURS = {"inner": (0.35, 0.85, 1.0), "outer": (0.8, 0.55, 1.0)}
 
 
 def margin_colour(mam_mm: float, required_mm: float) -> str:
@@ -226,13 +228,25 @@ class ZonePanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat(f"{'zone' if fine else 'preview'} %p%")
 
+    def _show_band(self, res: ZoneResult | None) -> None:
+        """The band's inner and outer zones as faint fills on the slices (issue 14)."""
+        views = self.display.views
+        for key, colour in BAND_COLOURS.items():
+            mask = res.band_zones.get(key) if res is not None and res.band_zones else None
+            views.set_structure(f"zone_band_{key}", mask)
+            if mask is not None:
+                views.set_structure_style(f"zone_band_{key}", color=colour, opacity_2d=0.18,
+                                          opacity_3d=0.0, visible=True)
+
     def _on_cleared(self, text: str) -> None:
         self.progress.setVisible(False)
+        self._show_band(None)
         self.display.clear()
         self._show_idle(text)
 
     def _on_failed(self, msg: str) -> None:
         self.progress.setVisible(False)
+        self._show_band(None)
         self.display.clear()
         self._show_idle("")
         from irplan.planning.display_names import user_text
@@ -243,6 +257,7 @@ class ZonePanel(QWidget):
     def _on_result(self, res: ZoneResult, fine: bool) -> None:
         mesh = self.logic.mesh
         self.display.show(res, polydata_from_arrays(mesh) if mesh is not None else None)
+        self._show_band(res)
         self._show_result(res, fine)
         if fine or not (self.logic.live or self.logic.headless()):
             self.progress.setVisible(False)     # else the fine computation follows

@@ -27,7 +27,7 @@ def _case():
     return ct, masks, Plan(modality="IRE", needles=needles)
 
 
-def test_setting_choice_and_band_in_the_zone_panel(qtbot):
+def test_setting_choice_and_band_in_the_zone_panel(qtbot, screen_pixel):
     from irplan.app.main_window import MainWindow
     from irplan.app.zone_panel import install_zone_panel
 
@@ -57,6 +57,16 @@ def test_setting_choice_and_band_in_the_zone_panel(qtbot):
     assert panel.setting_combo.currentData() == "custom"
     # the band: inner (conservative) coverage and margin, outer volume, on the panel
     panel.setting_combo.setCurrentIndex(panel.setting_combo.findData("human-fit"))
+    qtbot.waitUntil(lambda: panel.result_is_fine and panel.result.threshold_v_per_cm == 550.0
+                    and not win.tasks.busy, timeout=180_000)
+    axial = win.views.mpr("axial")
+    win.views.set_crosshair(np.array([5.0, -20.0, 0.0]))    # its lines away from p_band
+    p_band = [-14.0, 0.0, 0.0]      # along the pair, beyond the 550 zone and the tumour
+    f = panel.result.field_v_per_cm.value_at_lps(p_band)
+    assert 350.0 < f < 550.0, f
+    panel.field_check.setChecked(False)        # the |E| map off: CT grey underneath
+    before = screen_pixel(win, axial, p_band)
+    assert "zone_band_outer" not in axial.structure_keys()
     panel.band_check.setChecked(True)
     qtbot.waitUntil(lambda: panel.result_is_fine and bool(panel.result.band)
                     and panel.result.threshold_v_per_cm == 550.0 and not win.tasks.busy,
@@ -69,4 +79,9 @@ def test_setting_choice_and_band_in_the_zone_panel(qtbot):
     text = panel.figures.text()
     assert "Band inner (conservative" in text and "Band outer (in vivo porcine fit" in text
     assert f"{band['inner']['minimal_margin_mm']:+.1f} mm" in text
+    # the band is drawn: the outer zone's fill tints the slice where only it reaches
+    assert {"zone_band_inner", "zone_band_outer"} <= set(axial.structure_keys())
+    after = screen_pixel(win, axial, p_band)
+    print("band pixel before", before, "after", after)
+    assert np.ptp(before) < 12 and after[2] > after[1] + 8     # grey -> lavender tint
     win.tasks.shutdown(60)
