@@ -5,6 +5,8 @@ Input CSV (header required; extra columns ignored; paths relative to the CSV's f
 
     case_id, plan, ablation       required: plan file, achieved ablation mask in the
                                   plan CT's frame (LPS; any grid)
+    followup, register            not supported yet: a row that fills them is reported
+                                  as a bad row (bring the mask over with irplan evaluate)
 
 IRE cohorts fit the lethal threshold (V/cm), thermal cohorts a zone scale factor. Per
 case: Dice, HD95 and volume ratio before (the default setting) and after the fit, and
@@ -70,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
             for c in ("plan", "ablation"):
                 if not r.get(c):
                     raise InputError(f"column {c} is empty")
+            if r.get("followup") or r.get("register"):
+                raise InputError("followup/register columns are not supported yet: give the "
+                                 "ablation mask in the plan CT's frame (e.g. from irplan "
+                                 "evaluate's registration)")
             plan_path = base / r["plan"]
             plan = load_plan(plan_path)
             structures, _notes = load_plan_structures(plan)

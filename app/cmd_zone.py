@@ -212,8 +212,10 @@ def run(args: argparse.Namespace) -> int:
                           f"{b['zone_volume_ml']:.2f} ml{extra}\n")
         for p in d["pairs"]:
             i, j = p["electrodes"]
+            static = (f" (static conductivity {p['current_static_a']:.1f} A)"
+                      if "current_static_a" in p else "")
             out.write(f"  pair {i + 1}-{j + 1}: {p['voltage_v']:.0f} V, spacing "
-                      f"{p['spacing_mm']:.1f} mm, current {p['current_a']:.1f} A\n")
+                      f"{p['spacing_mm']:.1f} mm, current {p['current_a']:.1f} A{static}\n")
     else:
         for t in d["tables"]:
             out.write(f"  table {t['id']}: {t['source']}\n")

@@ -87,6 +87,10 @@ def test_calibrate_bad_cohort_files(tmp_path: Path, capsys):
     assert main(["calibrate", str(empty)]) == 2
     err = capsys.readouterr().err
     assert "no usable case" in err and "nope.irplan.json" in err
+    fu = tmp_path / "fu.csv"
+    fu.write_text("case_id,plan,ablation,followup\nx,a.irplan.json,m.nii.gz,fu/\n")
+    assert main(["calibrate", str(fu)]) == 2
+    assert "followup/register columns are not supported" in capsys.readouterr().err
     params = tmp_path / "p.json"
     params.write_text(json.dumps({"parameters": {"threshold_v_per_cm": -3}}))
     assert main(["zone", str(tmp_path / "x.irplan.json"), "--params", str(params)]) == 2
