@@ -61,7 +61,8 @@ PANELS = (("segment_panel", "irplan.app.segment_panel", "install_segment_panel")
           ("probe_panel", "irplan.app.probe_panel", "install_probe_views"),
           ("evaluate_panel", "irplan.app.evaluate_panel", "install_evaluate_panel"),
           ("report_action", "irplan.app.report_action", "install_report_action"),
-          ("training_panel", "irplan.app.training_panel", "install_training"))
+          ("training_panel", "irplan.app.training_panel", "install_training"),
+          ("measure_panel", "irplan.app.measure_panel", "install_measure"))
 
 
 class MainWindow(QMainWindow):

@@ -109,6 +109,7 @@ class MprView(VtkWidget):
     window_changed = Signal(float, float)
     slice_changed = Signal(str, float)
     maximise_requested = Signal()
+    camera_changed = Signal(str)     # zoom or pan by the user (view name)
 
     def __init__(self, orientation: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -653,6 +654,7 @@ class MprView(VtkWidget):
             return
         p = self._event_lps(ev)
         if self._drag is None:
+            self._take_key_focus()
             self.cursor_moved.emit(p, self.hu_at(p))
             if self.tool is not None and hasattr(self.tool, "hover"):
                 self.tool.hover(self, p)
@@ -684,10 +686,12 @@ class MprView(VtkWidget):
             cam.SetFocalPoint(*(fp0 + shift))
             cam.SetPosition(*(pos0 + shift))
             self._after_slice_move()
+            self.camera_changed.emit(self.name)
         elif mode == "zoom":
             cam.SetParallelScale(self._drag_scale * float(np.exp(dy * 0.01)))
             self._update_crosshair_geometry()
             self.request_render()
+            self.camera_changed.emit(self.name)
         ev.accept()
 
     def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
@@ -714,6 +718,38 @@ class MprView(VtkWidget):
         cam.SetParallelScale(cam.GetParallelScale() / factor)
         self._update_crosshair_geometry()
         self.request_render()
+        self.camera_changed.emit(self.name)
+
+    def set_zoom_pan(self, parallel_scale_mm: float, centre_lps_mm: np.ndarray,
+                     axes: tuple[int, ...]) -> None:
+        """Follow another view (synchronised zoom/pan): its parallel scale (mm, half the
+        view height) and its view centre along the LPS ``axes`` both views show."""
+        cam = self.renderer.GetActiveCamera()
+        cam.SetParallelScale(float(parallel_scale_mm))
+        fp = np.array(cam.GetFocalPoint())
+        for a in axes:
+            if a != self.orientation.axis:
+                fp[a] = float(centre_lps_mm[a])
+        cam.SetFocalPoint(*fp)
+        self._after_slice_move()
+
+    @property
+    def parallel_scale_mm(self) -> float:
+        """Half the view height in mm (zoom)."""
+        return float(self.renderer.GetActiveCamera().GetParallelScale())
+
+    def _take_key_focus(self) -> None:
+        """The view under the pointer gets the keyboard (PageUp/Down, arrows) without a
+        click, unless a text field or other control has it."""
+        focus = QWidget.window(self).focusWidget()   # (.window is VTK's attribute)
+        if focus is self:
+            return
+        if focus is None or isinstance(focus, VtkWidget):
+            self.setFocus(Qt.FocusReason.MouseFocusReason)
+
+    def enterEvent(self, ev) -> None:  # noqa: N802
+        self._take_key_focus()
+        super().enterEvent(ev)
 
     def keyPressEvent(self, ev) -> None:  # noqa: N802
         key = ev.key()

@@ -90,6 +90,8 @@ class ViewSet(QObject):
                         window_preset(DEFAULT_WINDOW).level_hu)
         self._window_key = DEFAULT_WINDOW
         self.maximised = ""
+        self.sync_zoom_pan = False    # zoom/pan in one slice view applies to all three
+        self._syncing = False
 
         self.widget = QWidget(parent)
         grid = QGridLayout(self.widget)
@@ -114,6 +116,7 @@ class ViewSet(QObject):
             v.window_changed.connect(self._on_view_window)
             v.slice_changed.connect(self._on_slice_changed)
             v.maximise_requested.connect(lambda n=v.name: self.toggle_maximise(n))
+            v.camera_changed.connect(self._on_camera_changed)
             v.set_window(*self._window)
         self.scene3d.maximise_requested.connect(lambda: self.toggle_maximise("3d"))
 
@@ -228,6 +231,28 @@ class ViewSet(QObject):
         self.scene3d.set_slice_positions(self._crosshair)
         self.slice_changed.emit(name, pos_mm)
         self.crosshair_changed.emit(self._crosshair.copy())
+
+    def set_sync_zoom_pan(self, on: bool) -> None:
+        """Synchronised zoom/pan: the slice views show the same mm per pixel and the same
+        centre along the LPS axes they share (the axial view's zoom/pan when switched on)."""
+        self.sync_zoom_pan = bool(on)
+        if on:
+            self._on_camera_changed("axial")
+
+    def _on_camera_changed(self, name: str) -> None:
+        if not self.sync_zoom_pan or self._syncing:
+            return
+        src = self.mpr(name)
+        centre = np.array(src.renderer.GetActiveCamera().GetFocalPoint())
+        self._syncing = True
+        try:
+            for v in self.mprs():
+                if v is not src:
+                    shared = tuple(a for a in range(3)
+                                   if a not in (v.orientation.axis, src.orientation.axis))
+                    v.set_zoom_pan(src.parallel_scale_mm, centre, shared)
+        finally:
+            self._syncing = False
 
     def reset_views(self) -> None:
         for v in self.mprs():

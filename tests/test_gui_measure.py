@@ -1,0 +1,200 @@
+"""Measurement tools on the slice views (issue 16), driven with real Qt mouse and key
+events on the main window's views; each test checks the figure the view shows against
+the synthetic abdomen's known geometry and HU (tests/test_gui_views.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent, QWheelEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_gui_views import BODY_HU, LIVER_HU, TUMOUR_CENTRE, TUMOUR_HU, synthetic_case  # noqa: E402
+
+pytestmark = pytest.mark.gui
+WINDOW_SIZE = (1100, 760)
+L, N = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+
+
+def _mouse(view, kind: str, xy: tuple[float, float], button=N, buttons=N,
+           mods=Qt.KeyboardModifier.NoModifier) -> None:
+    types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove,
+             "release": QEvent.Type.MouseButtonRelease}
+    pos = QPointF(*xy)
+    QApplication.sendEvent(view, QMouseEvent(types[kind], pos, view.mapToGlobal(pos),
+                                             button, buttons, mods))
+
+
+def _drag(view, a_lps, b_lps) -> None:
+    a, b = view.lps_to_qt(np.asarray(a_lps, float)), view.lps_to_qt(np.asarray(b_lps, float))
+    _mouse(view, "press", a, L, L)
+    for t in (0.25, 0.5, 0.75):
+        _mouse(view, "move", (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])), N, L)
+    _mouse(view, "release", b, L, N)
+
+
+def _click(view, p_lps) -> None:
+    xy = view.lps_to_qt(np.asarray(p_lps, float))
+    _mouse(view, "press", xy, L, L)
+    _mouse(view, "release", xy, L, N)
+
+
+@pytest.fixture(scope="module")
+def shown(main_window):
+    from irplan.viewers.measure_tools import MeasureTool
+
+    ct, masks = synthetic_case()
+    main_window.show_case(ct, masks, title="synthetic")
+    assert main_window.tasks.wait_idle(120)
+    tool = MeasureTool(main_window.views)
+    yield main_window, tool
+    tool.set_mode(None)
+    tool.clear()
+
+
+def _shown_text(tool) -> str:
+    """The figure drawn in the view for the last measurement."""
+    return tool._drawn[-1].label.GetInput()
+
+
+def test_distance_ruler_shows_mm(shown, qtbot) -> None:
+    win, tool = shown
+    v = win.views
+    v.set_crosshair(np.zeros(3))
+    v.axial.render_now()
+    z = v.axial.slice_position_mm
+    a, b = np.array([-50.0, -20.0, z]), np.array([30.0, 40.0, z])   # 100 mm apart
+    tool.set_mode("distance")
+    crosshair = v.crosshair_lps_mm
+    _drag(v.axial, a, b)
+    m = tool.measurements[-1]
+    assert m.kind == "distance" and m.view == "axial"
+    assert m.value == pytest.approx(100.0, abs=2.0)          # within a screen pixel or two
+    assert _shown_text(tool) == f"{m.value:.1f} mm"
+    assert np.allclose(v.crosshair_lps_mm, crosshair)         # the crosshair stayed
+    assert tool._drawn[-1].line.GetVisibility()
+    # another slice: the ruler is not drawn there; back on its slice it is
+    v.axial.scroll(5)
+    assert not tool._drawn[-1].line.GetVisibility()
+    v.axial.scroll(-5)
+    assert tool._drawn[-1].line.GetVisibility()
+
+
+def test_angle_tool_shows_degrees(shown, qtbot) -> None:
+    win, tool = shown
+    ax = win.views.axial
+    z = ax.slice_position_mm
+    tool.set_mode("angle")
+    vertex = np.array([0.0, 0.0, z])
+    _click(ax, vertex + [-40.0, 0.0, 0.0])
+    _click(ax, vertex)
+    _click(ax, vertex + [0.0, 40.0, 0.0])
+    m = tool.measurements[-1]
+    assert m.kind == "angle"
+    assert m.value == pytest.approx(90.0, abs=1.5)
+    assert _shown_text(tool) == f"{m.value:.1f}°"
+
+
+def test_roi_statistics_show_known_hu(shown, qtbot) -> None:
+    win, tool = shown
+    v = win.views
+    ax = v.axial
+    # uniform soft tissue of the body (40 HU), patient left: an ellipse of radius 20 mm
+    c = np.array([80.0, -20.0, ax.slice_position_mm])
+    tool.set_mode("roi_ellipse")
+    _drag(ax, c - [20.0, 20.0, 0.0], c + [20.0, 20.0, 0.0])
+    m = tool.measurements[-1]
+    s = m.stats
+    assert s["mean_hu"] == pytest.approx(BODY_HU) and s["sd_hu"] == pytest.approx(0.0)
+    assert s["min_hu"] == BODY_HU and s["max_hu"] == BODY_HU
+    assert s["area_mm2"] == pytest.approx(np.pi * 20 ** 2, rel=0.08)
+    assert _shown_text(tool) == (f"mean {BODY_HU:.1f} HU  SD 0.0\nmin {BODY_HU}  "
+                                 f"max {BODY_HU}  {s['area_mm2'] / 100:.2f} cm²")
+    # a rectangle over the tumour inside the liver: both tissues, in between on average
+    v.set_crosshair(TUMOUR_CENTRE)
+    ax.render_now()
+    tool.set_mode("roi_rect")
+    _drag(ax, TUMOUR_CENTRE - [30.0, 30.0, 0.0], TUMOUR_CENTRE + [30.0, 30.0, 0.0])
+    s = tool.measurements[-1].stats
+    assert s["min_hu"] == TUMOUR_HU and s["max_hu"] == LIVER_HU
+    assert TUMOUR_HU < s["mean_hu"] < LIVER_HU and s["sd_hu"] > 10
+    assert f"min {TUMOUR_HU}  max {LIVER_HU}" in _shown_text(tool)
+    assert s["area_mm2"] == pytest.approx(60 * 60, rel=0.08)
+    rows = tool.to_json()
+    assert rows[-1]["kind"] == "roi_rect" and rows[-1]["min_hu"] == TUMOUR_HU
+    tool.set_mode(None)
+
+
+def test_keys_scroll_the_view_under_the_pointer_without_a_click(shown, qtbot) -> None:
+    win, _tool = shown
+    v = win.views
+    v.axial.setFocus()
+    cor = v.coronal
+    y0 = cor.slice_position_mm
+    _mouse(cor, "move", (cor.width() / 2, cor.height() / 2))     # the pointer over it
+    focus = win.focusWidget()          # where the window sends key presses
+    assert focus is cor
+    QTest.keyClick(focus, Qt.Key.Key_PageUp)
+    QTest.keyClick(focus, Qt.Key.Key_Up)
+    assert cor.slice_position_mm == pytest.approx(y0 + 2 * cor.step_mm)
+    cor.render_now()
+    assert f"P {y0 + 2 * cor.step_mm:+.1f} mm" in cor._info.GetInput()   # shown in the view
+
+
+def test_synchronised_zoom_and_pan(shown, qtbot) -> None:
+    win, _tool = shown
+    v = win.views
+    ax, cor, sag = v.axial, v.coronal, v.sagittal
+    v.reset_views()
+    v.set_sync_zoom_pan(True)
+    try:
+        pos = QPointF(ax.width() / 2, ax.height() / 2)
+        QApplication.sendEvent(ax, QWheelEvent(
+            pos, ax.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 240), N,
+            Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False))
+        assert ax.parallel_scale_mm == pytest.approx(cor.parallel_scale_mm)
+        assert sag.parallel_scale_mm == pytest.approx(ax.parallel_scale_mm)
+        # the same mm per pixel: the same scale bar in views of the same size
+        v.render_now()
+        if ax.size() == cor.size():
+            assert ax._bar_text.GetInput() == cor._bar_text.GetInput()
+        # Shift+drag pans the axial view 40 px right: coronal follows along L (x)
+        x0 = float(cor.renderer.GetActiveCamera().GetFocalPoint()[0])
+        c = (ax.width() / 2, ax.height() / 2)
+        _mouse(ax, "press", c, L, L, Qt.KeyboardModifier.ShiftModifier)
+        _mouse(ax, "move", (c[0] + 40, c[1]), N, L, Qt.KeyboardModifier.ShiftModifier)
+        _mouse(ax, "release", (c[0] + 40, c[1]), L, N)
+        ax_x = float(ax.renderer.GetActiveCamera().GetFocalPoint()[0])
+        assert abs(ax_x - x0) > 5
+        assert float(cor.renderer.GetActiveCamera().GetFocalPoint()[0]) == pytest.approx(ax_x)
+    finally:
+        v.set_sync_zoom_pan(False)
+        v.reset_views()
+
+
+def test_view_menu_measure_distance_shows_figure_in_status_line(shown, qtbot) -> None:
+    win, _tool = shown
+    panel = win.measure_panel
+    v = win.views
+    v.set_crosshair(np.zeros(3))
+    v.coronal.render_now()
+    y = v.coronal.slice_position_mm
+    panel.actions["distance"].trigger()
+    assert v.axial.tool is panel.tool
+    _drag(v.coronal, [-40.0, y, -30.0], [20.0, y, 50.0])        # 100 mm in the coronal plane
+    m = panel.tool.measurements[-1]
+    assert m.view == "coronal" and m.value == pytest.approx(100.0, abs=2.0)
+    assert win.statusBar().currentMessage() == f"Distance (coronal): {m.value:.1f} mm"
+    panel.actions["off"].trigger()
+    assert v.axial.tool is None
+    panel.actions["clear"].trigger()
+    assert panel.tool.measurements == []
+    panel.actions["sync"].setChecked(True)
+    assert v.sync_zoom_pan
+    panel.actions["sync"].setChecked(False)
