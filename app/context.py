@@ -50,6 +50,7 @@ class Services:
     probe: Any = None          # needle-aligned views (probe dock)
     report: Any = None         # File > Write PDF report
     segment: Any = None        # Segment step
+    verify: Any = None         # intra-op verification (app/verify_logic.VerifyLogic)
 
 
 @dataclass
