@@ -90,6 +90,7 @@ class ZoneLogic(QObject):
         self.threshold_v_per_cm = float(E_IRREVERSIBLE_V_PER_CM)
         self.heat_sink = False
         self.band = False                  # IRE: also the inner/outer plausible zones
+        self.params_path: str | None = None  # IRE: calibrated parameters (irplan calibrate)
         self.result: ZoneResult | None = None
         self.result_is_fine = False
         self.mesh: dict[str, Any] | None = None   # surface arrays of ``result`` (or None)
@@ -138,7 +139,8 @@ class ZoneLogic(QObject):
         snap = plan_snapshot(plan)
         structures = dict(self.case.structures)
         common = {"threshold_v_per_cm": self.threshold_v_per_cm, "heat_sink": self.heat_sink,
-                  "band": self.band}
+                  "band": self.band,
+                  "params_path": self.params_path if plan.modality == "IRE" else None}
         opts = (ZoneOptions(margin_fine_mm=0.5, **common) if fine
                 else ZoneOptions.live_preview(**common))
         grid_mm = FINE_GRID_MM if fine else PREVIEW_GRID_MM

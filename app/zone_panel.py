@@ -115,6 +115,10 @@ class ZonePanel(QWidget):
             self.setting_combo.setItemData(self.setting_combo.count() - 1, st.source,
                                            Qt.ItemDataRole.ToolTipRole)
         self.setting_combo.addItem("custom (threshold below)", "custom")
+        self.setting_combo.addItem("calibrated parameter file…", "file")
+        self.setting_combo.setItemData(self.setting_combo.count() - 1,
+                                       "a threshold fitted by irplan calibrate --out",
+                                       Qt.ItemDataRole.ToolTipRole)
         self.setting_combo.setToolTip("IRE zone model: the lethal-field threshold of a named, "
                                       "sourced setting (hover an item for its source)")
         self.setting_combo.currentIndexChanged.connect(self._on_setting)
@@ -173,6 +177,7 @@ class ZonePanel(QWidget):
 
     def _on_threshold(self, value: float) -> None:
         self.logic.threshold_v_per_cm = float(value)
+        self.logic.params_path = None            # a typed threshold replaces a file's
         ids = [self.setting_combo.itemData(i) for i in range(self.setting_combo.count())]
         from irplan.planning.zone_settings import settings as zone_settings
 
@@ -185,10 +190,40 @@ class ZonePanel(QWidget):
 
     def _on_setting(self, index: int) -> None:
         sid = self.setting_combo.itemData(index)
+        if sid == "file":
+            from PySide6.QtWidgets import QFileDialog
+
+            path, _ = QFileDialog.getOpenFileName(self, "Calibrated zone parameters", "",
+                                                  "Parameter files (*.json)")
+            if not path or not self.load_params_file(path):
+                self._on_threshold(self.threshold_spin.value())   # back to what it was
+            return
         if sid != "custom":
             from irplan.planning.zone_settings import get_setting
 
             self.threshold_spin.setValue(get_setting(sid).threshold_v_per_cm)
+
+    def load_params_file(self, path: str) -> bool:
+        """Use a calibrated parameter file (``irplan calibrate --out``) as the IRE model;
+        False (and the reason shown) when the file is not usable."""
+        from irplan.planning.errors import InputError
+        from irplan.planning.zone_settings import load_params
+
+        try:
+            st = load_params(path)
+        except InputError as exc:
+            self.figures.setText(f"<span style='color:{_RED}'>{html.escape(str(exc))}</span>")
+            return False
+        self.threshold_spin.blockSignals(True)
+        self.threshold_spin.setValue(st.threshold_v_per_cm)
+        self.threshold_spin.blockSignals(False)
+        self.setting_combo.blockSignals(True)
+        self.setting_combo.setCurrentIndex(self.setting_combo.findData("file"))
+        self.setting_combo.blockSignals(False)
+        self.logic.threshold_v_per_cm = st.threshold_v_per_cm
+        self.logic.params_path = str(path)
+        self.logic.schedule()
+        return True
 
     def _on_band(self, on: bool) -> None:
         self.logic.band = bool(on)

@@ -84,4 +84,23 @@ def test_setting_choice_and_band_in_the_zone_panel(qtbot, screen_pixel):
     after = screen_pixel(win, axial, p_band)
     print("band pixel before", before, "after", after)
     assert np.ptp(before) < 12 and after[2] > after[1] + 8     # grey -> lavender tint
+    # a calibrated parameter file (irplan calibrate --out) as the model
+    import json
+    import tempfile
+    from pathlib import Path
+
+    tmp = Path(tempfile.mkdtemp())
+    good = tmp / "cohort_params.json"
+    good.write_text(json.dumps({"parameters": {"threshold_v_per_cm": 420.0},
+                                "cohort": "cohort.csv", "n_cases": 7}))
+    assert panel.load_params_file(str(good))
+    assert panel.setting_combo.currentData() == "file"
+    qtbot.waitUntil(lambda: panel.result_is_fine and panel.result.threshold_v_per_cm == 420.0
+                    and not win.tasks.busy, timeout=180_000)
+    assert panel.result.setting["id"] == "calibrated"
+    assert "Model: calibrated (cohort_params.json)" in panel.figures.text()
+    bad = tmp / "bad.json"
+    bad.write_text("{}")
+    assert not panel.load_params_file(str(bad))
+    assert "bad.json" in panel.figures.text() and "parameters" in panel.figures.text()
     win.tasks.shutdown(60)
