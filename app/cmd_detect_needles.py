@@ -132,6 +132,13 @@ def run(args: argparse.Namespace) -> int:
             placed_plan = pl.placed_plan(plan, placed, matches)
         if placed_plan is not None and not args.no_zone and plan.structures:
             out["repredicted"] = _repredict(plan, placed_plan, pairs, args.grid_mm, notes)
+    if record is not None and "placed" in (out.get("repredicted") or {}):
+        predicted = {tuple(sorted(pp["electrodes"])): pp["current_a"]
+                     for pp in out["repredicted"]["placed"].get("pairs", [])
+                     if pp.get("current_a") is not None}
+        fit = pl.fit_current_scale(predicted, {k: v["current_a"] for k, v in record.items()})
+        if fit is not None:
+            out["currents"] = fit
     if args.out:
         _write_out(args.out, args.plan, plan, placed_plan, out)
     out["notes"] = notes
@@ -272,8 +279,9 @@ def _write_out(path: str, plan_path: str, plan, placed_plan, out: dict) -> None:
         "pairs": out["pairs"],
         "verdict": out.get("verdict"),
     }
-    if "repredicted" in out:
-        placed_plan.extra["procedure"]["repredicted"] = out["repredicted"]
+    for key in ("repredicted", "currents", "registration"):
+        if key in out:
+            placed_plan.extra["procedure"][key] = out[key]
     save_plan(placed_plan, path)
 
 
@@ -301,6 +309,10 @@ def _print_text(out: dict) -> None:
             z = rp[k]
             w(f"  zone {k}: {z['zone_volume_ml']} ml, coverage {z['tumor_coverage_percent']} %, "
               f"minimal margin {z['minimal_margin_mm']} mm\n")
+    cf = out.get("currents")
+    if cf:
+        w(f"  measured/predicted currents: conductivity scale {cf['conductivity_scale']:.2f}, "
+          f"residual {cf['residual_rms_a']:.1f} A RMS\n")
     v = out.get("verdict")
     if v is not None:
         s = {True: "YES", False: "NO", None: "not decided (no pulse record)"}[v["success"]]

@@ -218,3 +218,32 @@ def technical_success(n_planned: int, matches: list[int | None],
             "definition": "every planned needle placed (tip within "
                           f"{TIP_TOLERANCE_MM:g} mm, axis within {ANGLE_TOLERANCE_DEG:g} deg "
                           f"of the plan) and >= {MIN_PULSES} pulses per electrode pair"}
+
+
+CURRENT_TARGET_A = (20.0, 50.0)   # IRE protocol: aim for 20-50 A per pair (CLINICAL.md)
+
+
+def fit_current_scale(predicted_a: dict[tuple[int, int], float],
+                      measured_a: dict[tuple[int, int], float]) -> dict[str, Any] | None:
+    """Least-squares factor ``k`` on the tissue conductivity so that the predicted pair
+    currents (A, same pair keys 0-based) match the measured ones: currents are
+    proportional to a uniform conductivity scale, so ``k = sum(m p) / sum(p^2)``;
+    returns k, the RMS residual (A) and per-pair figures, or None without common pairs.
+    A uniform scale leaves the static field (hence the zone) unchanged: the fit says
+    how far the model's currents are from this patient's, not a new zone."""
+    keys = sorted(set(predicted_a) & set(measured_a))
+    if not keys:
+        return None
+    p = np.array([predicted_a[k] for k in keys], float)
+    m = np.array([measured_a[k] for k in keys], float)
+    if not np.any(p > 0):
+        return None
+    k = float((m @ p) / (p @ p))
+    res = m - k * p
+    lo, hi = CURRENT_TARGET_A
+    return {"conductivity_scale": k, "residual_rms_a": float(np.sqrt(np.mean(res ** 2))),
+            "pairs": [{"needles": [a + 1, b + 1], "predicted_a": float(pa),
+                       "measured_a": float(ma), "fitted_a": float(k * pa),
+                       "in_target_range": bool(lo <= ma <= hi)}
+                      for (a, b), pa, ma in zip(keys, p, m)],
+            "target_range_a": [lo, hi]}

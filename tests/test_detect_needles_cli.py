@@ -101,6 +101,13 @@ def test_repredicted_zone_matches_the_zone_model(phantom_case: Path, placed_run:
     for p in placed["pairs"]:
         i, j = p["electrodes"]
         assert p["voltage_v"] == pytest.approx(volts[(i + 1, j + 1)], abs=1.0)
+    # measured currents (25 + a + b A) vs the placed needles' predicted ones
+    cur = res["currents"]
+    pred = np.array([p["current_a"] for p in placed["pairs"]])
+    meas = np.array([25.0 + i + j + 2 for i, j in (p["electrodes"] for p in placed["pairs"])])
+    assert cur["conductivity_scale"] == pytest.approx(float(meas @ pred / (pred @ pred)),
+                                                      rel=1e-3)
+    assert cur["residual_rms_a"] >= 0
     assert rp["coverage_change_percent"] == pytest.approx(
         placed["tumor_coverage_percent"] - rp["planned"]["tumor_coverage_percent"], abs=0.02)
 

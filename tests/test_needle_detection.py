@@ -108,3 +108,14 @@ def test_pairs_voltages_and_pulse_log() -> None:
     assert pl.technical_success(2, m, errs, pairs, None)["success"] is None
     with pytest.raises(InputError, match="log.csv: line 1"):
         pl.parse_currents_csv("1-3,90,20\n", "log.csv", 2)
+
+
+def test_current_fit_recovers_a_conductivity_scale() -> None:
+    pred = {(0, 1): 30.0, (1, 2): 40.0, (0, 2): 20.0}
+    meas = {k: 1.3 * v for k, v in pred.items()}
+    fit = pl.fit_current_scale(pred, meas)
+    assert fit["conductivity_scale"] == pytest.approx(1.3)
+    assert fit["residual_rms_a"] == pytest.approx(0.0, abs=1e-9)
+    # pairs sorted: 1-2 (39 A), 1-3 (26 A), 2-3 (52 A > 50 A)
+    assert [p["in_target_range"] for p in fit["pairs"]] == [True, True, False]
+    assert pl.fit_current_scale(pred, {(3, 4): 20.0}) is None
