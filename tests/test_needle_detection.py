@@ -119,3 +119,19 @@ def test_current_fit_recovers_a_conductivity_scale() -> None:
     # pairs sorted: 1-2 (39 A), 1-3 (26 A), 2-3 (52 A > 50 A)
     assert [p["in_target_range"] for p in fit["pairs"]] == [True, True, False]
     assert pl.fit_current_scale(pred, {(3, 4): 20.0}) is None
+
+
+def test_real_ct_with_inserted_needles(ircadb17) -> None:  # noqa: ANN001
+    """Real anatomy (3D-IRCADb-01 patient 17 ceCT, bone, contrast, noise): no needle
+    found in the CT as scanned; three parallel needles drawn into it are found."""
+    from irplan.io.dicom_load import load_ct
+    from irplan.planning.needle_synthetic import insert_needles
+
+    ct = load_ct(ircadb17 / "PATIENT_DICOM")
+    assert detect_needles(ct).needles == []
+    d = np.array([0.75, 0.55, -0.35])
+    tips = [np.array([110.0, 150.0, 90.0]), np.array([125.0, 150.0, 90.0]),
+            np.array([117.5, 150.0, 103.0])]
+    with_needles, truth = insert_needles(ct, tips, d)
+    _, tip_err, axis_err = _errors(with_needles, truth)
+    assert max(tip_err) <= 1.0 and max(axis_err) <= 1.0
