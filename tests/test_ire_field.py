@@ -160,6 +160,12 @@ def test_doubling_the_default_padding_moves_the_zone_less_than_half_a_millimetre
           f"{shift_mm.max():.3f} mm; insulated 15 mm box {np.round(old, 2)}")
     assert np.abs(ea - eb).max() < 0.5
     assert np.percentile(shift_mm, 99) < 0.5
+    # the live preview's smaller box keeps its stated bound (same lattice at 2 mm)
+    from irplan.planning.zone import PREVIEW_PADDING_MM
+
+    ep = zone_extents_mm(_pair_field(h, PREVIEW_PADDING_MM).field_v_per_cm, threshold)
+    print(f"  preview box {PREVIEW_PADDING_MM:g} mm: {np.round(ep, 2)}")
+    assert np.abs(ep - eb).max() < 0.5
     if threshold < 400:
         assert np.abs(old - eb).max() > 1.0          # the defect the far-field boundary fixes
 
