@@ -18,7 +18,7 @@ the physician measures it on the check CT; voltage = 1500 V/cm x spacing capped 
 
 Technical success (trial definition, CLINICAL.md: "needles placed according to the
 treatment plan and 90 pulses delivered per electrode pair"), with IRPlan's stated
-tolerances: every planned needle found, tip within ``TIP_TOLERANCE_MM`` (5 mm: the plan's
+tolerances: every planned needle found and no needle that matches none, tip within ``TIP_TOLERANCE_MM`` (5 mm: the plan's
 default ablative margin; a tip farther off can leave the margin untreated) and axis
 within ``ANGLE_TOLERANCE_DEG`` (10 deg) of the plan; every pulsed pair >= ``MIN_PULSES``
 (90) pulses. Without a pulse record the verdict is "not decided" (None), never a pass.
@@ -191,7 +191,10 @@ def technical_success(n_planned: int, matches: list[int | None],
         if j not in found:
             reasons.append(f"planned needle {j + 1} not found on the CT")
     for k, (m, e) in enumerate(zip(matches, errors)):
-        if m is None or e is None:
+        if m is None:
+            reasons.append(f"needle {k + 1} found on the CT matches no planned needle")
+            continue
+        if e is None:
             continue
         if e["tip_error_mm"] > TIP_TOLERANCE_MM:
             reasons.append(f"needle {k + 1} (planned {m + 1}): tip {e['tip_error_mm']:.1f} mm "
@@ -215,7 +218,7 @@ def technical_success(n_planned: int, matches: list[int | None],
         False if not placed_ok else None)
     return {"success": success, "needles_as_planned": placed_ok, "pulses_complete": pulses_ok,
             "reasons": reasons,
-            "definition": "every planned needle placed (tip within "
+            "definition": "every planned needle placed, no other needle (tip within "
                           f"{TIP_TOLERANCE_MM:g} mm, axis within {ANGLE_TOLERANCE_DEG:g} deg "
                           f"of the plan) and >= {MIN_PULSES} pulses per electrode pair"}
 

@@ -91,6 +91,7 @@ def test_matching_is_optimal_and_gated() -> None:
                              [], None)
     assert v["success"] is False and "planned needle 3 not found" in " ".join(v["reasons"])
     assert "tip 6.0 mm" in " ".join(v["reasons"])
+    assert "needle 3 found on the CT matches no planned needle" in v["reasons"]
 
 
 def test_pairs_voltages_and_pulse_log() -> None:
