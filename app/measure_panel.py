@@ -2,7 +2,11 @@
 (:mod:`irplan.viewers.measure_tools`), and View > Synchronise zoom/pan.
 
 ``install_measure(ctx)`` adds the menu entries; each finished measurement's figure goes
-to the status line. The tool is ``ctx.services.measure`` when Services has that field.
+to the status line. The measurements are kept with the plan: the plan file's optional
+top-level ``measurements`` list (one object per measurement: ``kind``, ``view``,
+``points_lps_mm``, ``text`` and ``distance_mm`` / ``angle_deg`` / ``mean_hu``, ``sd_hu``,
+``min_hu``, ``max_hu``, ``n_voxels``, ``area_mm2``; an extra key of schema 1, kept by
+io/plan_file) and drawn again when that plan is opened on its CT.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from PySide6.QtGui import QAction, QActionGroup
 
 from irplan.app.context import AppContext
-from irplan.viewers.measure_tools import MeasureTool
+from irplan.viewers.measure_tools import MeasureTool, measurement_from_json
 
 MODE_TITLES = {"distance": "&Distance (mm)", "angle": "&Angle (degrees)",
                "roi_ellipse": "&Elliptical ROI (HU statistics)",
@@ -48,9 +52,8 @@ class MeasurePanel:
         sync.toggled.connect(ctx.views.set_sync_zoom_pan)
         ctx.menu("view").addAction(sync)
         self.actions["sync"] = sync
+        self._restoring = False
         self.tool.changed.connect(self._on_changed)
-        if hasattr(ctx.services, "measure"):
-            ctx.services.measure = self.tool
 
     def set_mode(self, mode: str | None) -> None:
         self.tool.set_mode(mode)
@@ -60,18 +63,51 @@ class MeasurePanel:
                                  "drag (angle: click three points) in a slice view", 8000)
 
     def _on_changed(self) -> None:
+        if self._restoring:
+            return
         if self.tool.measurements:
             m = self.tool.measurements[-1]
             self.ctx.show_status(f"{KIND_NAMES[m.kind]} ({m.view}): "
                                  f"{m.text.replace(chr(10), ', ')}", 0)
+        plan = self.ctx.case.plan
+        if plan is None:
+            return
+        rows = self.tool.to_json()
+        if rows == plan.extra.get("measurements", []):
+            return
+        if rows:
+            plan.extra["measurements"] = rows
+        else:
+            plan.extra.pop("measurements", None)
+        session = self.ctx.services.session
+        if session is not None:
+            session.stack.mark_modified()      # the plan file differs: save prompt, autosave
 
     def sync_with_case(self) -> None:
-        """Measurements belong to the CT they were made on: none carried over."""
-        self.tool.clear()
+        """The plan's measurements drawn (none carried over from another case)."""
+        self._restoring = True
+        try:
+            self.tool.clear()
+            plan, ct = self.ctx.case.plan, self.ctx.case.ct
+            rows = plan.extra.get("measurements") if plan is not None else None
+            if ct is None or self.ctx.views.volume is None or not isinstance(rows, list):
+                return
+            bad = 0
+            for row in rows:
+                try:
+                    self.tool.add(measurement_from_json(row))
+                except ValueError:
+                    bad += 1
+            if bad:
+                self.ctx.show_status(f"Plan measurements: {bad} of {len(rows)} unreadable, "
+                                     "not shown", 10000)
+        finally:
+            self._restoring = False
 
 
 def install_measure(ctx: AppContext) -> MeasurePanel:
     panel = MeasurePanel(ctx)
-    if ctx.case is not None:
-        ctx.case.ct_changed.connect(panel.sync_with_case)
+    ctx.case.ct_changed.connect(panel.sync_with_case)
+    ctx.case.plan_replaced.connect(panel.sync_with_case)
+    panel.sync_with_case()
     return panel

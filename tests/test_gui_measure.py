@@ -198,3 +198,37 @@ def test_view_menu_measure_distance_shows_figure_in_status_line(shown, qtbot) ->
     panel.actions["sync"].setChecked(True)
     assert v.sync_zoom_pan
     panel.actions["sync"].setChecked(False)
+
+
+def test_measurements_are_kept_with_the_plan(shown, qtbot, tmp_path: Path) -> None:
+    from irplan.io.plan_file import load_plan, save_plan
+
+    win, _tool = shown
+    panel = win.measure_panel
+    v = win.views
+    v.set_crosshair(np.zeros(3))
+    v.axial.render_now()
+    z = v.axial.slice_position_mm
+    panel.actions["clear"].trigger()
+    panel.set_mode("distance")
+    _drag(v.axial, [-50.0, -20.0, z], [30.0, 40.0, z])
+    panel.set_mode("roi_ellipse")
+    c = np.array([80.0, -20.0, z])
+    _drag(v.axial, c - [20.0, 20.0, 0.0], c + [20.0, 20.0, 0.0])
+    panel.set_mode(None)
+    dist = panel.tool.measurements[0].value
+    rows = win.case.plan.extra["measurements"]
+    assert [r["kind"] for r in rows] == ["distance", "roi_ellipse"]
+    assert rows[0]["distance_mm"] == pytest.approx(dist, abs=0.01)
+    assert rows[1]["mean_hu"] == BODY_HU and rows[1]["sd_hu"] == 0.0
+    assert win.needle_tools.is_modified          # the plan file no longer matches
+    # saved in the plan file (schema 1, extra key) and read back
+    (tmp_path / "ct.nii.gz").write_bytes(b"")     # the synthetic CT has no file
+    win.case.plan.image.path = str(tmp_path / "ct.nii.gz")
+    path = save_plan(win.case.plan, tmp_path / "m.irplan.json")
+    again = load_plan(path)
+    assert again.extra["measurements"][0]["distance_mm"] == pytest.approx(dist, abs=0.01)
+    # drawn again from the plan, with the same figures
+    panel.sync_with_case()
+    assert [m.text for m in panel.tool.measurements] == [r["text"] for r in rows]
+    assert panel.tool._drawn[0].label.GetInput() == f"{dist:.1f} mm"

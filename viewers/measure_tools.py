@@ -122,6 +122,27 @@ class Measurement:
         return out
 
 
+def measurement_from_json(row: Any) -> Measurement:
+    """A Measurement from its ``to_json`` row (value and figure are recomputed when it is
+    added to a MeasureTool); ValueError names what is wrong."""
+    if not isinstance(row, dict):
+        raise ValueError(f"measurement: expected an object, got {type(row).__name__}")
+    kind, view = row.get("kind"), row.get("view")
+    if kind not in MODES:
+        raise ValueError(f"measurement kind: expected one of {', '.join(MODES)}, got {kind!r}")
+    if view not in ("axial", "coronal", "sagittal"):
+        raise ValueError(f"measurement view: expected axial/coronal/sagittal, got {view!r}")
+    pts = np.asarray(row.get("points_lps_mm"), dtype=float)
+    n_pts = 3 if kind == "angle" else 2
+    if pts.shape != (n_pts, 3) or not np.all(np.isfinite(pts)):
+        raise ValueError(f"measurement points_lps_mm: expected {n_pts} LPS points (mm)")
+    m = Measurement(kind, view, [p.copy() for p in pts])
+    up = row.get("up")
+    if kind.startswith("roi") and up is not None:
+        m.stats["up"] = [float(c) for c in up]
+    return m
+
+
 class _Drawn:
     """The actors of one measurement in its view (overlay layer)."""
 
