@@ -191,6 +191,9 @@ class TrainingLogic(QObject):
             note = zone_not_possible(plan)
             if note:
                 return None, [note]
+            from irplan.planning.thermal_defaults import resolve_thermal
+
+            plan.thermal = resolve_thermal(plan)[0]   # unset: the table default (zone dock)
             return figures_from_result(compute_zone(plan, structures, structures_key,
                                                     grid_mm, opts, progress, cancel))
 
