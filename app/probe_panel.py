@@ -25,7 +25,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDockWidget,
     QDoubleSpinBox,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -39,7 +38,7 @@ from irplan.app.dock_util import add_panel_dock, installed_panel, resize_dock
 from irplan.app.probe_logic import ProbeLogic, default_depth_mm
 from irplan.planning.volume import Volume
 from irplan.viewers.probe_view import PROBE_COLORS, ProbeView
-from irplan.viewers.view_set import default_style
+from irplan.viewers.view_set import ViewCell, default_style
 from irplan.viewers.vtk_convert import volume_to_vtk
 from irplan.viewers.zone_actors import ZONE_KEY
 
@@ -47,18 +46,6 @@ HINT = ("Select a needle (Plan step) to see its path: two in-plane views along i
         "bull's-eye view across it.")
 DOCK_HEIGHT_PX = 340    # initial height of the dock (the 2x2 views keep the rest)
 RENDER_INTERVAL_S = 0.1  # probe views redraw at most this often on requests (not render_now)
-
-
-class _Cell(QFrame):
-    def __init__(self, view: QWidget, rgb: tuple[float, float, float]) -> None:
-        super().__init__()
-        r, g, b = (int(c * 255) for c in rgb)
-        self.setObjectName("probeCell")
-        self.setStyleSheet(f"#probeCell {{ border: 1px solid rgb({r},{g},{b}); "
-                           "background: black; }")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(1, 1, 1, 1)
-        lay.addWidget(view)
 
 
 class ProbePanel(QWidget):
@@ -151,9 +138,9 @@ class ProbePanel(QWidget):
         row = QHBoxLayout(page)
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(2)
-        self._cells: dict[str, _Cell] = {}
+        self._cells: dict[str, ViewCell] = {}
         for v in self.probe_views:
-            cell = _Cell(v, PROBE_COLORS[v.kind])
+            cell = ViewCell(v, PROBE_COLORS[v.kind], name="probeCell")
             self._cells[v.kind] = cell
             row.addWidget(cell, 1)
         self.stack.addWidget(page)

@@ -46,14 +46,16 @@ def default_style(key: str) -> StructureStyle:
                           visible=visible, name=name)
 
 
-class _Cell(QFrame):
-    """A thin coloured frame around a view; highlights when its view has focus."""
+class ViewCell(QFrame):
+    """A thin frame of ``color`` (RGB 0-1) around a view on black (also the probe
+    views' cells; ``name``: the object name its style sheet is keyed on)."""
 
-    def __init__(self, view: QWidget, color: tuple[float, float, float]) -> None:
+    def __init__(self, view: QWidget, color: tuple[float, float, float],
+                 name: str = "viewCell") -> None:
         super().__init__()
         r, g, b = (int(c * 255) for c in color)
-        self.setObjectName("viewCell")
-        self.setStyleSheet(f"#viewCell {{ border: 1px solid rgb({r},{g},{b}); "
+        self.setObjectName(name)
+        self.setStyleSheet(f"#{name} {{ border: 1px solid rgb({r},{g},{b}); "
                            "background: black; }")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(1, 1, 1, 1)
@@ -98,10 +100,10 @@ class ViewSet(QObject):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
         self._grid = grid
-        self._cells: dict[str, _Cell] = {}
+        self._cells: dict[str, ViewCell] = {}
         self._cell_pos: dict[str, tuple[int, int]] = {}
         for (r, c), name in zip(((0, 0), (0, 1), (1, 0), (1, 1)), VIEW_NAMES):
-            cell = _Cell(self.view(name), VIEW_COLORS[name])
+            cell = ViewCell(self.view(name), VIEW_COLORS[name])
             grid.addWidget(cell, r, c)
             self._cells[name] = cell
             self._cell_pos[name] = (r, c)
