@@ -111,3 +111,67 @@ def test_training_logic_compares_live_without_a_window(loaded, phantom_case, run
     case.open(loaded.ct, loaded.ct_path)
     assert logic.reference is None and logic.comparison is None
     assert dropped and str(ref_path) in dropped[0]
+
+
+def _synthetic_case():
+    """1 mm CT (70 x 70 x 50 voxels): a liver block and an 8 mm tumour at the origin."""
+    from irplan.planning.case import Case
+    from irplan.planning.volume import Volume
+
+    ct = Volume(np.full((50, 70, 70), -1000, np.int16), [-35.0, -35.0, -25.0], [1.0] * 3)
+    c = ct.voxel_centres_lps()
+    liver = (np.abs(c[..., 0]) < 30) & (np.abs(c[..., 1]) < 30) & (np.abs(c[..., 2]) < 22)
+    tumor = np.linalg.norm(c, axis=-1) <= 8.0
+    ct = ct.with_array(np.where(tumor, 30, np.where(liver, 60, -1000)).astype(np.int16))
+    case = Case()
+    case.open(ct, structures={"liver": ct.with_array(liver.astype(np.uint8)),
+                              "tumor": ct.with_array(tumor.astype(np.uint8))})
+    return case
+
+
+def test_zone_logic_without_a_window(runner) -> None:
+    from irplan.app.zone_logic import ZoneLogic
+    from irplan.planning.plan import Needle, Plan, ThermalParams
+
+    case = _synthetic_case()
+    logic = ZoneLogic(case, runner, surfaces=False)
+    events: list[tuple[str, object]] = []
+    logic.result_ready.connect(lambda res, fine: events.append(("result", fine)))
+    logic.cleared.connect(lambda why: events.append(("cleared", why)))
+    case.set_plan(Plan(modality="MWA", needles=[Needle("mwa-14g", [0.0, 0.0, -15.0],
+                                                       [0.0, 0.0, 120.0])],
+                       thermal=ThermalParams(power_w=100.0, time_s=300.0)))
+    assert runner.wait_idle(120)
+    assert [e for e in events if e[0] == "result"] == [("result", False), ("result", True)]
+    assert logic.result_is_fine and logic.result.grid_mm == 1.0
+    assert logic.result.margin.tumor_coverage_percent > 99.0   # 25 mm zone, 16 mm tumour
+    case.plan.needles.clear()
+    case.plan.notify("needles")                 # live: the relayed plan change
+    assert runner.wait_idle(30)
+    assert logic.result is None and events[-1] == ("cleared", "Place at least 1 applicator "
+                                                   "to see the predicted zone.")
+
+
+def test_segment_logic_brush_and_undo_without_a_window() -> None:
+    from irplan.app.segment_logic import SegmentLogic
+
+    case = _synthetic_case()
+    logic = SegmentLogic(case)                  # no task runner: runs inline
+    logic.set_target("bile_duct")
+    logic.radius_mm = 4.0
+    a, b = np.array([-10.0, 10.0, 0.0]), np.array([10.0, 10.0, 0.0])
+    assert logic.begin_stroke(a, np.array([0.0, 0.0, 1.0]), erase=False)
+    for t in np.linspace(0.2, 1.0, 5):
+        logic.continue_stroke(a + t * (b - a))
+    logic.end_stroke()
+    m = case.structures["bile_duct"]
+    assert len(np.nonzero(m.array.any(axis=(1, 2)))[0]) == 1     # one slice
+    assert float(m.array.sum()) == pytest.approx(np.pi * 16 + 20 * 8, rel=0.15)   # mm2
+    logic.refine("grow")                        # 1 mm: a bigger stadium, one more step
+    assert float(case.structures["bile_duct"].array.sum()) > float(m.array.sum())
+    assert logic.undo_stack.count() == 2
+    logic.undo_stack.undo()
+    logic.undo_stack.undo()
+    assert "bile_duct" not in case.structures
+    case.set_ct(case.ct)                        # another CT: no history
+    assert logic.undo_stack.count() == 0
