@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(550 V/cm), porcine-fit (350 V/cm); see resources/"
                              "zone_settings.json. --threshold-v-per-cm overrides it")
     parser.add_argument("--params", default=None, metavar="PARAMS.json",
-                        help="IRE: calibrated parameters written by irplan calibrate --out")
+                        help="calibrated parameters written by irplan calibrate --out (IRE "
+                             "threshold, or a thermal zone scale)")
     parser.add_argument("--band", action="store_true",
                         help="IRE: also the inner/outer plausible zones (conservative .. "
                              "in vivo porcine fit) with the inner zone's coverage and margin")
