@@ -9,10 +9,8 @@ through it (:meth:`Scene3DView.qt_to_plane_lps`, :meth:`Scene3DView.lps_to_qt`).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import (
@@ -45,11 +43,8 @@ from irplan.viewers.vtk_convert import numpy_to_matrix, volume_to_vtk
 from irplan.viewers.vtk_widget import VtkWidget, render_policy
 
 # render on demand (issue 16): a slice/window change not shown in 3D is drawn once the
-# changes pause this long; frames closer than INTERACTIVE_GAP_S are a drag (cheap
-# translucency), back to full quality REST_MS after the last one
+# changes pause this long
 PAUSE_RENDER_MS = 250
-INTERACTIVE_GAP_S = 0.2
-REST_MS = 300
 
 # camera presets: (direction of projection, view up) in LPS
 CAMERA_PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -114,18 +109,12 @@ class Scene3DView(VtkWidget):
         self.name = "3d"
         self.min_interval_s = 0.15   # during crosshair drags; camera moves render directly
         # render on demand: slice-frame and window changes wait for a pause; frames in
-        # quick succession draw translucency cheaply (see _on_render_start)
+        # quick succession draw translucency cheaply (set_interactive_quality)
         self._pause_timer = QTimer(self)
         self._pause_timer.setSingleShot(True)
+        self._pause_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._pause_timer.setInterval(PAUSE_RENDER_MS)
         self._pause_timer.timeout.connect(self.request_render)
-        self._rest_timer = QTimer(self)
-        self._rest_timer.setSingleShot(True)
-        self._rest_timer.setInterval(REST_MS)
-        self._rest_timer.timeout.connect(self._at_rest)
-        self._last_frame_s = 0.0
-        self._direct_render = False
-        self.GetRenderWindow().AddObserver("StartEvent", self._on_render_start)
         style = vtkInteractorStyleTrackballCamera()
         self.GetRenderWindow().GetInteractor().SetInteractorStyle(style)
         ren = self.renderer
@@ -487,43 +476,19 @@ class Scene3DView(VtkWidget):
         if not self.render_pending:
             self._pause_timer.start()
 
-    def _on_render_start(self, *_args) -> None:
-        """Before each frame: translucent shells with order-independent blending at rest
-        and for every direct ``render_now`` (screenshots, captures), plain blending while
-        scheduled or camera frames follow each other (a drag), then one full-quality
-        frame when the drag pauses."""
-        now = time.monotonic()
-        fast = now - self._last_frame_s < INTERACTIVE_GAP_S
-        self._last_frame_s = now
-        self._pause_timer.stop()
-        if render_policy() == "eager":
-            return
-        if self._direct_render:
-            self._rest_timer.stop()
-            self.renderer.UseOITOn()
-            return
-        if fast and self.renderer.GetUseOIT():
-            self.renderer.UseOITOff()
-        if not self.renderer.GetUseOIT():
-            self._rest_timer.start()
+    def frame_starting(self) -> None:
+        timer = getattr(self, "_pause_timer", None)   # None while the base class is built
+        if timer is not None:
+            timer.stop()                 # this frame shows every change made so far
 
-    def _at_rest(self) -> None:
-        if not self.renderer.GetUseOIT():
-            self.renderer.UseOITOn()
-            self.request_render()
-
-    @property
-    def interactive_quality(self) -> bool:
-        """True while frames are drawn at interactive quality (plain blending)."""
-        return not self.renderer.GetUseOIT()
+    def set_interactive_quality(self, on: bool) -> None:
+        """Translucent shells with plain blending while dragging (cheap), with
+        order-independent transparency at rest."""
+        self.renderer.SetUseOIT(not on)
 
     def render_now(self) -> None:
         self.renderer.ResetCameraClippingRange()
-        self._direct_render = not self.queued_render
-        try:
-            super().render_now()
-        finally:
-            self._direct_render = False
+        super().render_now()
 
     # ------------------------------------------------------------ picking (LPS mm)
     def view_plane_normal(self) -> np.ndarray:

@@ -35,6 +35,13 @@ REUSE_FRAME_ON_EXPOSE = os.environ.get("IRPLAN_EXPOSE_RENDER", "") != "1"
 _POLICY = {"name": os.environ.get("IRPLAN_RENDER_POLICY", "queue")}
 
 
+# frames closer than INTERACTIVE_GAP_S (scheduled or camera frames, not direct
+# render_now calls) are drawn at interactive quality; REST_MS after the last one the view
+# is drawn once more at full quality
+INTERACTIVE_GAP_S = 0.2
+REST_MS = 300
+
+
 def render_policy() -> str:
     """The render policy in use: "queue" (default) or "eager" (benchmarks compare)."""
     return _POLICY["name"]
@@ -141,6 +148,15 @@ class VtkWidget(QVTKRenderWindowInteractor):
         self.min_interval_s = 0.0
         self._last_render = 0.0
         self.queued_render = False   # True while the render queue draws this view
+        # interactive quality (policy "queue"): see _on_render_start
+        self._interactive = False
+        self._direct_render = False
+        self._last_frame_s = 0.0
+        self._rest_timer = QTimer(self)
+        self._rest_timer.setSingleShot(True)
+        self._rest_timer.setInterval(REST_MS)
+        self._rest_timer.timeout.connect(self._at_rest)
+        rw.AddObserver("StartEvent", self._on_render_start)
         self.Initialize()
 
     # ------------------------------------------------------------- rendering
@@ -179,8 +195,53 @@ class VtkWidget(QVTKRenderWindowInteractor):
             return
         self.before_render()
         rw = self.GetRenderWindow()
-        rw.Render()
+        self._direct_render = not self.queued_render
+        try:
+            rw.Render()
+        finally:
+            self._direct_render = False
         self._rendered_size = tuple(rw.GetSize())
+
+    # ------------------------------------------------------------- quality
+    def set_interactive_quality(self, on: bool) -> None:
+        """Hook for subclasses: cheaper drawing while ``on`` (a drag), full when off."""
+
+    @property
+    def interactive_quality(self) -> bool:
+        """True while frames are drawn at interactive quality."""
+        return self._interactive
+
+    def _on_render_start(self, *_args) -> None:
+        """Before each frame: full quality at rest and for every direct ``render_now``
+        (screenshots, captures, tests); interactive quality while scheduled or camera
+        frames follow each other within INTERACTIVE_GAP_S (a drag), then one full-quality
+        frame REST_MS after the last one."""
+        now = time.monotonic()
+        fast = now - self._last_frame_s < INTERACTIVE_GAP_S
+        self._last_frame_s = now
+        self.frame_starting()
+        if render_policy() == "eager":
+            return
+        if self._direct_render:
+            self._rest_timer.stop()
+            if self._interactive:
+                self._interactive = False
+                self.set_interactive_quality(False)
+            return
+        if fast and not self._interactive:
+            self._interactive = True
+            self.set_interactive_quality(True)
+        if self._interactive:
+            self._rest_timer.start()
+
+    def frame_starting(self) -> None:
+        """Hook for subclasses: a frame is about to be drawn."""
+
+    def _at_rest(self) -> None:
+        if self._interactive:
+            self._interactive = False
+            self.set_interactive_quality(False)
+            self.request_render()
 
     def before_render(self) -> None:
         """Hook for subclasses: update size-dependent annotations."""
