@@ -40,6 +40,13 @@ from pathlib import Path
 
 EVENT_GAP_S = 0.040
 
+# PySide6 6.12 on Python 3.11 drops a reference to None on every void call
+# (QCoreApplication.processEvents, QTimer.start, ...: -1 each, measured with
+# sys.getrefcount); this bench makes ~10^5 such calls and Python aborts with
+# "none_dealloc" when None's count reaches 0. Python >= 3.12 (immortal None) or another
+# PySide6 release is the fix; here the count is padded.
+_NONE_PAD = [None] * 20_000_000
+
 
 def launch_times(runs: int) -> tuple[float, float]:
     """(first picture s, last 3D surface s) after launch, best of ``runs``."""
@@ -170,6 +177,7 @@ def open_window():
 
 def interaction_stalls(win, n: int) -> dict[str, list[float]]:
     """Per-event stalls (s) of each action, ``n`` events each."""
+    import numpy as np
     from PySide6.QtCore import Qt
 
     meter = StallMeter(win)
@@ -211,6 +219,9 @@ def interaction_stalls(win, n: int) -> dict[str, list[float]]:
 
         out["needle_drag"] = meter.run(press2d, [lambda i=i: move2d(i) for i in range(n)],
                                        lambda: _mouse(ax, "release", *state["xy"], L, N))
+        moved = float(np.linalg.norm(session.plan.needles[0].tip_lps_mm - tip))
+        print(f"  (2D needle drag moved the tip {moved:.1f} mm)")
+        tip = session.plan.needles[0].tip_lps_mm.copy()
 
         def press3d() -> None:
             v.set_maximised("3d")
@@ -232,6 +243,8 @@ def interaction_stalls(win, n: int) -> dict[str, list[float]]:
 
         out["handle_drag_3d"] = meter.run(press3d, [lambda i=i: move3d(i) for i in range(n)],
                                           release3d)
+        moved = float(np.linalg.norm(session.plan.needles[0].tip_lps_mm - tip))
+        print(f"  (3D handle drag moved the tip {moved:.1f} mm)")
     return out
 
 
