@@ -93,7 +93,7 @@ class VerifyPanel(QWidget):
         from irplan.viewers.ghost_needles import GhostNeedles
 
         if self.ghosts is None:
-            self.ghosts = GhostNeedles(self.ctx.views)
+            self.ghosts = GhostNeedles(self.ctx.views, key_prefix="verify:placed")
         self.ghosts.show(plan)
 
     def _show(self, res: VerifyResult) -> None:

@@ -49,8 +49,9 @@ def dashed_polydata(tip: np.ndarray, entry: np.ndarray, dash_mm: float = DASH_MM
 class GhostNeedles:
     """The needles of a plan drawn as dashed ghosts in the four views."""
 
-    def __init__(self, views: ViewSet) -> None:
+    def __init__(self, views: ViewSet, key_prefix: str = "training:ref") -> None:
         self.views = views
+        self.key_prefix = key_prefix       # overlay keys: two ghost sets never collide
         self.keys: list[str] = []
         self.actors: list[vtkActor] = []          # every ghost actor (for visibility)
         self._own_3d: list[vtkActor] = []         # 3D actors added directly (on top)
@@ -70,8 +71,8 @@ class GhostNeedles:
         for i, n in enumerate(plan.needles):
             dashes = dashed_polydata(n.tip_lps_mm, n.entry_lps_mm)
             disc = spheres_polydata([n.tip_lps_mm], TIP_DISC_MM)
-            for key, poly, width in ((f"training:ref:{i}:path", dashes, 2.5),
-                                     (f"training:ref:{i}:tip", disc, 1.0)):
+            for key, poly, width in ((f"{self.key_prefix}:{i}:path", dashes, 2.5),
+                                     (f"{self.key_prefix}:{i}:tip", disc, 1.0)):
                 acts = self.views.add_overlay_polydata(key, poly, color=GHOST_RGB,
                                                        line_width=width, views=MPR_NAMES)
                 self.keys.append(key)
