@@ -222,16 +222,17 @@ def _sequential_ransac(pts: np.ndarray, w: np.ndarray, opts: DetectionOptions,
             best_c, best_d = _pca(p, pw)
         else:
             a, dvec = a[ok], dvec[ok] / norm[ok, None]
-            best, best_c, best_d = -1, p[0], dvec[0]
-            for s0 in range(0, len(a), 64):          # hypotheses in blocks (memory)
-                ca, dd = p[a[s0:s0 + 64]], dvec[s0:s0 + 64]
-                rel = sample[None, :, :] - ca[:, None, :]
-                t = np.einsum("hnk,hk->hn", rel, dd)
-                r2 = np.einsum("hnk,hnk->hn", rel, rel) - t * t
-                score = (r2 <= opts.inlier_mm ** 2).sum(axis=1)
-                h = int(np.argmax(score))
-                if score[h] > best:
-                    best, best_c, best_d = int(score[h]), ca[h], dd[h]
+            # squared distances of every sample to every hypothesis line by matrix
+            # products: |s - a|^2 - ((s - a) . d)^2 (points centred: small numbers)
+            mid = sample.mean(axis=0)
+            sc = sample - mid
+            ca = p[a] - mid
+            t = dvec @ sc.T - np.einsum("hk,hk->h", ca, dvec)[:, None]
+            r2 = (np.einsum("nk,nk->n", sc, sc)[None, :] - 2.0 * (ca @ sc.T)
+                  + np.einsum("hk,hk->h", ca, ca)[:, None] - t * t)
+            score = (r2 <= opts.inlier_mm ** 2).sum(axis=1)
+            h = int(np.argmax(score))
+            best_c, best_d = p[a[h]], dvec[h]
         c, d = best_c, best_d
         for _ in range(3):                           # refine: PCA on inliers of the run
             r, t = _perp_dist(p, c, d)
