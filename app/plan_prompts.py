@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from irplan.app.context import AppContext
 from irplan.app.plan_session import PlanSession
+from irplan.planning.display_names import structure_name
 from irplan.planning.errors import IrplanError
 
 
@@ -40,10 +41,16 @@ def ask_save_plan(ctx: AppContext, session: PlanSession,
 def confirm_discard(ctx: AppContext, session: PlanSession) -> bool:
     """True when the current plan may be dropped: it has no unsaved edits, the user saved
     it, or chose Discard. False: the user cancelled (or saving failed)."""
-    if not session.is_modified or not session.plan.needles or ctx.headless():
+    if ctx.headless():
         return True
+    edited = session.edited_structures()
+    if not edited and (not session.is_modified or not session.plan.needles):
+        return True
+    what = "The plan has unsaved changes"
+    if edited:
+        what += f" (edited structures: {', '.join(structure_name(k) for k in edited)})"
     ans = QMessageBox.question(
-        ctx.parent, "Unsaved plan", "The plan has unsaved changes. Save them?",
+        ctx.parent, "Unsaved plan", f"{what}. Save them?",
         QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
         | QMessageBox.StandardButton.Cancel)
     if ans == QMessageBox.StandardButton.Cancel:

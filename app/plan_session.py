@@ -154,6 +154,13 @@ class PlanSession:
         """The plan has edits not saved to its file."""
         return not self.stack.is_clean
 
+    def edited_structures(self) -> list[str]:
+        """Keys of structures made or edited since they were read or saved (saving the
+        plan writes them into its own mask folder)."""
+        from irplan.io.plan_masks import modified_since_read
+
+        return [k for k, m in self.case.structures.items() if modified_since_read(m)]
+
     def push(self, cmd: Any) -> bool:
         """Run a command through the undo stack; a refused edit says why (``message``)."""
         try:

@@ -71,7 +71,7 @@ def write_report_inputs(plan: Plan, structures: Mapping[str, Volume],
         p.image.path = str(Path(ct_path).resolve())
     p.thermal = resolve_thermal(p)[0]
     plan_path = out / "plan.irplan.json"
-    attach_masks(p, structures, plan_path)
+    attach_masks(p, structures, plan_path, record=False)   # the real plan still saves them
     save_plan(p, plan_path)
     ev_path = None
     if evaluation is not None:

@@ -294,6 +294,7 @@ def read_structures(files: dict[str, tuple[Path, str]], reference: Volume | None
     ``dicom_cache``: SEG/RTSTRUCT files already read (kept across calls).
     """
     from irplan.io.masks import read_mask
+    from irplan.io.plan_masks import stamp_as_read
 
     masks: dict[str, Volume] = {}
     notes: list[str] = []
@@ -310,7 +311,7 @@ def read_structures(files: dict[str, tuple[Path, str]], reference: Volume | None
         if key == "tumor" and not np.any(mask.array):   # stated, never silent (issue 13)
             notes.append(f"{where}: the mask is empty (no voxel): tumour coverage, margin "
                          "and tumour checks cannot be computed")
-        masks[key] = mask
+        masks[key] = stamp_as_read(mask)   # saving rewrites it only once edited
     return masks, notes
 
 
