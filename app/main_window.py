@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
 
         self.case.ct_changed.connect(self._on_ct_changed)
         self.case.structures_changed.connect(self._on_structure_changed)
-        self.case_panel.series_activated.connect(self.load_series_info)
+        self.case_panel.series_activated.connect(self.loader.open_series)
         self.case.case_closed.connect(self._on_case_closed)
         self.resize(1600, 1000)
         self._restore_state = restore_state
@@ -257,13 +257,8 @@ class MainWindow(QMainWindow):
         super().closeEvent(ev)
 
     # ================================================================= opening
-    # app/case_loading.py: the load jobs (io/case_loader.py), the unsaved-changes prompt
-    def ask_open_folder(self) -> None:
-        self.loader.ask_open_folder()
-
-    def ask_open_plan(self) -> None:
-        self.loader.ask_open_plan()
-
+    # ``self.loader`` (app/case_loading.py): File > Open…/Close case, the load jobs
+    # (io/case_loader.py), the unsaved-changes prompt
     def open_demo(self) -> None:
         """Open the built-in phantom case (generated once into the cache)."""
         self.loader.open_demo()
@@ -271,14 +266,6 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str | Path) -> None:
         """Open a DICOM folder, a DICOMDIR, an IRPlan case folder or a .irplan.json plan."""
         self.loader.open_path(path)
-
-    def load_series_info(self, info: Any) -> None:
-        """Load another series of the scanned folder (from the Case panel)."""
-        self.loader.open_series(info)
-
-    def close_case(self) -> bool:
-        """File > Close case (after the unsaved-changes prompt); False when cancelled."""
-        return self.loader.close_case()
 
     _loading = property(lambda self: self.loader.loading)
     scan_result = property(lambda self: self.loader.scan)    # the open case's DICOM scan

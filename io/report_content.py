@@ -657,33 +657,27 @@ def load_case(plan_path: str | Path, *, compute: bool = True,
     img = image_path(plan)
     case.header = _try(case.status, "header", lambda: _first_header(img))
 
-    def _load_ct() -> Volume:
-        from irplan.io.dicom_load import load_ct
+    # the one case loader (io/case_loader.py): the plan's own series by UID, its
+    # structures in every format (SEG/RTSTRUCT too), resampled onto the CT with a note
+    from irplan.io.case_loader import load_plan_image, read_structures
 
-        return load_ct(img)
+    def _load_ct() -> Volume:
+        ct, more = load_plan_image(plan, str(plan_path))
+        case.notes.extend(more)
+        return ct
 
     case.ct = _try(case.status, "ct", _load_ct)
-    from irplan.io.masks import read_mask
+    dicom_cache: dict[Path, Any] = {}
 
     def _read(key: str, p: Path) -> Volume:
-        if not str(p).lower().endswith(".dcm"):
-            return read_mask(p)
-        if case.ct is None:
-            raise IrplanError(f"{p}: a DICOM SEG needs the planning CT, which is not loaded")
-        from irplan.io.mask_import import import_seg
-
-        found = import_seg(p, case.ct)
-        match = [m for m in found if m.key == key] or (found if len(found) == 1 else [])
-        if not match:
-            raise IrplanError(f"{p}: no segment of type '{key}' "
-                              f"(segments: {', '.join(m.name for m in found)})")
-        return match[0].mask
+        masks, more = read_structures({key: (p, f"structures.{key}")}, case.ct,
+                                      dicom_cache=dicom_cache)
+        case.notes.extend(more)
+        return masks[key]
 
     for key, p in structure_paths(plan).items():
         m = _try(case.status, f"structure:{key}", lambda key=key, p=p: _read(key, p))
         if m is not None:
-            if case.ct is not None and not m.same_geometry(case.ct, tol_mm=1e-3):
-                m = m.resample_like(case.ct, "nearest")
             case.structures[key] = m
     if compute:
         _try(case.status, "zone", lambda: _predict_zone(case))
