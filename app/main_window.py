@@ -62,6 +62,7 @@ PANELS = (("segment_panel", "irplan.app.segment_panel", "install_segment_panel")
           ("evaluate_panel", "irplan.app.evaluate_panel", "install_evaluate_panel"),
           ("report_action", "irplan.app.report_action", "install_report_action"),
           ("training_panel", "irplan.app.training_panel", "install_training"),
+          ("verify_panel", "irplan.app.verify_panel", "install_verify"),
           ("measure_panel", "irplan.app.measure_panel", "install_measure"))
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from psygnal import Signal
 
+from irplan.planning.errors import InputError
 from irplan.planning.plan import Plan
 
 
@@ -60,6 +61,7 @@ class VerifyLogic:
     """State and jobs of the Verify step (no widgets)."""
 
     result_ready = Signal(object)       # VerifyResult
+    cleared = Signal()                  # the case closed: its result is gone
     failed = Signal(str)
     message = Signal(str)
 
@@ -69,17 +71,33 @@ class VerifyLogic:
         self.session = session
         self.result: VerifyResult | None = None
         self.accepted = False
+        case.case_closed.connect(self.clear)
+
+    def clear(self) -> None:
+        """Forget the result (it belonged to the case that closed)."""
+        self.result = None
+        self.accepted = False
+        self.cleared.emit()
 
     def detect(self, ct_dir: str | Path) -> Any:
         """Load ``ct_dir`` and find/compare the needles in the background."""
         p = Path(ct_dir)
         plan = self.case.plan.copy()
+        plan_for = str((self.case.ct.metadata if self.case.ct is not None else {})
+                       .get("frame_of_reference_uid", "") or "")
 
         def job(progress, cancel):  # noqa: ANN001, ANN202
             from irplan.io.dicom_load import load_ct
 
             progress(0.1, "Reading the intra-op CT")
             ct = load_ct(p)
+            ct_for = str(ct.metadata.get("frame_of_reference_uid", "") or "")
+            if plan_for and ct_for and ct_for != plan_for:
+                # positions are compared as stored: another frame would give nonsense
+                raise InputError(
+                    f"{p}: the intra-op CT has another Frame of Reference than the planning "
+                    "CT; register it first (irplan detect-needles CT --plan PLAN "
+                    "--register rigid)")
             progress(0.6, "Finding the needles")
             return verify_ct(ct, plan, p)
 

@@ -69,6 +69,7 @@ class VerifyPanel(QWidget):
         self.verdict_label.setWordWrap(True)
         lay.addWidget(self.verdict_label)
         logic.result_ready.connect(self._show)
+        logic.cleared.connect(self._clear)
         logic.failed.connect(lambda t: self._say(f"Verify: {t}"))
         logic.message.connect(self._say)
 
@@ -95,6 +96,16 @@ class VerifyPanel(QWidget):
         if self.ghosts is None:
             self.ghosts = GhostNeedles(self.ctx.views, key_prefix="verify:placed")
         self.ghosts.show(plan)
+
+    def _clear(self) -> None:
+        """A new case: nothing of the previous verification stays on screen."""
+        self.table.setRowCount(0)
+        self.pairs_label.setText("")
+        self.verdict_label.setText("")
+        self.summary.setText("Open the intra-op CT (needles in place) of this case.")
+        self.accept_button.setEnabled(False)
+        if self.ghosts is not None:
+            self.ghosts.clear()
 
     def _show(self, res: VerifyResult) -> None:
         self.table.setRowCount(len(res.rows))

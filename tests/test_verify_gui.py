@@ -69,3 +69,9 @@ def test_verify_finds_compares_draws_and_accepts(phantom_window, phantom_case) -
                        [r["tip_lps_mm"] for r in res.rows])
     win.ctx.services.session.undo()
     assert np.allclose([n.tip_lps_mm for n in win.case.plan.needles], planned_tips)
+
+    # the case closes: nothing of its verification stays (result, table, dashed needles)
+    win.case.close()
+    assert panel.logic.result is None
+    assert panel.table.rowCount() == 0 and not panel.accept_button.isEnabled()
+    assert ghosts.keys == [] and "Open the intra-op CT" in panel.summary.text()
