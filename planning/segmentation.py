@@ -266,6 +266,181 @@ def _ray_lengths_mm(vol: Volume, arr: np.ndarray, seed_lps_mm: np.ndarray, lower
     return t[first]
 
 
+# Rim mode (issue 17): lesions whose edge is an isodense/hypodense rim or a slow ramp
+# (IRCADb 17: dark core ~30 HU, rim 60-95 HU, liver ~104 HU; the expert outline follows the
+# rim's outer edge). Steps of the threshold between lesion and parenchyma levels:
+RIM_STEPS = (0.5, 0.6, 0.7, 0.8, 0.9)
+# A rim is assumed when the median ray moves this far (mm) from the half-contrast edge to the
+# 90 % edge (a blurred sharp edge moves ~1-2 mm at 1-1.5 mm resolution).
+RIM_MIN_MM = 2.0
+# Leak checks between growth steps: more than this fraction of rays unterminated or longer
+# than LONG_RAY x the median, or a volume jump beyond VOLUME_JUMP x the previous step, stop
+# the growth at the previous step (and say so).
+LEAK_RAY_FRACTION = 0.3
+LONG_RAY = 1.35
+VOLUME_JUMP = 1.75
+
+
+def _ray_samples(vol: Volume, arr: np.ndarray, seed_lps_mm: np.ndarray, dirs: np.ndarray,
+                 max_mm: float, step_mm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (mm) and linearly interpolated values of ``arr`` along rays from the seed."""
+    from scipy.ndimage import map_coordinates
+
+    t = np.arange(0.0, max_mm + step_mm, step_mm)
+    pts = seed_lps_mm[None, None, :] + dirs[:, None, :] * t[None, :, None]
+    idx = vol.lps_to_index(pts.reshape(-1, 3))
+    vals = map_coordinates(arr, idx[:, ::-1].T, order=1, mode="nearest").reshape(len(dirs), -1)
+    return t, vals
+
+
+def _first_run(stop: np.ndarray, t: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per ray: distance of the first run of ``n`` stop samples, and whether there is one."""
+    m = stop.shape[1] - n + 1
+    run = np.ones((stop.shape[0], m), dtype=bool)
+    for d in range(n):
+        run &= stop[:, d:d + m]
+    hit = run.any(axis=1)
+    return np.where(hit, t[run.argmax(axis=1)], t[-1]), hit
+
+
+# Edge at the steepest rise just before the threshold crossing: exact on blurred synthetic
+# steps (rim phantom Dice 0.99 instead of 0.87, +30 % volume), but on IRCADb 17 it gives
+# Dice 0.78/0.86 instead of 0.82/0.86 (the expert outline lies at the liver level), so off.
+EDGE_AT_GRADIENT = False
+
+
+def _steepest_before(t: np.ndarray, vals: np.ndarray, r: np.ndarray, hit: np.ndarray,
+                     back_mm: float = 1.5, ahead_mm: float = 0.5) -> np.ndarray:
+    """Per ray: where the profile rises fastest within [r - back_mm, r + ahead_mm] (the
+    blurred step itself, not where it crosses a high threshold)."""
+    g = np.gradient(vals, t, axis=1)
+    win = (t[None, :] >= (r - back_mm)[:, None]) & (t[None, :] <= (r + ahead_mm)[:, None])
+    best = np.argmax(np.where(win, g, -np.inf), axis=1)
+    return np.where(hit, t[best], r)
+
+
+def _regular_radii(dirs: np.ndarray, r: np.ndarray, hit: np.ndarray, k: int = 10
+                   ) -> tuple[np.ndarray, float]:
+    """Ray radii with leaking rays (unterminated or > LONG_RAY x median) replaced by the
+    median of their regular neighbours (capped at LONG_RAY x median), then a median over
+    the ``k`` nearest directions (a smooth, compact surface). Returns (radii, leak share)."""
+    med = float(np.median(r[hit])) if hit.any() else float(r.max())
+    long_ = ~hit | (r > LONG_RAY * med)
+    cos = dirs @ dirs.T
+    r2 = r.astype(float).copy()
+    good = ~long_
+    if good.sum() >= 3:
+        for q in np.nonzero(long_)[0]:
+            order = np.argsort(-cos[q])
+            near = order[good[order]][:k]
+            r2[q] = min(float(np.median(r[near])), LONG_RAY * med)
+    nb = np.argsort(-cos, axis=1)[:, :k]
+    return np.median(r2[nb], axis=1), float(long_.mean())
+
+
+def _star_fill(vol: Volume, seed_lps_mm: np.ndarray, dirs: np.ndarray, radii: np.ndarray,
+               max_mm: float) -> np.ndarray:
+    """Bool array: voxels within the star-shaped surface given by ``radii`` along ``dirs``
+    (radius interpolated from the 3 nearest directions)."""
+    from scipy.spatial import cKDTree
+
+    inside = _ball(vol, seed_lps_mm, min(max_mm, float(radii.max()) + 1.0))
+    kji = np.argwhere(inside)
+    v = vol.index_to_lps(kji[:, ::-1].astype(float)) - seed_lps_mm
+    rho = np.linalg.norm(v, axis=1)
+    dist, near = cKDTree(dirs).query(v / np.maximum(rho, 1e-9)[:, None], k=3)
+    w = 1.0 / np.maximum(dist, 1e-6)
+    lim = (radii[near] * w).sum(axis=1) / w.sum(axis=1)
+    out = np.zeros(vol.array.shape, dtype=bool)
+    out[tuple(kji[rho <= lim].T)] = True
+    return out
+
+
+def _parenchyma_hu(ct: Volume, seed: np.ndarray, mu: float, half: float,
+                   radius_mm: float = 55.0) -> float | None:
+    """Most frequent smoothed value brighter than the lesion within ``radius_mm`` of the
+    seed (the liver dominates a 55 mm ball around a liver lesion of up to ~30 mm radius)."""
+    sub = ct.crop_lps_box(seed, seed, pad_mm=radius_mm + 2.0)
+    sm = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(_to_float_sitk(sub), 1.0))
+    vals = sm[_ball(sub, seed, radius_mm)]
+    vals = vals[(vals > mu + half) & (vals < mu + 300.0)]
+    if len(vals) <= 50:
+        return None
+    hist, edges = np.histogram(vals, bins=np.arange(mu + half, mu + 302.0, 4.0))
+    hist = np.convolve(hist, np.ones(3) / 3.0, mode="same")
+    return float(edges[int(np.argmax(hist))] + 2.0)
+
+
+def _rim_hull(ct: Volume, sub: Volume, sm: np.ndarray, seed: np.ndarray, mu: float,
+              mu_p: float, bound_mm: float) -> tuple[np.ndarray, dict] | None:
+    """Star-shaped lesion hull grown in threshold steps from the half-contrast edge towards
+    the parenchyma level, for lesions with a rim (None: a sharp edge, use region growing).
+
+    Rays (300 directions, smoothed image) stop where the value stays at parenchyma level
+    (>= threshold and below vessel level, parenchyma + 40 HU) or drops to fat/air (60 HU
+    below the lesion: the liver border) for 3 mm; enhanced vessels inside or across the
+    lesion do not stop a ray. Each step must pass the leak checks (share of leaking rays,
+    volume jump); the first failing step ends the growth and the result says why.
+    """
+    mu_p = _parenchyma_hu(ct, seed, mu, 8.0) or mu_p
+    if mu_p - mu < MIN_LESION_CONTRAST_HU:
+        return None
+    dirs = _sphere_directions(300)
+    t, vals = _ray_samples(sub, sm, seed, dirs, bound_mm)
+    vessel_hu, fat_hu = mu_p + 40.0, mu - 60.0
+    n = max(1, int(round(3.0 / 0.5)))
+
+    def radii(frac: float) -> tuple[np.ndarray, np.ndarray]:
+        thr = mu + frac * (mu_p - mu)
+        stop = ((vals >= thr) & (vals <= vessel_hu)) | (vals < fat_hu)
+        return _first_run(stop, t, n)
+
+    r50, h50 = radii(RIM_STEPS[0])
+    r90, h90 = radii(RIM_STEPS[-1])
+    both = h50 & h90
+    if both.sum() < 0.5 * len(dirs) or float(np.median(r90[both] - r50[both])) < RIM_MIN_MM:
+        return None
+    chosen, warning, steps = None, "", []
+    for frac in RIM_STEPS:
+        r, hit = radii(frac)
+        rr, leak = _regular_radii(dirs, r, hit)
+        vol_ml = float(np.mean(rr ** 3)) * 4.0 / 3.0 * np.pi / 1000.0
+        steps.append((frac, round(vol_ml, 1), round(leak, 2)))
+        if chosen is not None:
+            if leak > LEAK_RAY_FRACTION:
+                warning = (f"growth stopped at {100 * chosen[0]:.0f} % of the lesion/liver "
+                           f"contrast: {100 * leak:.0f} % of the rays ran on at "
+                           f"{100 * frac:.0f} % (leak into a neighbour)")
+                break
+            if vol_ml > VOLUME_JUMP * chosen[2]:
+                warning = (f"growth stopped at {100 * chosen[0]:.0f} % of the lesion/liver "
+                           f"contrast: volume jumped x{vol_ml / chosen[2]:.1f} at "
+                           f"{100 * frac:.0f} % (leak)")
+                break
+        elif leak > LEAK_RAY_FRACTION:
+            raise InputError(
+                f"tumour seed ({seed[0]:.1f}, {seed[1]:.1f}, {seed[2]:.1f}) mm: the lesion "
+                f"edge is not closed ({100 * leak:.0f} % of the rays from the click run "
+                "into tissue of the same density); draw it with the brush or add scribbles")
+        chosen = (frac, rr, vol_ml)
+    frac, rr, _ = chosen
+    if EDGE_AT_GRADIENT:
+        r, hit = radii(frac)
+        rr, _ = _regular_radii(dirs, _steepest_before(t, vals, r, hit), hit)
+    hull = _star_fill(sub, seed, dirs, rr, bound_mm) & (sm >= fat_hu)
+    hull = _components_touching(hull, [_seed_kji(sub, seed)])
+    hull = _fill_holes_slices(hull)
+    thr = mu + frac * (mu_p - mu)
+    info = {"method": "tumour click, rim-aware ray hull",
+            "hu_window": (round(fat_hu, 1), round(thr, 1)),
+            "contrast_fraction": frac, "parenchyma_hu": round(mu_p, 1), "growth_steps": steps,
+            "rim_mm": round(float(np.median(r90[both] - r50[both])), 1),
+            "bound_radius_mm": round(float(rr.max()), 1)}
+    if warning:
+        info["warning"] = warning
+    return hull, info
+
+
 def segment_tumor(ct: Volume, seed_lps_mm: Sequence[float], radius_mm: float | None = None,
                   max_radius_mm: float = 40.0, edge_fraction: float = 0.5) -> Volume:
     """Segment a hypodense lesion in enhanced liver from a click (LPS mm).
@@ -325,6 +500,13 @@ def segment_tumor(ct: Volume, seed_lps_mm: Sequence[float], radius_mm: float | N
             f"within {bound_mm:.0f} mm of the click (HU window {lower:.0f}..{upper:.0f} runs "
             "on in most directions); click inside a lesion darker than the liver, give its "
             "radius by dragging, or draw it with the brush")
+    rim = _rim_hull(ct, sub, sm, seed, mu, mu_p, bound_mm)
+    if rim is not None:
+        hull, info = rim
+        full = _paste(ct, sub.with_array(hull.astype(np.uint8)))
+        return _mask_volume(ct, full, structure="tumor", method=info.pop("method"),
+                            seed_lps_mm=seed.tolist(), lesion_hu=round(mu, 1),
+                            surrounding_hu=mu_p, **info)
     bound_mm = min(bound_mm, 1.3 * float(np.percentile(rays, 75)) + 2.0)
     ball = _ball(sub, seed, bound_mm) & _star_bound(sub, seed, rays, bound_mm)
     region = (sm >= lower) & (sm <= upper) & ball
@@ -719,3 +901,104 @@ def keep_largest_component(mask: Volume) -> Volume:
         return mask.copy()
     lab, sizes = _label_sizes(arr, 1)
     return _refined(mask, lab == int(np.argmax(sizes)), "keep largest part")
+
+
+# ------------------------------------------------------------------ scribbles
+# Scribble refinement (grow from seeds): random walker (Grady 2006, IEEE PAMI 28(11):
+# 1768-1783; scikit-image) on the smoothed HU in a lesion box resampled to this spacing (mm; speed: <= 0.5 s per update).
+SCRIBBLE_SPACING_MM = 2.0
+SCRIBBLE_BETA = 2000.0  # edge weight exp(-beta * dI^2) on HU scaled to 0..1 over 300 HU
+
+
+def segment_tumor_scribbles(ct: Volume, inside_lps_mm: Sequence[Sequence[float]],
+                            outside_lps_mm: Sequence[Sequence[float]] = (),
+                            initial: Volume | None = None, scribble_radius_mm: float = 2.5,
+                            margin_mm: float = 12.0) -> Volume:
+    """Lesion from inside/outside scribbles (LPS mm points; a stroke is a list of points).
+
+    Prior: ``initial`` (e.g. the one-click result), else :func:`segment_tumor` from the
+    first inside point (none when it refuses). Labels for the random walker, on a box
+    around the prior and every scribble (+ ``margin_mm``) at 2 mm: inside = the prior
+    eroded 3 mm + balls of ``scribble_radius_mm`` at the inside points; outside = the box
+    border, the outside points' balls and everything farther than 4 mm from the prior -
+    except within 15 mm of an inside point (a missed part can be added). The walker decides
+    the rest from the HU edges. Result: the component(s) holding an inside point, holes
+    filled, on the CT grid. Refuses (InputError) without an inside point.
+    """
+    import time as _time
+
+    from skimage.segmentation import random_walker
+
+    ins = _as_points(inside_lps_mm) if len(inside_lps_mm) else None
+    if ins is None:
+        raise InputError("scribbles: give at least one inside (tumour) point")
+    outs = _as_points(outside_lps_mm) if len(outside_lps_mm) else np.zeros((0, 3))
+    _check_inside(ct, ins, "tumour scribble")
+    _check_inside(ct, outs, "background scribble")
+    warning = ""
+    if initial is None:
+        try:
+            initial = segment_tumor(ct, ins[0])
+            warning = initial.metadata.get("warning", "")
+        except InputError as exc:
+            initial, warning = None, f"no one-click prior ({exc})"
+    pts = np.vstack([ins, outs])
+    lo, hi = pts.min(0), pts.max(0)
+    if initial is not None and initial.array.any():
+        kji = np.argwhere(initial.array)
+        b = initial.index_to_lps(np.stack([kji.min(0), kji.max(0)])[:, ::-1].astype(float))
+        lo, hi = np.minimum(lo, b.min(0)), np.maximum(hi, b.max(0))
+    else:
+        lo, hi = lo - 15.0, hi + 15.0
+    sub = ct.crop_lps_box(lo, hi, pad_mm=margin_mm)
+    img = _to_float_sitk(sub)
+    sp_out = np.maximum(sub.spacing_mm, SCRIBBLE_SPACING_MM)
+    size = [max(2, int(round(n * s / o))) for n, s, o in
+            zip(sub.size_xyz, sub.spacing_mm, sp_out)]
+    grid = sitk.Image(size, sitk.sitkFloat32)
+    grid.SetOrigin(img.GetOrigin())
+    grid.SetDirection(img.GetDirection())
+    grid.SetSpacing([float(s) for s in sp_out])
+    small = sitk.Resample(sitk.SmoothingRecursiveGaussian(img, 1.0), grid, sitk.Transform(),
+                          sitk.sitkLinear, -1000.0)
+    work = Volume.from_sitk(small)
+    data = np.clip((work.array.astype(np.float64) + 100.0) / 300.0, 0.0, 1.0)
+    labels = np.zeros(data.shape, dtype=np.int32)
+    if initial is not None and initial.array.any():
+        prior = initial.resample_like(work, "nearest", 0).array != 0
+        pimg = work.with_array(prior.astype(np.uint8)).to_sitk()
+        core = sitk.GetArrayFromImage(_erode(pimg, 3.0)) != 0
+        far = sitk.GetArrayFromImage(_dilate(pimg, 4.0)) == 0
+        labels[far] = 2
+        labels[core] = 1
+    labels[0, :, :] = labels[-1, :, :] = 2
+    labels[:, 0, :] = labels[:, -1, :] = 2
+    labels[:, :, 0] = labels[:, :, -1] = 2
+    for p in ins:  # free the region around an inside point, then mark its ball inside
+        labels[(labels == 2) & _ball(work, p, 15.0) & ~_border(labels.shape)] = 0
+    for p in outs:
+        labels[_ball(work, p, scribble_radius_mm)] = 2
+    for p in ins:
+        labels[_ball(work, p, scribble_radius_mm)] = 1
+    t0 = _time.perf_counter()
+    seg_ = random_walker(data, labels, beta=SCRIBBLE_BETA, mode="cg_j", tol=1e-2,
+                         spacing=tuple(work.spacing_mm[::-1]))
+    walker_s = _time.perf_counter() - t0
+    res = seg_ == 1
+    res = _components_touching(res, [_seed_kji(work, p) for p in ins])
+    res = _fill_holes_slices(res)
+    up = _paste(ct, work.with_array(res.astype(np.uint8)).resample_like(sub, "nearest", 0))
+    meta = {"structure": "tumor", "method": "tumour scribbles (random walker)",
+            "inside_points": len(ins), "outside_points": len(outs),
+            "walker_seconds": round(walker_s, 2)}
+    if warning:
+        meta["warning"] = warning
+    return _mask_volume(ct, up != 0, **meta)
+
+
+def _border(shape: tuple[int, ...]) -> np.ndarray:
+    b = np.zeros(shape, dtype=bool)
+    b[0], b[-1] = True, True
+    b[:, 0], b[:, -1] = True, True
+    b[:, :, 0], b[:, :, -1] = True, True
+    return b
