@@ -5,6 +5,8 @@ masks on the CT grid into DIR (tumor.nii.gz, liver.nii.gz, vessels.nii.gz, bone.
 lung.nii.gz; with ``--calibre`` also vessels_diameter_mm.nii.gz) and prints volume (mL)
 and largest diameter (mm) of each. A negative first coordinate needs no quoting
 (``--tumor-seed -70,4,-5``); ``--tumor-seed=-70,4,-5`` works as well.
+With ``--background-seed`` (repeatable) the tumour seeds are inside scribbles of one lesion
+and the background seeds outside ones (random walker, issue 17).
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tumor-seed", action="append", type=_point, default=[],
                         metavar="X,Y,Z", help="click inside a hypodense lesion (LPS mm); "
                         "repeat for several lesions (all go into tumor.nii.gz)")
+    parser.add_argument("--background-seed", action="append", type=_point, default=[],
+                        metavar="X,Y,Z", help="scribble point outside the lesion (LPS mm); "
+                        "repeatable. With it, every --tumor-seed is an inside scribble of ONE "
+                        "lesion, grown from seeds by a random walker")
     parser.add_argument("--tumor-radius-mm",
                         type=finite_float(0, 150, lo_open=True, unit="mm"),
                         default=None, metavar="R",
@@ -87,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from irplan.planning import segmentation as seg
     from irplan.planning.mask_ops import max_diameter_mm, volume_ml
 
+    if args.background_seed and not args.tumor_seed:
+        raise InputError("--background-seed needs at least one --tumor-seed (inside point)")
     if not (args.tumor_seed or args.liver_seed or args.vessel_seed or args.bone or args.lung):
         raise InputError("nothing to do: give --tumor-seed, --liver-seed, --vessel-seed, "
                          "--bone and/or --lung")
@@ -109,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         timing[key] = time.perf_counter() - t0
         return vol
 
-    if args.tumor_seed:
+    if args.tumor_seed and args.background_seed:
+        results["tumor"] = timed("tumor", seg.segment_tumor_scribbles, ct, args.tumor_seed,
+                                 args.background_seed)
+    elif args.tumor_seed:
         masks = [timed("tumor", seg.segment_tumor, ct, s, radius_mm=args.tumor_radius_mm)
                  for s in args.tumor_seed]
         union = masks[0].copy()

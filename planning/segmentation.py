@@ -273,6 +273,10 @@ RIM_STEPS = (0.5, 0.6, 0.7, 0.8, 0.9)
 # A rim is assumed when the median ray moves this far (mm) from the half-contrast edge to the
 # 90 % edge (a blurred sharp edge moves ~1-2 mm at 1-1.5 mm resolution).
 RIM_MIN_MM = 2.0
+# ... for cores of at least this radius (mm); a smaller core needs RIM_MIN_SMALL_MM (the
+# phantom's sharp 12 mm lesion moves ~2 mm between the two edges with noise).
+RIM_LARGE_CORE_MM = 15.0
+RIM_MIN_SMALL_MM = 3.0
 # Leak checks between growth steps: more than this fraction of rays unterminated or longer
 # than LONG_RAY x the median, or a volume jump beyond VOLUME_JUMP x the previous step, stop
 # the growth at the previous step (and say so).
@@ -398,7 +402,10 @@ def _rim_hull(ct: Volume, sub: Volume, sm: np.ndarray, seed: np.ndarray, mu: flo
     r50, h50 = radii(RIM_STEPS[0])
     r90, h90 = radii(RIM_STEPS[-1])
     both = h50 & h90
-    if both.sum() < 0.5 * len(dirs) or float(np.median(r90[both] - r50[both])) < RIM_MIN_MM:
+    if both.sum() < 0.5 * len(dirs):
+        return None
+    rim_mm, core_mm = float(np.median(r90[both] - r50[both])), float(np.median(r50[both]))
+    if rim_mm < (RIM_MIN_MM if core_mm >= RIM_LARGE_CORE_MM else RIM_MIN_SMALL_MM):
         return None
     chosen, warning, steps = None, "", []
     for frac in RIM_STEPS:
@@ -434,7 +441,7 @@ def _rim_hull(ct: Volume, sub: Volume, sm: np.ndarray, seed: np.ndarray, mu: flo
     info = {"method": "tumour click, rim-aware ray hull",
             "hu_window": (round(fat_hu, 1), round(thr, 1)),
             "contrast_fraction": frac, "parenchyma_hu": round(mu_p, 1), "growth_steps": steps,
-            "rim_mm": round(float(np.median(r90[both] - r50[both])), 1),
+            "rim_mm": round(rim_mm, 1),
             "bound_radius_mm": round(float(rr.max()), 1)}
     if warning:
         info["warning"] = warning

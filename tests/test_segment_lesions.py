@@ -108,3 +108,31 @@ def test_scribbles_add_a_missed_part_fast():
     assert m.metadata["walker_seconds"] <= 0.5
     with pytest.raises(InputError, match="inside"):
         seg.segment_tumor_scribbles(ct, [], [[0.0, 25.0, 0.0]])
+
+
+def test_cli_scribbles_tumour_and_background_seeds(tmp_path):
+    """`irplan segment CT --tumor-seed ... --tumor-seed ... --background-seed ...`: one
+    lesion from scribbles (exit 0, mL printed, mask written); background alone: exit 2."""
+    import subprocess
+    import sys
+
+    from irplan.io.masks import read_mask, write_volume_file
+
+    ct, truth = rim_lesion()
+    path = write_volume_file(ct, tmp_path / "ct.nii.gz")
+    run = [sys.executable, "-m", "irplan.app.cli", "segment", str(path), "--out",
+           str(tmp_path / "out")]
+    r = subprocess.run([*run, "--tumor-seed", "1,-1.5,1.5", "--tumor-seed=-8,0,0",
+                        "--background-seed", "0,25,0", "--json"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    row = json.loads(r.stdout)[0]
+    m = read_mask(tmp_path / "out" / "tumor.nii.gz")
+    true_ml = truth.sum() * ct.voxel_volume_ml
+    assert row["volume_ml"] == pytest.approx(true_ml, rel=0.35)
+    assert dice(m.array, truth) >= 0.85
+    r = subprocess.run([*run, "--background-seed", "0,25,0"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "--background-seed" in r.stderr
