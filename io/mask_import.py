@@ -414,9 +414,38 @@ def import_masks(path: str | Path, ct: Volume,
                      "DICOM folders)")
 
 
-def merge_by_key(imported: list[ImportedMask]) -> dict[str, Volume]:
+def split_lesions(tumour: Volume, key: str = "tumor") -> dict[str, Volume]:
+    """One structure per lesion: the 26-connected components of a (multi-lesion) tumour
+    mask, largest first, keyed ``tumor``, ``tumor_2``, ... and named "Tumour 1", ... with
+    their volume (mL) in ``metadata["volume_ml"]``."""
+    from scipy.ndimage import label
+
+    lab, n = label(tumour.array != 0, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(lab.ravel())[1:]
+    out: dict[str, Volume] = {}
+    for rank, i in enumerate(np.argsort(-sizes, kind="stable"), 1):
+        m = tumour.with_array((lab == i + 1).astype(np.uint8))
+        m.metadata = dict(tumour.metadata)
+        m.metadata.update({"structure": key, "name": f"Tumour {rank}",
+                           "volume_ml": round(float(sizes[i]) * tumour.voxel_volume_ml, 2)})
+        out[key if rank == 1 else f"{key}_{rank}"] = m
+    return out
+
+
+def merge_by_key(imported: list[ImportedMask],
+                 lesions_apart: bool = False) -> dict[str, Volume]:
     """Union of the imported masks per standard key (e.g. livertumor1 + livertumor2 ->
-    tumor). Structures mapped to "other" keep their own name as key."""
+    tumor). Structures mapped to "other" keep their own name as key. ``lesions_apart``:
+    the tumour union is split into one structure per lesion (:func:`split_lesions`:
+    ``tumor``, ``tumor_2``, ...) instead of one merged tumour."""
+    out = _merge(imported)
+    if lesions_apart and "tumor" in out:
+        lesions = split_lesions(out.pop("tumor"))
+        out = {**lesions, **out}
+    return out
+
+
+def _merge(imported: list[ImportedMask]) -> dict[str, Volume]:
     out: dict[str, Volume] = {}
     for m in imported:
         key = m.key if m.key != "other" else _norm(m.name) or "other"

@@ -136,3 +136,19 @@ def test_cli_scribbles_tumour_and_background_seeds(tmp_path):
     r = subprocess.run([*run, "--background-seed", "0,25,0"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 2 and "--background-seed" in r.stderr
+
+
+def test_ircadb17_import_keeps_the_two_tumours_apart(ircadb_lesions):
+    """The two expert tumours become Tumour 1 and Tumour 2 (keys tumor, tumor_2) with their
+    own volumes (SOURCE.md: 85.6 and 78.6 mL), not one 164 mL tumour."""
+    from irplan.io.mask_import import merge_by_key
+
+    _, masks, _ = ircadb_lesions
+    merged = merge_by_key(masks, lesions_apart=True)
+    tumours = {k: v for k, v in merged.items() if v.metadata.get("structure") == "tumor"}
+    assert set(tumours) == {"tumor", "tumor_2"}
+    ml = {v.metadata["name"]: v.metadata["volume_ml"] for v in tumours.values()}
+    print(f"IRCADb17 import: {ml}")
+    assert ml["Tumour 1"] == pytest.approx(85.6, abs=0.1)
+    assert ml["Tumour 2"] == pytest.approx(78.6, abs=0.1)
+    assert not (tumours["tumor"].array & tumours["tumor_2"].array).any()
