@@ -7,7 +7,11 @@ Tools:
 * :func:`segment_tumor` - hypodense lesion from one click (optional drag radius in mm):
   region growing in an HU window at half the lesion/parenchyma contrast, bounded by a
   sphere and a star-shaped hull measured by rays from the click (no leaks into touching
-  organs of the same density), then opening / closing / hole filling.
+  organs of the same density), then opening / closing / hole filling. Lesions with an
+  isodense rim (the edge moves >= 2 mm between the 50 % and 90 % contrast levels) take a
+  rim-aware ray hull grown in threshold steps with leak checks (issue 17).
+* :func:`segment_tumor_scribbles` - inside/outside scribbles (grow from seeds): random
+  walker on a 2 mm lesion box around the one-click prior.
 * :func:`segment_liver` - liver from one or more seeds: HU window from seed statistics,
   opening to cut bridges to neighbours, connectivity, closing and hole filling (fills
   enhanced vessels and enclosed lesions); segmented tumours can be counted in.
