@@ -70,32 +70,30 @@ def _gzip_payload_size(p: Path) -> tuple[int, bytes]:
     return n, head
 
 
+# NIfTI-1 (348-byte header) and NIfTI-2 (540): where dim, datatype/bitpix and vox_offset are
+_NIFTI_LAYOUTS = {348: ("8h", 40, 70, "f", 108), 540: ("8q", 16, 12, "q", 168)}
+
+
 def _nifti_needed_bytes(header: bytes) -> int | None:
     """Bytes a NIfTI-1/2 file must hold (vox_offset + voxels x bitpix/8), or None when
     the header is not NIfTI."""
     if len(header) >= 348:
         for endian in "<>":
             (hsize,) = struct.unpack(endian + "i", header[:4])
-            if hsize == 348:
-                dim = struct.unpack(endian + "8h", header[40:56])
-                (datatype, bitpix) = struct.unpack(endian + "hh", header[70:74])
-                (vox_offset,) = struct.unpack(endian + "f", header[108:112])
-                nd = dim[0]
-                if not 1 <= nd <= 7 or any(d < 0 for d in dim[1:nd + 1]):
-                    raise InputError("bad NIfTI dimensions")
-                voxels = int(np.prod([max(int(d), 1) for d in dim[1:nd + 1]], dtype=np.int64))
-                bits = bitpix or _NIFTI_BITPIX.get(datatype, 0)
-                return int(vox_offset) + voxels * bits // 8
-            if hsize == 540 and len(header) >= 540:
-                dim = struct.unpack(endian + "8q", header[16:80])
-                (datatype, bitpix) = struct.unpack(endian + "hh", header[12:16])
-                (vox_offset,) = struct.unpack(endian + "q", header[168:176])
-                nd = dim[0]
-                if not 1 <= nd <= 7 or any(d < 0 for d in dim[1:nd + 1]):
-                    raise InputError("bad NIfTI dimensions")
-                voxels = int(np.prod([max(int(d), 1) for d in dim[1:nd + 1]], dtype=np.int64))
-                bits = bitpix or _NIFTI_BITPIX.get(datatype, 0)
-                return int(vox_offset) + voxels * bits // 8
+            layout = _NIFTI_LAYOUTS.get(hsize)
+            if layout is None or len(header) < hsize:
+                continue
+            dim_fmt, dim_at, type_at, off_fmt, off_at = layout
+            dim = struct.unpack(endian + dim_fmt, header[dim_at:dim_at + struct.calcsize(dim_fmt)])
+            (datatype, bitpix) = struct.unpack(endian + "hh", header[type_at:type_at + 4])
+            (vox_offset,) = struct.unpack(endian + off_fmt,
+                                          header[off_at:off_at + struct.calcsize(off_fmt)])
+            nd = dim[0]
+            if not 1 <= nd <= 7 or any(d < 0 for d in dim[1:nd + 1]):
+                raise InputError("bad NIfTI dimensions")
+            voxels = int(np.prod([max(int(d), 1) for d in dim[1:nd + 1]], dtype=np.int64))
+            bits = bitpix or _NIFTI_BITPIX.get(datatype, 0)
+            return int(vox_offset) + voxels * bits // 8
     return None
 
 
