@@ -132,6 +132,51 @@ class EvaluationSummary:
 
 
 @dataclass
+class ProcedureNeedleRow:
+    """One needle found on the check CT against its planned needle (errors mm / deg;
+    ``planned`` "" when it matches none)."""
+
+    placed: str
+    planned: str
+    tip_error_mm: float | None = None
+    depth_error_mm: float | None = None
+    lateral_error_mm: float | None = None
+    angle_error_deg: float | None = None
+
+
+@dataclass
+class ProcedurePairRow:
+    """One pulsed pair as placed: measured tip-to-tip spacing (mm), angle between the
+    electrodes (deg), voltage set (V), pulses delivered, measured current (A)."""
+
+    a: str
+    b: str
+    spacing_mm: float | None = None
+    angle_deg: float | None = None
+    voltage_v: float | None = None
+    voltage_capped: bool = False
+    pulses: int | None = None
+    current_a: float | None = None
+    predicted_a: float | None = None
+
+
+@dataclass
+class ProcedureSummary:
+    """The intra-procedural record (plan key "procedure", ``irplan detect-needles
+    --out``): planned vs placed needles, pairs, the technical-success verdict."""
+
+    needles: list[ProcedureNeedleRow] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    pairs: list[ProcedurePairRow] = field(default_factory=list)
+    verdict: str = NOT_COMPUTED
+    success: bool | None = None
+    definition: str = ""
+    reasons: list[str] = field(default_factory=list)
+    rows: list[tuple[str, str]] = field(default_factory=list)   # zone, currents, registration
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Picture:
     title: str
     path: str
@@ -164,6 +209,8 @@ class ReportContent:
     evaluation: EvaluationSummary | None = None
     evaluation_status: str = "no follow-up evaluation in this plan"
     margin_map: Picture | None = None
+    procedure: ProcedureSummary | None = None
+    procedure_status: str = ""
     notes: list[str] = field(default_factory=list)
     deidentified: bool = False  # de-identified export: no creation date, fixed PDF metadata
 
@@ -424,6 +471,90 @@ def evaluation_summary(ev: Any, required_margin_mm: float) -> EvaluationSummary:
     return s
 
 
+def _num(v: Any) -> float | None:
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None
+
+
+def procedure_summary(proc: Mapping[str, Any], plan: Plan) -> ProcedureSummary:
+    """From a plan's "procedure" entry (``irplan detect-needles --out``; keys as
+    written by :mod:`irplan.app.cmd_detect_needles`). Placed needle ``k`` is the plan's
+    needle ``k`` (the placed plan); planned indices are 1-based into the source plan."""
+    from irplan.planning.placement import ANGLE_TOLERANCE_DEG, MIN_PULSES, TIP_TOLERANCE_MM
+
+    names = [nd.name or f"N{i}" for i, nd in enumerate(plan.needles, start=1)]
+
+    def name(k: Any) -> str:       # 1-based index into the placed needles
+        if isinstance(k, int) and 1 <= k <= len(names):
+            return names[k - 1]
+        return f"#{k}"
+
+    s = ProcedureSummary()
+    for k, d in enumerate(proc.get("needles") or [], start=1):
+        if not isinstance(d, Mapping):
+            continue
+        m = d.get("planned_index")
+        s.needles.append(ProcedureNeedleRow(
+            placed=name(k),
+            planned=f"planned needle {m}" if isinstance(m, int) else "",
+            tip_error_mm=_num(d.get("tip_error_mm")),
+            depth_error_mm=_num(d.get("depth_error_mm")),
+            lateral_error_mm=_num(d.get("lateral_error_mm")),
+            angle_error_deg=_num(d.get("angle_error_deg"))))
+    s.missing = [f"planned needle {j}" for j in proc.get("missing_planned") or []
+                 if isinstance(j, int)]
+    fit = proc.get("currents") if isinstance(proc.get("currents"), Mapping) else {}
+    predicted = {tuple(p.get("needles") or ()): _num(p.get("predicted_a"))
+                 for p in fit.get("pairs") or [] if isinstance(p, Mapping)}
+    for p in proc.get("pairs") or []:
+        if not isinstance(p, Mapping) or len(p.get("needles") or []) != 2:
+            continue
+        a, b = p["needles"]
+        pulses = p.get("pulses")
+        s.pairs.append(ProcedurePairRow(
+            name(a), name(b), _num(p.get("spacing_mm")), _num(p.get("angle_deg")),
+            _num(p.get("voltage_v")), bool(p.get("voltage_capped")),
+            int(pulses) if isinstance(pulses, int | float) and not isinstance(pulses, bool)
+            else None, _num(p.get("current_a")), predicted.get((a, b))))
+    v = proc.get("verdict")
+    if isinstance(v, Mapping):
+        s.success = v.get("success") if isinstance(v.get("success"), bool) else None
+        s.verdict = {True: "Technical success: YES",
+                     False: "Technical success: NO",
+                     None: "Technical success: not decided (no pulse record)"}[s.success]
+        s.reasons = [str(r) for r in v.get("reasons") or []]
+        s.definition = str(v.get("definition") or "")
+    s.definition = s.definition or (
+        f"every planned needle placed (tip within {TIP_TOLERANCE_MM:g} mm, axis within "
+        f"{ANGLE_TOLERANCE_DEG:g} deg of the plan) and >= {MIN_PULSES} pulses per "
+        "electrode pair")
+    rp = proc.get("repredicted")
+    if isinstance(rp, Mapping) and isinstance(rp.get("placed"), Mapping):
+        for key, label in (("planned", "Zone as planned"), ("placed", "Zone as placed")):
+            z = rp.get(key) if isinstance(rp.get(key), Mapping) else {}
+            s.rows.append((label, f"{_fmt(_num(z.get('zone_volume_ml')), 1, 'ml')}, "
+                           f"coverage {_fmt(_num(z.get('tumor_coverage_percent')), 1, '%')}, "
+                           f"minimal margin {_fmt(_num(z.get('minimal_margin_mm')), 1, 'mm')}"))
+        thin = (rp["placed"].get("thinnest_margin_lps_mm") or [])
+        if len(thin) == 3 and all(_num(c) is not None for c in thin):
+            s.rows.append(("Thinnest margin as placed",
+                           "LPS (" + ", ".join(f"{float(c):.1f}" for c in thin) + ") mm"))
+    elif isinstance(rp, Mapping) and rp.get("error"):
+        s.notes.append(f"zone not re-predicted: {rp['error']}")
+    if fit and _num(fit.get("conductivity_scale")) is not None:
+        s.rows.append(("Measured vs predicted currents",
+                       f"conductivity scale {_fmt(_num(fit.get('conductivity_scale')), 2)}, "
+                       f"residual {_fmt(_num(fit.get('residual_rms_a')), 1, 'A')} RMS "
+                       "(fit to the measured currents)"))
+    reg = proc.get("registration")
+    if isinstance(reg, Mapping) and reg.get("applied"):
+        s.rows.append(("Registration", "intra-op CT registered rigidly to the planning CT "
+                       f"(Mattes MI {_fmt(_num(reg.get('initial_metric_value')), 3)} -> "
+                       f"{_fmt(_num(reg.get('metric_value')), 3)})"))
+    return s
+
+
 # --------------------------------------------------------------------------- gathering
 def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
                           header: Any | None = None, ct: Volume | None = None,
@@ -490,6 +621,12 @@ def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
             rc.evaluation_status = _why(exc)
     elif evaluation_status:
         rc.evaluation_status = evaluation_status
+    proc = plan.extra.get("procedure") if isinstance(plan.extra, dict) else None
+    if isinstance(proc, Mapping):
+        try:
+            rc.procedure = procedure_summary(proc, plan)
+        except Exception as exc:  # noqa: BLE001 - a report must still be written
+            rc.procedure_status = f"procedure record {_why(exc)}"
     rc.pictures = list(pictures)
     rc.pictures_status = pictures_status or ("" if rc.pictures else NOT_COMPUTED)
     rc.margin_map = margin_map

@@ -24,6 +24,7 @@ from reportlab.platypus import (
     CondPageBreak,
     Image,
     KeepTogether,
+    PageBreak,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -167,6 +168,65 @@ def _image(pic: Picture, width: float, st: dict) -> list[Any]:
     h = width * ih / iw
     return [Image(str(p), width=width, height=h),
             Paragraph(f"<b>{_esc(pic.title)}</b>. {_esc(pic.caption)}", st["small"])]
+
+
+def _procedure(rc: ReportContent, st: dict, width: float) -> list[Any]:
+    """The "Procedure" page: planned vs placed needles, pairs as placed with the pulses
+    and currents of the generator log, the technical-success verdict and its tolerances."""
+    out: list[Any] = [Paragraph("Procedure: needles as placed (check CT)", st["h2"])]
+    pr = rc.procedure
+    if pr is None:
+        return out + [_status(rc.procedure_status, st)]
+    if pr.needles:
+        rows: list[list[Any]] = [["Needle as placed", "Matched to", "Tip error (mm)",
+                                  "Depth error (mm)", "Lateral error (mm)",
+                                  "Axis angle error (\u00b0)"]]
+        for n in pr.needles:
+            rows.append([n.placed, n.planned or "no planned needle", _f(n.tip_error_mm),
+                         ("+" if (n.depth_error_mm or 0) > 0 else "") + _f(n.depth_error_mm),
+                         _f(n.lateral_error_mm), _f(n.angle_error_deg)])
+        w = [30 * mm, 32 * mm, 24 * mm, 26 * mm, 28 * mm]
+        w.append(width - sum(w))
+        out.append(_table(rows, w, st))
+        out.append(Paragraph(
+            "Needle as placed: as named in the Needles table. Errors against the matched "
+            "planned needle (optimal assignment; the plan's order is arbitrary). Depth error along the planned axis, positive when deeper "
+            "than planned; lateral error perpendicular to it.", st["small"]))
+    else:
+        out.append(_status("no needle found on the check CT", st))
+    for m in pr.missing:
+        out.append(_status(f"{m}: not found on the check CT", st))
+    out.append(Paragraph("Electrode pairs as placed", st["h2"]))
+    if pr.pairs:
+        rows2: list[list[Any]] = [["Pair", "Spacing tip-tip (mm)", "Angle (\u00b0)",
+                                   "Voltage set (V)", "Pulses delivered",
+                                   "Measured current (A)", "Predicted current (A)"]]
+        for p in pr.pairs:
+            rows2.append([f"{p.a} \u2013 {p.b}", _f(p.spacing_mm), _f(p.angle_deg),
+                          _f(p.voltage_v, 0) + (" (max)" if p.voltage_capped else ""),
+                          "\u2014" if p.pulses is None else str(p.pulses),
+                          _f(p.current_a), _f(p.predicted_a)])
+        w2 = [24 * mm, 25 * mm, 17 * mm, 24 * mm, 22 * mm, 27 * mm]
+        w2.append(width - sum(w2))
+        out.append(_table(rows2, w2, st))
+        out.append(Paragraph(
+            "Voltage from the measured spacing: 1500 V/cm (Kos et al. 2015), capped at the "
+            "3000 V generator maximum. Pulses and measured currents from the generator log "
+            "(target 20-50 A per pair); predicted currents by the field model with the "
+            "needles as placed.", st["small"]))
+    else:
+        out.append(_status("no pulsed electrode pairs", st))
+    if pr.rows:
+        out += [Spacer(1, 4), _kv(pr.rows, st)]
+    block: list[Any] = [Spacer(1, 6), Paragraph(_esc(pr.verdict), st["verdict"]),
+                        Paragraph("Trial definition with IRPlan's tolerances: "
+                                  + _esc(pr.definition) + ".", st["small"])]
+    for r in pr.reasons:
+        block.append(Paragraph("\u2022 " + _esc(r), st["body"]))
+    out.append(KeepTogether(block))
+    for note in pr.notes:
+        out.append(Paragraph("\u2022 " + _esc(note), st["small"]))
+    return out
 
 
 class _NumberedCanvas(rl_canvas.Canvas):
@@ -368,6 +428,11 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
     else:
         story.append(Paragraph("Views", st["h2"]))
         story.append(_status(rc.pictures_status or "not computed", st))
+
+    # ---- intra-procedural record (irplan detect-needles --out)
+    if rc.procedure is not None or rc.procedure_status:
+        story.append(PageBreak())
+        story.extend(_procedure(rc, st, width))
 
     # ---- evaluation
     story.append(CondPageBreak(60 * mm))
