@@ -531,7 +531,10 @@ def procedure_summary(proc: Mapping[str, Any], plan: Plan) -> ProcedureSummary:
         "electrode pair")
     rp = proc.get("repredicted")
     if isinstance(rp, Mapping) and isinstance(rp.get("placed"), Mapping):
-        for key, label in (("planned", "Zone as planned"), ("placed", "Zone as placed")):
+        grid = _num(rp.get("grid_mm"))
+        at = f" ({grid:g} mm grid)" if grid else ""
+        for key, label in (("planned", "Zone as planned" + at),
+                           ("placed", "Zone as placed" + at)):
             z = rp.get(key) if isinstance(rp.get(key), Mapping) else {}
             s.rows.append((label, f"{_fmt(_num(z.get('zone_volume_ml')), 1, 'ml')}, "
                            f"coverage {_fmt(_num(z.get('tumor_coverage_percent')), 1, '%')}, "
@@ -752,7 +755,20 @@ def _first_header(folder: Path) -> Any | None:
 def _predict_zone(case: ComputedCase) -> None:
     from irplan.planning.zone import predict_zone
 
-    res = predict_zone(case.plan, case.ct, case.structures)
+    plan, options = case.plan, None
+    proc = plan.extra.get("procedure") if isinstance(plan.extra, dict) else None
+    set_pairs = _procedure_pairs(proc, len(plan.needles)) if plan.modality == "IRE" else []
+    if set_pairs and plan.ire.voltage_v is None:
+        # the pairs and voltages set in the room (measured tip-to-tip spacings), as
+        # `irplan detect-needles` re-predicted them: one voltage per row of the report
+        from irplan.planning.zone import ZoneOptions
+
+        plan, options = plan.copy(), ZoneOptions()
+        options.pairs = [ab for ab, _ in set_pairs]
+        plan.ire.voltage_v = [v for _, v in set_pairs]
+        case.zone_notes.append("pairs and voltages as set in the procedure record "
+                               "(1500 V/cm x measured tip-to-tip spacing)")
+    res = predict_zone(plan, case.ct, case.structures, options=options)
     case.zone = res.zone
     if res.modality == "IRE":
         thr = getattr(res, "threshold_v_per_cm", None)
@@ -774,6 +790,22 @@ def _predict_zone(case: ComputedCase) -> None:
                                    f"the zone{' (spared)' if r.spared else ''}"
                                    f"{'; ' + r.note if r.note else ''}")
     case.zone_notes.extend(str(w) for w in res.warnings)
+
+
+def _procedure_pairs(proc: Any, n_needles: int) -> list[tuple[tuple[int, int], float]]:
+    """((a, b) 0-based, voltage V) of the pairs in a plan's "procedure" record; [] when
+    absent or not usable."""
+    if not isinstance(proc, Mapping):
+        return []
+    out = []
+    for p in proc.get("pairs") or []:
+        ab = p.get("needles") if isinstance(p, Mapping) else None
+        v = _num(p.get("voltage_v")) if isinstance(p, Mapping) else None
+        if (not isinstance(ab, list) or len(ab) != 2 or v is None or v <= 0
+                or not all(isinstance(k, int) and 1 <= k <= n_needles for k in ab)):
+            return []
+        out.append(((ab[0] - 1, ab[1] - 1), v))
+    return out
 
 
 def _run_safety(case: ComputedCase) -> list[Any]:

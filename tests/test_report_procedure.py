@@ -50,7 +50,9 @@ def placed(phantom_case: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 def test_procedure_page_shows_errors_pairs_and_verdict(placed: dict) -> None:
     pdf = placed["dir"] / "R.pdf"
     assert main(["report", str(placed["plan"]), "--pdf", str(pdf), "--no-pictures"]) == 0
-    sec = _procedure_section(_text(pdf))
+    text = _text(pdf)
+    sec = _procedure_section(text)
+    before = text[:text.index("Procedure: needles as placed")]
     det = placed["det"]
     assert len(det["needles"]) == 4
     # planned vs placed: one row per found needle, named as in the placed plan (N1..N4)
@@ -76,6 +78,9 @@ def test_procedure_page_shows_errors_pairs_and_verdict(placed: dict) -> None:
         assert bool(m.group(4)) == p["voltage_capped"]
         assert int(m.group(5)) == p["pulses"] == 90 + a
         assert float(m.group(6)) == pytest.approx(20.5 + a + b, abs=0.051)   # A, measured
+        # the zone of this report (IRE pairs section) is predicted with the same voltages
+        m = re.search(rf"^\s*N{a} \u2013 N{b}\s+\S+\s+(\d+)\s", before, re.M)
+        assert m and int(m.group(1)) == round(p["voltage_v"]), before
     # verdict with its tolerances stated
     assert det["verdict"]["success"] is True
     flat = " ".join(sec.split())
