@@ -72,7 +72,17 @@ class EvaluatePanel(QWidget):
         logic.status.connect(self._status)
         self.display.mode_changed.connect(self._on_mode)
         self.display.picked.connect(lambda _p, m: self._status(f"margin here {m:+.1f} mm"))
+        # the required margin is the plan's (a 7 mm plan is not judged against 5 mm)
+        ctx.case.plan_replaced.connect(self._margin_from_plan)
+        ctx.case.plan_changed.connect(
+            lambda topic: self._margin_from_plan() if topic in ("margin", "all") else None)
+        self._margin_from_plan()
         self._refresh()
+
+    def _margin_from_plan(self) -> None:
+        m = getattr(self.case.plan, "margin_mm", None)
+        if m is not None and m >= 0:
+            self.spin_margin.setValue(float(m))
 
     # the logic's state, under the names the panel always had (scripts, tests)
     @property

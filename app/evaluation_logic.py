@@ -100,8 +100,10 @@ class EvaluationLogic(QObject):
 
     # ------------------------------------------------------------------ follow-up
     def case_followup_dir(self) -> Path | None:
-        """The open case folder, else the open plan's folder, when it has ``followup/``."""
-        for d in (self.case.case_dir, self.case.plan.file_dir or None):
+        """The open case folder, else the open plan's folder, else the folder holding the
+        planning CT (a plan saved elsewhere), when it has ``followup/``."""
+        ct_parent = Path(self.case.ct_path).parent if self.case.ct_path else None
+        for d in (self.case.case_dir, self.case.plan.file_dir or None, ct_parent):
             if d is not None and (Path(d) / "followup").is_dir():
                 return Path(d)
         return None

@@ -341,7 +341,11 @@ class NeedlePanel(QWidget):
             sp.setEnabled(ok)
             if ok:
                 n = plan.needles[sel]
+                sp.setSpecialValueText("")
                 sp.setValue(float((n.tip_lps_mm if which == "tip" else n.entry_lps_mm)[k]))
+            else:   # no needle selected: no figures (not the previous case's)
+                sp.setSpecialValueText("—")
+                sp.setValue(sp.minimum())
             sp.blockSignals(False)
 
     def _fill_findings(self) -> None:

@@ -655,6 +655,10 @@ class SafetyChecker:
         s = self.settings
         ns = plan.needles
         out: list[Finding] = []
+        if not ns:   # a new, empty plan is not an error: nothing is planned yet
+            out.append(Finding("info", "ire_count", "no electrodes placed yet (IRE needs "
+                               "2 or more)", None, None, []))
+            return out
         if len(ns) < 2:
             out.append(Finding("error", "ire_count",
                                f"IRE needs at least 2 electrodes; the plan has {len(ns)}",

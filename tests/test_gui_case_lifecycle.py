@@ -174,6 +174,19 @@ def test_demo_then_another_ct_keeps_nothing_of_the_demo(main_window, demo_cache,
     assert training.reference is None
     assert evaluation.followup is None
     assert win.ctx.case_folder() == study
+    # nothing of the demo's needles on screen either (stranger trial): no coordinates in
+    # the Tip/Entry fields, and an empty plan is not a red error
+    panel = win.workflow.panel("plan")
+    assert all(sp.text() == "—" and not sp.isEnabled() for sp in panel.coord_spins.values())
+    assert win.tasks.wait_idle(120)
+    assert [f for f in session.findings if f.severity == "error"] == []
+    # the Evaluate step judges against the plan's margin, not a default 5 mm
+    from irplan.planning.commands import SetAttrs
+
+    assert session.push(SetAttrs("plan", margin_mm=7.0))
+    assert win.workflow.panel("evaluate").spin_margin.value() == 7.0
+    session.undo()
+    assert win.workflow.panel("evaluate").spin_margin.value() == 5.0
     # Save plan… offers the new case's folder, not the demo's plan file
     answer = _Answer(lambda box: (answer.seen.update(
         directory=Path(box.directory().absolutePath()), files=box.selectedFiles()),
