@@ -258,6 +258,10 @@ def test_close_case_empties_the_views(main_window, several, qtbot):
     assert win.case.structures == {} and win.case.plan.needles == []
     assert _session(win).plan_path is None and not _session(win).stack.can_undo
     assert win.windowTitle().startswith("IRPlan — Research")
+    # the 3D view keeps no CT slice of the closed case (stranger trial)
+    scene = win.views.scene3d
+    assert scene._slices == {}
+    assert not any(a.GetVisibility() for a in scene._plane_actors.values())
 
 
 def test_quit_asks_about_unsaved_changes(main_window, several, qtbot):

@@ -205,6 +205,7 @@ class Scene3DView(VtkWidget):
             self._bounds = None
             for a in self._plane_actors.values():
                 a.VisibilityOff()
+            self._build_ct_slices()        # removes the closed case's CT slices
             self.request_render()
             return
         lo, hi = volume.bounds_lps()
