@@ -296,10 +296,14 @@ class MainWindow(QMainWindow):
         """Show an already loaded CT (+ structure masks on its grid, + plan: a fresh empty
         one when None) at once, in place of the open case."""
         from irplan.io.case_loader import LoadedCase
+        from irplan.io.plan_masks import stamp_as_read
 
         self.loader.scan = None
+        # the caller's masks are the case as given, not edits of this session (edits after
+        # this are what the unsaved-changes prompt and Save plan look for)
+        structures = {k: stamp_as_read(m) for k, m in (masks or {}).items()}
         self._show_loaded(LoadedCase(ct=ct, ct_path=None, scan=None,
-                                     structures=dict(masks or {}), plan=plan, title=title))
+                                     structures=structures, plan=plan, title=title))
 
     def _show_loaded(self, loaded: LoadedCase) -> None:
         """The loaded case replaces the open one (``Case.open``) and is shown."""
