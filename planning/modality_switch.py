@@ -3,7 +3,7 @@
 - Switching IRE -> MWA used to leave the IRE electrodes as "wrong device" errors. Now the
   switch is one undo step that also deals with the needles of the wrong device type:
   ``"convert"`` (same tip/entry, the new modality's default device; IRE exposure: the
-  device default), ``"remove"``, or ``"keep"`` (the findings then name them); a thermal
+  electrode's own when it was one before, else the device default), ``"remove"``, or ``"keep"`` (the findings then name them); a thermal
   plan without power/time gets its table default (:mod:`irplan.planning.thermal_defaults`).
 - "Place at tumour" for a thermal plan moves the selected (or only) applicator instead of
   adding a second one.
@@ -15,6 +15,9 @@ from irplan.planning.commands import AddNeedle, Command, Macro, ReplaceNeedles, 
 from irplan.planning.plan import Plan
 
 SWITCH_ACTIONS = ("convert", "remove", "keep")
+# an IRE electrode converted to a thermal applicator remembers its exposure (extra key of
+# the needle in the plan file), so converting back restores it (IRE -> MWA -> IRE)
+IRE_EXPOSURE_KEY = "ire_exposure_mm"
 _PREFIX = {"IRE": "E", "MWA": "A", "RFA": "A", "cryo": "C"}
 
 
@@ -46,7 +49,12 @@ def switch_modality_command(plan: Plan, modality: str, action: str = "convert") 
             elif action == "convert":
                 c = n.copy()
                 c.device = dev.id
-                c.exposure_mm = dev.exposure_default_mm if modality == "IRE" else None
+                if modality == "IRE":   # the electrode's own exposure when it was one
+                    c.exposure_mm = c.extra.pop(IRE_EXPOSURE_KEY, dev.exposure_default_mm)
+                else:
+                    if c.exposure_mm is not None:
+                        c.extra[IRE_EXPOSURE_KEY] = c.exposure_mm
+                    c.exposure_mm = None
                 kept.append(c)
         for k, n in enumerate(kept):       # E1, E2 ... / A1 ... after the switch
             n.name = f"{_PREFIX.get(modality, 'N')}{k + 1}"

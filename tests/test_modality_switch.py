@@ -41,14 +41,30 @@ def test_convert_remove_keep_are_one_undo_step_each() -> None:
         assert plan.thermal.power_w is None and plan.needles[0].device == "ire-19g-monopolar"
 
 
-def test_back_to_ire_gives_the_electrode_exposure_default() -> None:
+def test_back_to_ire_restores_each_electrodes_exposure() -> None:
+    """IRE -> MWA -> IRE keeps 34.4 mm (stranger trial: it became 20 mm, coverage 67 %);
+    an applicator that never was an electrode gets the device default."""
+    import json
+
+    from irplan.io.plan_file import dumps_plan, plan_from_dict
+
     plan = _ire_plan()
+    for n in plan.needles:
+        n.exposure_mm = 34.4
+    plan.needles.append(Needle("mwa-14g", np.array([45.0, 0.0, 0.0]),
+                               np.array([45.0, -100.0, 0.0])))
     stack = UndoStack(plan)
     stack.push(switch_modality_command(plan, "MWA", "convert"))
+    assert all(n.exposure_mm is None for n in plan.needles)
+    # saved and read back as MWA (the remembered exposure is an extra needle key)
+    plan.image.path = "ct"
+    plan = plan_from_dict(json.loads(dumps_plan(plan)), "plan")
+    stack = UndoStack(plan)
     stack.push(switch_modality_command(plan, "IRE", "convert"))
     dev = catalogue()[plan.needles[0].device]
     assert dev.modality == "IRE"
-    assert plan.needles[0].exposure_mm == dev.exposure_default_mm
+    assert [n.exposure_mm for n in plan.needles] == [34.4, 34.4, 34.4, dev.exposure_default_mm]
+    assert all("ire_exposure_mm" not in n.extra for n in plan.needles)
 
 
 def test_applicator_replaces_the_selected_or_only_one() -> None:
