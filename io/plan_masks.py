@@ -67,7 +67,7 @@ def attach_masks(plan: Plan, structures: Mapping[str, Volume], plan_path: str | 
     * a structure the plan already names and that was not edited since it was read keeps
       its file;
     * an unedited structure read from a file (not resampled) is named by that file
-      (absolute path);
+      (absolute path), unless that file is another plan's own (``<stem>.masks/``);
     * anything else (new or edited) is written into :func:`plan_mask_dir` and the plan
       names the new file: a source file (a SEG, another plan's mask) is never overwritten.
 
@@ -75,14 +75,24 @@ def attach_masks(plan: Plan, structures: Mapping[str, Volume], plan_path: str | 
     the report's temporary plan, so the real plan still saves them). Returns the files
     written."""
     from irplan.io.masks import write_mask
+    from irplan.io.plan_file import resolve_plan_path
+
+    own_dir = plan_mask_dir(plan_path).resolve()
+
+    def shareable(path: Path) -> bool:
+        # another plan's own mask file is copied, never shared: saving that plan again
+        # would otherwise change this one
+        p = path.resolve()
+        return p.is_file() and not (p.parent.name.endswith(".masks") and p.parent != own_dir)
 
     written: list[Path] = []
     for key, mask in structures.items():
         edited = modified_since_read(mask)
-        if key in plan.structures and not edited:
+        if (key in plan.structures and not edited
+                and shareable(resolve_plan_path(plan, plan.structures[key]))):
             continue
         src = mask.metadata.get("source_path")
-        if (not edited and src and Path(src).is_file()
+        if (not edited and src and shareable(Path(src))
                 and mask.metadata.get("resampled") is None):
             plan.structures[key] = str(Path(src).resolve())
             continue

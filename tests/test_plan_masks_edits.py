@@ -86,3 +86,17 @@ def test_new_structure_without_a_file_is_written(tmp_path: Path) -> None:
     written = attach_masks(plan, {"liver": mask}, tmp_path / "b.irplan.json")
     assert written == [tmp_path / "b.masks" / "liver.nii.gz"]
     assert not modified_since_read(mask)
+
+
+def test_save_as_copies_the_masks_of_the_first_plan(tmp_path: Path) -> None:
+    """Save, then Save as: the second plan gets its own copy (saving the first plan again
+    after an edit must not change the second)."""
+    plan = Plan()
+    mask = _ball()
+    attach_masks(plan, {"tumor": mask}, tmp_path / "first.irplan.json")
+    assert Path(plan.structures["tumor"]).parent.name == "first.masks"
+    written = attach_masks(plan, {"tumor": mask}, tmp_path / "second.irplan.json")
+    assert written == [tmp_path / "second.masks" / "tumor.nii.gz"]
+    assert Path(plan.structures["tumor"]).parent.name == "second.masks"
+    # saving the second plan again shares nothing and writes nothing
+    assert attach_masks(plan, {"tumor": mask}, tmp_path / "second.irplan.json") == []
