@@ -56,8 +56,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from irplan.io.atomic_write import atomic_write_text
     from irplan.io.masks import read_mask
-    from irplan.io.plan_file import atomic_write_text, load_plan, load_plan_structures
+    from irplan.io.plan_file import load_plan, load_plan_structures
     from irplan.planning.calibration import calibrate, prepare_case
 
     if not 0.5 <= args.grid_mm <= 5.0:

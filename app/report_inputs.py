@@ -60,6 +60,7 @@ def write_report_inputs(plan: Plan, structures: Mapping[str, Volume],
     """Write a copy of ``plan`` (image path and masks resolvable from the new folder; a
     thermal plan without power/time gets its device table's default, as the zone dock
     shows it) and ``evaluation`` into ``folder`` (default: a new temporary folder)."""
+    from irplan.io.atomic_write import atomic_write_text
     from irplan.io.plan_file import image_path, save_plan
     from irplan.io.plan_masks import attach_masks
     from irplan.planning.thermal_defaults import resolve_thermal
@@ -76,6 +77,5 @@ def write_report_inputs(plan: Plan, structures: Mapping[str, Volume],
     ev_path = None
     if evaluation is not None:
         ev_path = out / "evaluation.json"
-        ev_path.write_text(json.dumps(evaluation_dict(evaluation), default=_jsonable),
-                           encoding="utf-8")
+        atomic_write_text(ev_path, json.dumps(evaluation_dict(evaluation), default=_jsonable))
     return ReportInputs(out, plan_path, ev_path)
