@@ -67,31 +67,9 @@ def launch_times(runs: int) -> tuple[float, float]:
     return min(firsts), min(surfs)
 
 
-def _mouse(widget, kind: str, x: float, y: float, button=None, buttons=None) -> None:
-    from PySide6.QtCore import QEvent, QPointF, Qt
-    from PySide6.QtGui import QMouseEvent
-    from PySide6.QtWidgets import QApplication
-
-    types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove,
-             "release": QEvent.Type.MouseButtonRelease}
-    nb = Qt.MouseButton.NoButton
-    pos = QPointF(x, y)
-    ev = QMouseEvent(types[kind], pos, widget.mapToGlobal(pos),
-                     button if button is not None else nb, buttons if buttons is not None else nb,
-                     Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, ev)
-
-
-def _wheel(widget, x: float, y: float, steps: int) -> None:
-    from PySide6.QtCore import QPoint, QPointF, Qt
-    from PySide6.QtGui import QWheelEvent
-    from PySide6.QtWidgets import QApplication
-
-    pos = QPointF(x, y)
-    ev = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * steps),
-                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
-                     Qt.ScrollPhase.NoScrollPhase, False)
-    QApplication.sendEvent(widget, ev)
+# synthetic Qt mouse/wheel events: the same helpers as bench_render (one copy)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_render import _mouse, _wheel  # noqa: E402
 
 
 class StallMeter:
