@@ -1,4 +1,5 @@
-"""View > Measure (issue 16): distance, angle and ROI statistics on the slice views
+"""View > Measure (issue 16): distance, angle and ROI statistics on the slice views,
+distance and angle between points picked on the surfaces of the 3D view
 (:mod:`irplan.viewers.measure_tools`), and View > Synchronise zoom/pan.
 
 ``install_measure(ctx)`` adds the menu entries; each finished measurement's figure goes
@@ -18,9 +19,13 @@ from irplan.viewers.measure_tools import MeasureTool, measurement_from_json
 
 MODE_TITLES = {"distance": "&Distance (mm)", "angle": "&Angle (degrees)",
                "roi_ellipse": "&Elliptical ROI (HU statistics)",
-               "roi_rect": "&Rectangular ROI (HU statistics)"}
+               "roi_rect": "&Rectangular ROI (HU statistics)",
+               "distance_3d": "Distance in &3D (mm, on surfaces)",
+               "angle_3d": "Angle in 3D (de&grees, on surfaces)"}
 KIND_NAMES = {"distance": "Distance", "angle": "Angle", "roi_ellipse": "Ellipse ROI",
-              "roi_rect": "Rectangle ROI"}
+              "roi_rect": "Rectangle ROI", "distance_3d": "Distance", "angle_3d": "Angle"}
+HOW = {"distance_3d": "click two points on the surfaces in the 3D view",
+       "angle_3d": "click three points (vertex second) on the surfaces in the 3D view"}
 
 
 class MeasurePanel:
@@ -59,8 +64,9 @@ class MeasurePanel:
         self.tool.set_mode(mode)
         self.actions[mode or "off"].setChecked(True)
         if mode is not None:
-            self.ctx.show_status(f"Measure: {MODE_TITLES[mode].replace('&', '')} — "
-                                 "drag (angle: click three points) in a slice view", 8000)
+            how = HOW.get(mode, "drag (angle: click three points) in a slice view")
+            self.ctx.show_status(f"Measure: {MODE_TITLES[mode].replace('&', '')} — {how}",
+                                 8000)
 
     def _on_changed(self) -> None:
         if self._restoring:

@@ -232,3 +232,90 @@ def test_measurements_are_kept_with_the_plan(shown, qtbot, tmp_path: Path) -> No
     panel.sync_with_case()
     assert [m.text for m in panel.tool.measurements] == [r["text"] for r in rows]
     assert panel.tool._drawn[0].label.GetInput() == f"{dist:.1f} mm"
+
+
+def _click3d(view, p_lps) -> None:
+    """A left click (press, release, no move) where LPS point ``p_lps`` projects."""
+    xy = view.lps_to_qt(np.asarray(p_lps, float))
+    _mouse(view, "press", xy, L, L)
+    _mouse(view, "release", xy, L, N)
+
+
+def _ray_sphere(eye: np.ndarray, through: np.ndarray, centre: np.ndarray,
+                r_mm: float) -> np.ndarray:
+    """First point (LPS mm) where the ray from ``eye`` through ``through`` meets a sphere."""
+    d = (through - eye) / np.linalg.norm(through - eye)
+    oc = eye - centre
+    b = float(np.dot(oc, d))
+    return eye + d * (-b - np.sqrt(b * b - (float(np.dot(oc, oc)) - r_mm ** 2)))
+
+
+def test_distance_and_angle_in_3d_on_surfaces(shown, qtbot, tmp_path: Path) -> None:
+    from test_gui_views import TUMOUR_R_MM
+
+    from irplan.viewers.measure_tools import LINE_RGB
+
+    win, _tool = shown
+    panel = win.measure_panel
+    v = win.views
+    s3 = v.scene3d
+    assert win.wait_for_surfaces(120)
+    for key in ("liver", "bone"):            # the tumour alone: its sphere is picked
+        v.set_structure_style(key, visible=False)
+    s3.set_camera_preset("anterior")         # looking along +y (posterior)
+    s3.render_now()
+    panel.actions["clear"].trigger()
+    panel.actions["distance_3d"].trigger()
+    assert v.axial.tool is None              # the slice views keep the crosshair
+    c = TUMOUR_CENTRE
+    _click3d(s3, c + [-10.0, 0.0, 0.0])
+    assert panel.tool.measurements == []     # one point: under way
+    _click3d(s3, c + [10.0, 0.0, 0.0])
+    m = panel.tool.measurements[-1]
+    assert m.kind == "distance_3d" and m.view == "3d"
+    a, b = m.points_lps_mm
+    # where the mouse rays meet the tumour's sphere (the mesh is within ~1 mm of it)
+    eye = np.array(s3.renderer.GetActiveCamera().GetPosition())
+    ea, eb = (_ray_sphere(eye, c + [dx, 0.0, 0.0], c, TUMOUR_R_MM) for dx in (-10.0, 10.0))
+    assert np.linalg.norm(a - ea) < 1.5 and np.linalg.norm(b - eb) < 1.5, (a, ea, b, eb)
+    assert m.value == pytest.approx(np.linalg.norm(eb - ea), abs=1.5)
+    assert _shown_text(panel.tool) == f"{m.value:.1f} mm"
+    assert win.statusBar().currentMessage() == f"Distance (3d): {m.value:.1f} mm"
+    rgb = s3.capture_rgb()                   # the ruler drawn on top, yellow
+    x, y = s3.world_to_display((a + b) / 2 + [3.0, 0.0, 0.0])
+    px = rgb[rgb.shape[0] - 1 - int(round(y)), int(round(x))].astype(float)
+    assert np.allclose(px / 255, LINE_RGB, atol=0.25), px
+    # a drag rotates the camera and picks nothing
+    n_before = len(panel.tool.measurements)
+    xy = s3.lps_to_qt(c)
+    _mouse(s3, "press", xy, L, L)
+    _mouse(s3, "move", (xy[0] + 30, xy[1]), N, L)
+    _mouse(s3, "release", (xy[0] + 30, xy[1]), L, N)
+    assert len(panel.tool.measurements) == n_before
+    s3.set_camera_preset("anterior")
+    s3.render_now()
+    # angle: the vertex below the arms' ends on the sphere's front (about 90 degrees)
+    panel.actions["angle_3d"].trigger()
+    clicks = (c + [-10.0, 0.0, 0.0], c + [0.0, 0.0, -10.0], c + [10.0, 0.0, 0.0])
+    for p in clicks:
+        _click3d(s3, p)
+    m = panel.tool.measurements[-1]
+    assert m.kind == "angle_3d" and len(m.points_lps_mm) == 3
+    eye = np.array(s3.renderer.GetActiveCamera().GetPosition())
+    ends = [_ray_sphere(eye, q, c, TUMOUR_R_MM) for q in clicks]
+    assert max(np.linalg.norm(p - q) for p, q in zip(m.points_lps_mm, ends)) < 1.5
+    u, w = ends[0] - ends[1], ends[2] - ends[1]
+    expect = np.degrees(np.arccos(np.dot(u, w) / np.linalg.norm(u) / np.linalg.norm(w)))
+    assert m.value == pytest.approx(expect, abs=4.0)
+    assert _shown_text(panel.tool) == f"{m.value:.1f}°"
+    panel.set_mode(None)
+    # kept with the plan and drawn again in 3D from it
+    rows = win.case.plan.extra["measurements"]
+    assert [r["kind"] for r in rows] == ["distance_3d", "angle_3d"]
+    assert rows[0]["view"] == "3d" and rows[0]["distance_mm"] == pytest.approx(
+        panel.tool.measurements[0].value, abs=0.01)
+    panel.sync_with_case()
+    assert [m.text for m in panel.tool.measurements] == [r["text"] for r in rows]
+    for key in ("liver", "bone"):
+        v.set_structure_style(key, visible=True)
+    panel.actions["clear"].trigger()

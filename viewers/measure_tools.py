@@ -8,9 +8,15 @@ left press/drag/release in a slice view measures instead of moving the crosshair
 - ``"angle"``: click the first arm's end, the vertex, the second arm's end;
 - ``"roi_ellipse"`` / ``"roi_rect"``: press at one corner of the box, drag, release.
 
-Each measurement is drawn in the view it was made in (a line and its figure), shown while
-that view's slice is within half a slice of it. ``measurements`` lists them;
-``changed`` (psygnal) fires when one is added or removed.
+In the 3D view (:mod:`irplan.viewers.measure_3d`) a click on a surface picks a point:
+
+- ``"distance_3d"``: click two points on the surfaces (drag still rotates the camera);
+- ``"angle_3d"``: click the first arm's end, the vertex, the second arm's end.
+
+Each measurement is drawn in the view it was made in (a line and its figure); on a slice
+view it is shown while that view's slice is within half a slice of it, in 3D always (on
+top of the surfaces, points as dots). ``measurements`` lists them; ``changed`` (psygnal)
+fires when one is added or removed.
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkTextActo
 
 from irplan.planning.volume import Volume
 
-MODES = ("distance", "angle", "roi_ellipse", "roi_rect")
+MODES_2D = ("distance", "angle", "roi_ellipse", "roi_rect")
+MODES_3D = ("distance_3d", "angle_3d")
+MODES = (*MODES_2D, *MODES_3D)
+SLICE_VIEWS = ("axial", "coronal", "sagittal")
 LINE_RGB = (1.0, 0.85, 0.1)
 ELLIPSE_SEGMENTS = 64
 
@@ -112,9 +121,9 @@ class Measurement:
                                "points_lps_mm": [[round(float(c), 3) for c in p]
                                                  for p in self.points_lps_mm],
                                "text": self.text}
-        if self.kind == "distance":
+        if self.kind in ("distance", "distance_3d"):
             out["distance_mm"] = round(self.value, 2)
-        elif self.kind == "angle":
+        elif self.kind in ("angle", "angle_3d"):
             out["angle_deg"] = round(self.value, 2)
         else:
             out.update({k: (round(v, 2) if isinstance(v, float) else v)
@@ -130,10 +139,12 @@ def measurement_from_json(row: Any) -> Measurement:
     kind, view = row.get("kind"), row.get("view")
     if kind not in MODES:
         raise ValueError(f"measurement kind: expected one of {', '.join(MODES)}, got {kind!r}")
-    if view not in ("axial", "coronal", "sagittal"):
+    if kind in MODES_3D and view != "3d":
+        raise ValueError(f"measurement view of a {kind}: expected '3d', got {view!r}")
+    if kind in MODES_2D and view not in SLICE_VIEWS:
         raise ValueError(f"measurement view: expected axial/coronal/sagittal, got {view!r}")
     pts = np.asarray(row.get("points_lps_mm"), dtype=float)
-    n_pts = 3 if kind == "angle" else 2
+    n_pts = 3 if kind in ("angle", "angle_3d") else 2
     if pts.shape != (n_pts, 3) or not np.all(np.isfinite(pts)):
         raise ValueError(f"measurement points_lps_mm: expected {n_pts} LPS points (mm)")
     m = Measurement(kind, view, [p.copy() for p in pts])
@@ -168,7 +179,9 @@ class _Drawn:
         view.add_overlay_actor(self.line, on_top=True)
         view.add_overlay_actor(self.label, on_top=True)
 
-    def set_polyline(self, pts: list[np.ndarray], closed: bool = False) -> None:
+    def set_polyline(self, pts: list[np.ndarray], closed: bool = False,
+                     dots: bool = False) -> None:
+        """The line through ``pts`` (LPS mm); ``dots``: each point also drawn as a dot."""
         vp = vtkPoints()
         for p in pts:
             vp.InsertNextPoint(*[float(c) for c in p])
@@ -179,6 +192,15 @@ class _Drawn:
             cells.InsertCellPoint(i)
         self.poly.SetPoints(vp)
         self.poly.SetLines(cells)
+        if dots:
+            verts = vtkCellArray()
+            for i in range(len(pts)):
+                verts.InsertNextCell(1)
+                verts.InsertCellPoint(i)
+            self.poly.SetVerts(verts)
+            prop = self.line.GetProperty()
+            prop.SetPointSize(9.0)
+            prop.SetRenderPointsAsSpheres(True)
         self.poly.Modified()
 
     def set_text(self, text: str, at_lps: np.ndarray) -> None:
@@ -207,15 +229,41 @@ class MeasureTool:
         self._active: Measurement | None = None
         self._active_drawn: _Drawn | None = None
         views.crosshair_changed.connect(self.update_visibility)
+        from irplan.viewers.measure_3d import SurfacePicker
+
+        self.picker = SurfacePicker(views.scene3d, self.pick_3d)
 
     # ------------------------------------------------------------ mode
     def set_mode(self, mode: str | None) -> None:
-        """Start measuring (a MODES entry) or stop (None: the crosshair has the mouse)."""
+        """Start measuring (a MODES entry) or stop (None: the crosshair has the mouse).
+        A 3D mode leaves the slice views to the crosshair."""
         if mode is not None and mode not in MODES:
             raise ValueError(f"measure mode {mode!r}: expected one of {', '.join(MODES)}")
         self._cancel_active()
         self.mode = mode
-        self.views.set_tool(self if mode else None)
+        self.views.set_tool(self if mode in MODES_2D else None)
+        self.picker.enabled = mode in MODES_3D
+
+    def pick_3d(self, p: np.ndarray) -> None:
+        """A point (LPS mm) clicked on a surface in the 3D view: the next point of the
+        3D measurement under way, or the first of a new one."""
+        if self.mode not in MODES_3D:
+            return
+        view = self.views.scene3d
+        p = np.asarray(p, float).copy()
+        act = self._active
+        if act is None or act.kind != self.mode:
+            self._cancel_active()
+            self._active = Measurement(self.mode, "3d", [p])
+            self._active_drawn = _Drawn(view)
+            self._update(view)
+            return
+        act.points_lps_mm.append(p)
+        if len(act.points_lps_mm) == (3 if act.kind == "angle_3d" else 2):
+            self._finish()
+            view.request_render()
+        else:
+            self._update(view)
 
     # ------------------------------------------------------------ tool protocol
     def press(self, view, p: np.ndarray) -> bool:
@@ -272,7 +320,7 @@ class MeasureTool:
 
     def add(self, m: Measurement) -> Measurement:
         """Add a finished measurement (e.g. read back from a plan): computed and drawn."""
-        view = self.views.mpr(m.view)
+        view = self._view_of(m)
         d = _Drawn(view)
         self._evaluate(m, view)
         self._draw(m, d)
@@ -287,6 +335,8 @@ class MeasureTool:
 
     def update_visibility(self, *_args: Any) -> None:
         for m, d in zip(self.measurements, self._drawn):
+            if m.view not in SLICE_VIEWS:
+                continue                    # 3D: always shown
             view = self.views.mpr(m.view)
             fp, n = view.slice_plane()
             off = abs(float(np.dot(m.points_lps_mm[0] - fp, n)))
@@ -294,6 +344,9 @@ class MeasureTool:
             view.request_render()
 
     # ------------------------------------------------------------ internals
+    def _view_of(self, m: Measurement):
+        return self.views.scene3d if m.view == "3d" else self.views.mpr(m.view)
+
     def _cancel_active(self) -> None:
         if self._active_drawn is not None:
             self._active_drawn.remove()
@@ -304,7 +357,7 @@ class MeasureTool:
         self._active = self._active_drawn = None
         if m is None or d is None:
             return
-        self._evaluate(m, self.views.mpr(m.view))
+        self._evaluate(m, self._view_of(m))
         self._draw(m, d)
         self.measurements.append(m)
         self._drawn.append(d)
@@ -320,6 +373,17 @@ class MeasureTool:
 
     def _evaluate(self, m: Measurement, view) -> None:
         pts = m.points_lps_mm
+        if m.kind in MODES_3D:
+            n_need = 3 if m.kind == "angle_3d" else 2
+            if len(pts) < n_need:
+                m.value, m.text = float("nan"), ""
+            elif m.kind == "distance_3d":
+                m.value = distance_mm(pts[0], pts[1])
+                m.text = f"{m.value:.1f} mm"
+            else:
+                m.value = angle_deg(pts[0], pts[1], pts[2])
+                m.text = f"{m.value:.1f}°"
+            return
         if m.kind == "distance":
             m.value = distance_mm(pts[0], pts[1])
             m.text = f"{m.value:.1f} mm"
@@ -344,6 +408,11 @@ class MeasureTool:
 
     def _draw(self, m: Measurement, d: _Drawn) -> None:
         pts = m.points_lps_mm
+        if m.kind in MODES_3D:
+            d.set_polyline(list(pts), dots=True)
+            at = pts[1] if (m.kind == "angle_3d" and len(pts) == 3) else (pts[0] + pts[-1]) / 2
+            d.set_text(m.text, at)
+            return
         if m.kind in ("distance", "angle"):
             d.set_polyline(list(pts))
             at = pts[1] if (m.kind == "angle" and len(pts) == 3) else (pts[0] + pts[-1]) / 2
