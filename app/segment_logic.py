@@ -25,7 +25,12 @@ from irplan.planning import segmentation as seg
 from irplan.planning.case import Case
 from irplan.planning.errors import IrplanError
 from irplan.planning.mask_ops import brush_stroke, max_diameter_mm, volume_ml
-from irplan.planning.structures import structure_types
+from irplan.planning.structures import (
+    is_lesion_key,
+    lesion_keys,
+    next_lesion_key,
+    structure_types,
+)
 from irplan.planning.volume import Volume
 
 TOOLS: tuple[tuple[str, str, str], ...] = (
@@ -71,6 +76,9 @@ class SegmentLogic(QObject):
         self.radius_mm = 5.0
         self.step_mm = 1.0
         self.use_vesselness = False
+        # tumour clicks start another lesion (tumor_2, tumor_3, ...) instead of adding to
+        # the target lesion (issue 17); off again once the new lesion is proposed
+        self.new_lesion = False
         self.vessel_lower_hu: float | None = None
         self.pending: str | None = None          # key of an unaccepted proposal
         self._pending_cmd: QUndoCommand | None = None
@@ -182,19 +190,34 @@ class SegmentLogic(QObject):
         self.state_changed.emit()
 
     # ------------------------------------------------------------------ tools
+    def tumour_key(self) -> str:
+        """The lesion a tumour click adds to: a new one (``new_lesion``: the first free key
+        of tumor, tumor_2, ...), the target structure when it is a lesion, else "tumor"."""
+        if self.new_lesion:
+            return next_lesion_key(self.case.structures)
+        return self.target_key if is_lesion_key(self.target_key) else "tumor"
+
     def run_tumor(self, seed_lps_mm: np.ndarray, radius_mm: float | None = None) -> None:
         ct = self.case.ct
+        key = self.tumour_key()
+        name = structure_name(key)
 
         def fn() -> Volume:
             return seg.segment_tumor(ct, seed_lps_mm, radius_mm=radius_mm)
 
-        self._run("Tumour", fn, lambda m: self._propose("tumor", m, "Tumour", union=True))
+        def done(m: Volume) -> None:
+            self.new_lesion = False
+            self._propose(key, m, name, union=True)
+
+        self._run(name, fn, done)
 
     def add_liver_seed(self, seed_lps_mm: np.ndarray) -> None:
         self.liver_seeds.append(np.asarray(seed_lps_mm, float))
         seeds = [s.copy() for s in self.liver_seeds]
         ct = self.case.ct
-        tumour = self.case.structures.get("tumor")  # lesions are part of the liver
+        lesions = [self.case.structures[k] for k in lesion_keys(self.case.structures)]
+        tumour = lesions[0].with_array(np.any([m.array != 0 for m in lesions], axis=0)
+                                       .astype(np.uint8)) if lesions else None  # in the liver
         self.seeds_changed.emit()
 
         def fn() -> Volume:
@@ -254,7 +277,7 @@ class SegmentLogic(QObject):
     # ------------------------------------------------------------------ import
     def import_path(self, path: str | Path) -> None:
         """Import every structure of a file/folder onto the CT (one undo step)."""
-        from irplan.io.mask_import import import_masks, merge_by_key
+        from irplan.io.mask_import import import_structures, import_summary
 
         ct = self.case.ct
         if ct is None:
@@ -264,8 +287,7 @@ class SegmentLogic(QObject):
             self.accept()
 
         def fn() -> tuple[dict[str, Volume], list[str]]:
-            imported = import_masks(path, ct)
-            return merge_by_key(imported), [w for m in imported for w in m.warnings]
+            return import_structures(path, ct)   # lesions apart: tumor, tumor_2, ...
 
         def done(res: tuple[dict[str, Volume], list[str]]) -> None:
             masks, warn = res
@@ -274,9 +296,13 @@ class SegmentLogic(QObject):
                 self.undo_stack.push(ReplaceStructure(self.case, key,
                                                       self.case.structures.get(key), m,
                                                       f"import {key}"))
+            if lesion_keys(masks):   # the imported lesions replace the case's lesions
+                for key in lesion_keys(self.case.structures):
+                    if key not in masks:
+                        self.undo_stack.push(ReplaceStructure(
+                            self.case, key, self.case.structures[key], None, f"import {key}"))
             self.undo_stack.endMacro()
-            names = ", ".join(f"{structure_name(k)} {volume_ml(m):.1f} mL"
-                              for k, m in masks.items())
+            names = import_summary(masks)
             self._say(f"Imported {names}." + (f" Warning: {'; '.join(warn)}" if warn else ""))
             self.state_changed.emit()
 

@@ -432,17 +432,58 @@ def split_lesions(tumour: Volume, key: str = "tumor") -> dict[str, Volume]:
     return out
 
 
+def lesions_of(tumours: list[ImportedMask]) -> tuple[dict[str, Volume], list[str]]:
+    """The lesions of the imported tumour structures, keyed ``tumor``, ``tumor_2``, ...
+    and named "Tumour 1", ... (``metadata["volume_ml"]`` in mL, ``metadata["source_name"]``
+    the name in the file); and warnings for the user (lesions that overlap).
+
+    Several tumour structures (IRCADb ``livertumor1``/``livertumor2``, labels of a
+    labelmap, SEG segments, RTSTRUCT ROIs): one lesion each, as the expert outlined it,
+    largest first. One tumour structure: its connected components
+    (:func:`split_lesions`), largest first.
+    """
+    from irplan.planning.structures import lesion_key
+
+    notes: list[str] = []   # warnings
+    if not tumours:
+        return {}, notes
+    if len(tumours) == 1:
+        lesions = split_lesions(tumours[0].mask)
+        for m in lesions.values():
+            m.metadata["source_name"] = tumours[0].name
+        return lesions, notes
+    sizes = [int(np.count_nonzero(t.mask.array)) for t in tumours]
+    order = sorted(range(len(tumours)), key=lambda i: -sizes[i])
+    out: dict[str, Volume] = {}
+    for rank, i in enumerate(order, 1):
+        t = tumours[i]
+        m = t.mask.with_array((t.mask.array != 0).astype(np.uint8))
+        m.metadata = dict(t.mask.metadata)
+        m.metadata.update({"structure": "tumor", "name": f"Tumour {rank}", "source_name": t.name,
+                           "volume_ml": round(sizes[i] * t.mask.voxel_volume_ml, 2)})
+        out[lesion_key(rank)] = m
+    keys = list(out)
+    for a in range(len(keys)):
+        for b in range(a + 1, len(keys)):
+            both = int(np.count_nonzero(out[keys[a]].array & out[keys[b]].array))
+            if both:
+                notes.append(f"{out[keys[a]].metadata['source_name']} and "
+                             f"{out[keys[b]].metadata['source_name']} overlap by "
+                             f"{both * tumours[0].mask.voxel_volume_ml:.2f} mL (kept as two "
+                             "lesions)")
+    return out, notes
+
+
 def merge_by_key(imported: list[ImportedMask],
                  lesions_apart: bool = False) -> dict[str, Volume]:
     """Union of the imported masks per standard key (e.g. livertumor1 + livertumor2 ->
     tumor). Structures mapped to "other" keep their own name as key. ``lesions_apart``:
-    the tumour union is split into one structure per lesion (:func:`split_lesions`:
-    ``tumor``, ``tumor_2``, ...) instead of one merged tumour."""
-    out = _merge(imported)
-    if lesions_apart and "tumor" in out:
-        lesions = split_lesions(out.pop("tumor"))
-        out = {**lesions, **out}
-    return out
+    one structure per lesion (:func:`lesions_of`: ``tumor``, ``tumor_2``, ...) instead of
+    one merged tumour; the lesions come first."""
+    if not lesions_apart:
+        return _merge(imported)
+    lesions, _ = lesions_of([m for m in imported if m.key == "tumor"])
+    return {**lesions, **_merge([m for m in imported if m.key != "tumor"])}
 
 
 def _merge(imported: list[ImportedMask]) -> dict[str, Volume]:
@@ -457,3 +498,36 @@ def _merge(imported: list[ImportedMask]) -> dict[str, Volume]:
         else:
             out[key] = m.mask
     return out
+
+
+def import_structures(path: str | Path, ct: Volume, aliases: dict[str, str] | None = None
+                      ) -> tuple[dict[str, Volume], list[str]]:
+    """:func:`import_masks` with the lesions kept apart (``tumor``, ``tumor_2``, ...; see
+    :func:`lesions_of`) and the other structures merged by key; (masks, warnings)."""
+    imported = import_masks(path, ct, aliases)
+    lesions, notes = lesions_of([m for m in imported if m.key == "tumor"])
+    masks = {**lesions, **_merge([m for m in imported if m.key != "tumor"])}
+    return masks, [w for m in imported for w in m.warnings] + notes
+
+
+def import_summary(masks: dict[str, Volume]) -> str:
+    """One line for the user: "2 lesions: Tumour 1 85.6 mL, Tumour 2 78.6 mL; Liver
+    1520.3 mL, ..." (volumes of the masks on the CT grid)."""
+    from irplan.planning.safety import structure_display_name
+    from irplan.planning.structures import is_lesion_key, lesion_keys, lesion_name
+
+    def ml(m: Volume) -> float:
+        return float(np.count_nonzero(m.array)) * m.voxel_volume_ml
+
+    les = lesion_keys(masks)
+    parts = []
+    if len(les) > 1:
+        parts.append(f"{len(les)} lesions: " + ", ".join(
+            f"{lesion_name(k)} {ml(masks[k]):.1f} mL" for k in les))
+    elif les:
+        parts.append(f"1 lesion: {structure_display_name(les[0])} {ml(masks[les[0]]):.1f} mL")
+    rest = ", ".join(f"{structure_display_name(k)} {ml(m):.1f} mL" for k, m in masks.items()
+                     if not is_lesion_key(k))
+    if rest:
+        parts.append(rest)
+    return "; ".join(parts)
