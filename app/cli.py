@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("irplan.app.cmd_segment", "semi-automatic segmentation from seeds"),
     "evaluate": ("irplan.app.cmd_evaluate", "margin and efficacy after follow-up CT"),
     "evaluate-batch": ("irplan.app.cmd_evaluate_batch", "evaluate a whole cohort from a CSV"),
+    "cohort-report": ("irplan.app.cmd_cohort_report",
+                      "the cohort QC report (PDF) from an evaluate-batch results CSV"),
     "calibrate": ("irplan.app.cmd_calibrate",
                   "fit the zone model to a cohort's achieved ablation zones"),
     "report": ("irplan.app.cmd_report", "write the PDF report of a plan"),

@@ -178,3 +178,10 @@ def read_geometry(png: Path) -> dict:
     """The pixel -> LPS map stored in a thumbnail (see the module doc)."""
     with Image.open(png) as im:
         return json.loads(im.text[GEOMETRY_KEY])
+
+
+def thumbnail_filename(case_id: str) -> str:
+    """The file name ``irplan cohort-report --thumbnails DIR`` looks for: ``<case id>.png``
+    with characters other than letters, digits and ``-_.`` replaced by ``_``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in case_id).strip(".")
+    return f"{safe or 'case'}.png"
