@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from irplan.app.context import AppContext
 from irplan.app.enable_state import set_enabled
 from irplan.app.evaluate_display import DISPLAY_MODES, ZONE_KEY, EvaluateDisplay
+from irplan.app.evaluate_side_by_side import SideBySide
 from irplan.app.evaluation_logic import (
     DEFAULT_MARGIN_MM,
     METHODS,
@@ -66,6 +67,7 @@ class EvaluatePanel(QWidget):
         self.ctx, self.logic = ctx, logic
         self.case, self.views = ctx.case, ctx.views
         self.display = EvaluateDisplay(logic, ctx.views, parent=self)
+        self.side_by_side = SideBySide(ctx, logic, parent=self)
         self._zone_text: tuple[int, str] = (0, "")     # (id of the mask, its text)
         self._build()
         logic.changed.connect(self._refresh)
@@ -193,6 +195,14 @@ class EvaluatePanel(QWidget):
         l4.addWidget(self.lbl_verdict, 2, 0, 1, 2)
         self.lbl_figures = _label()
         l4.addWidget(self.lbl_figures, 3, 0, 1, 2)
+        self.btn_side = QPushButton("Side by side: planning | follow-up")
+        self.btn_side.setCheckable(True)
+        self.btn_side.setToolTip("The planning CT and the registered follow-up CT in two "
+                                 "linked views (crosshair, slice, zoom) instead of the "
+                                 "four views; again to go back")
+        self.btn_side.clicked.connect(self.toggle_side_by_side)
+        self.side_by_side.active_changed.connect(self.btn_side.setChecked)
+        l4.addWidget(self.btn_side, 4, 0, 1, 2)
         lay.addWidget(g4)
         self.lbl_status = _label()
         lay.addWidget(self.lbl_status)
@@ -224,6 +234,7 @@ class EvaluatePanel(QWidget):
                     "import or grow the ablation zone first" if lg.zone_followup is None
                     else "accept a registration first (or choose 'none')")
         set_enabled(self.btn_mam, lg.result is not None, "evaluate first")
+        set_enabled(self.btn_side, self.side_by_side.can_enter(), "evaluate first")
         if self.cmb_method.currentText() != lg.method:
             self.cmb_method.setCurrentText(lg.method)
         self.lbl_followup.setText(_followup_text(lg.followup, lg.followup_path))
@@ -326,6 +337,16 @@ class EvaluatePanel(QWidget):
             f"<div style='background:{col}; color:white; padding:6px; font-weight:bold'>"
             f"{html.escape(res.verdict_text)}</div>")
         self.lbl_figures.setText("<br>".join(_figure_lines(res)))
+
+    def toggle_side_by_side(self, on: bool) -> Any:
+        """Enter (the resampling task) or leave the planning | follow-up layout."""
+        if not on:
+            self.side_by_side.leave()
+            return None
+        task = self.side_by_side.enter()
+        if task is None:
+            self.btn_side.setChecked(False)
+        return task
 
     def go_to_mam(self) -> None:
         self.display.go_to_mam()

@@ -92,6 +92,7 @@ class ViewSet(QObject):
                         window_preset(DEFAULT_WINDOW).level_hu)
         self._window_key = DEFAULT_WINDOW
         self.maximised = ""
+        self.instead: QWidget | None = None   # shown in place of the four views
         self.sync_zoom_pan = False    # zoom/pan in one slice view applies to all three
         self._syncing = False
 
@@ -388,10 +389,25 @@ class ViewSet(QObject):
         """Show one view alone, or back to the 2x2 grid when it already is."""
         self.set_maximised("" if self.maximised == name else name)
 
+    def show_instead(self, widget: QWidget | None) -> None:
+        """Show ``widget`` in place of the four views (e.g. the Evaluate step's side by
+        side layout); None = the views again (as they were: 2x2 or maximised)."""
+        if self.instead is not None and self.instead is not widget:
+            self._grid.removeWidget(self.instead)
+            self.instead.hide()
+        self.instead = widget
+        if widget is not None:
+            self._grid.addWidget(widget, 0, 0, 2, 2)
+            for cell in self._cells.values():
+                cell.hide()
+            widget.show()
+        else:
+            self.set_maximised(self.maximised)
+
     def set_maximised(self, name: str) -> None:
         self.maximised = name
         for n, cell in self._cells.items():
-            cell.setVisible(not name or n == name)
+            cell.setVisible(self.instead is None and (not name or n == name))
         # empty rows/columns keep their stretch in a grid: give it all to the one view
         r0, c0 = self._cell_pos.get(name, (-1, -1))
         for i in range(2):
@@ -411,3 +427,6 @@ class ViewSet(QObject):
     def finalize(self) -> None:
         for v in self:
             v.finalize()
+        fin = getattr(self.instead, "finalize", None)
+        if fin is not None:
+            fin()                 # the views of the layout shown instead
