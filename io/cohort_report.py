@@ -57,8 +57,8 @@ from irplan.planning.evaluation import (
 
 DEFAULT_TITLE = "IRPlan cohort QC report"
 VERDICT_ORDER = ("complete_margin_ok", "complete_margin_at_risk", "incomplete")
-SHORT_VERDICT = {"complete_margin_ok": "complete, MAM \u2265 goal",
-                 "complete_margin_at_risk": "complete, margin at risk",
+SHORT_VERDICT = {"complete_margin_ok": "complete, \u2265 goal",
+                 "complete_margin_at_risk": "complete, at risk",
                  "incomplete": "incomplete"}
 # QC heuristics for the registration figure of merit (Mattes MI, negative, lower = better;
 # planning/registration.py). Not clinical thresholds: they pick cases to look at.
@@ -153,7 +153,7 @@ def registration_flag(row: Mapping[str, Any]) -> str:
     if method == "deformable":
         rig, dfm = num(row.get("rigid_minimal_margin_mm")), num(row.get("minimal_margin_mm"))
         if rig is not None and dfm is not None and abs(dfm - rig) > RIGID_DEFORMABLE_MM:
-            flags.append(f"MAM rigid vs deformable {dfm - rig:+.1f} mm")
+            flags.append(f"MAM deformable \u2212 rigid {dfm - rig:+.1f} mm")
     return "; ".join(flags)
 
 
@@ -290,8 +290,8 @@ def _fom(row: Mapping[str, Any]) -> str:
     ini, fin = num(row.get("registration_initial_metric_value")), num(
         row.get("registration_metric_value"))
     it = num(row.get("registration_iterations"))
-    its = f", {int(it)} it." if it is not None else ""
-    return f"{method}: {_fmt(ini, 3)} \u2192 {_fmt(fin, 3)}{its}"
+    its = f" ({int(it)} it.)" if it is not None else ""
+    return f"{method} {_fmt(ini, 3)} \u2192 {_fmt(fin, 3)}{its}"
 
 
 def _verdict_label(key: str, required_mm: float) -> str:
@@ -334,23 +334,24 @@ def write_cohort_report(rows: list[dict], thumbnails: dict[str, Path], out_path:
     def pct(n: int) -> str:
         return f"{100.0 * n / n_ok:.0f} %" if n_ok else "\u2014"
 
-    srows: list[list[Any]] = [["", "Cases", "Share of evaluated"],
-                              ["Cases in the cohort", str(len(rows)), ""],
-                              ["Evaluated (status ok)", str(n_ok), ""],
-                              ["Failed (status error)", str(len(failed)), ""]]
+    srows: list[list[Any]] = [["", "verdict (CSV)", "Cases", "Share"],
+                              ["Cases in the cohort", "", str(len(rows)), ""],
+                              ["Evaluated (status ok)", "", str(n_ok), ""],
+                              ["Failed (status error)", "", str(len(failed)), ""]]
     for k in VERDICT_ORDER:
-        srows.append([f"{_verdict_label(k, required_margin_mm)} [{k}]", str(counts[k]),
+        srows.append([_verdict_label(k, required_margin_mm), k, str(counts[k]),
                       pct(counts[k])])
     for k, n in other.items():
-        srows.append([f"verdict '{k}' (not a known category)", str(n), pct(n)])
+        srows.append(["not a known category", k, str(n), pct(n)])
     n_unc = sum(near_threshold(r) for r in ok_rows)
     n_flag = sum(bool(registration_flag(r)) for r in rows)
     srows.append([f"Verdict uncertain: MAM within {REGISTRATION_UNCERTAINTY_MM} mm of 0 mm "
-                  f"or the goal", str(n_unc), pct(n_unc)])
-    srows.append(["Registration QC flag (see the per-case table)", str(n_flag), ""])
-    story.append(_table(srows, [112 * mm, 24 * mm, width - 136 * mm], st))
+                  f"or the goal", "", str(n_unc), pct(n_unc)])
+    srows.append(["Registration QC flag (see the per-case table)", "", str(n_flag), ""])
+    story.append(_table(srows, [106 * mm, 40 * mm, 14 * mm, width - 160 * mm], st))
     story.append(Paragraph(
-        "Technical-efficacy categories as Ahmed et al. 2014 (Radiology 273:241) name them; "
+        "Share: of the evaluated (ok) cases. Technical-efficacy categories as Ahmed et "
+        "al. 2014 (Radiology 273:241) name them; "
         f"margin goal {required_margin_mm:g} mm (ACCLAIM; Laimer 2020/2024). Uncertain: the "
         "mean target registration error of clinical margin software is 1.62 mm (Diagn "
         "Interv Imaging 2022;103:240).", st["small"]))
@@ -391,14 +392,14 @@ def write_cohort_report(rows: list[dict], thumbnails: dict[str, Path], out_path:
     story.append(CondPageBreak(40 * mm))
     story.append(Paragraph("Cases", st["h2"]))
     head = ["Case", "Verdict", "MAM (mm)", "Coverage (%)",
-            "Registration: Mattes MI before \u2192 after, iterations", "QC flag"]
+            "Registration: Mattes MI before \u2192 after (iterations)", "QC flag"]
     trows: list[list[Any]] = [head]
     extra: list[tuple] = []
     for i, r in enumerate(rows, start=1):
         case = text(r.get("case_id")) or f"(row {i + 1})"
         if is_ok(r):
             v = text(r.get("verdict")).strip()
-            verdict = SHORT_VERDICT.get(v, v) + (" (uncertain)" if near_threshold(r) else "")
+            verdict = SHORT_VERDICT.get(v, v) + (", uncertain" if near_threshold(r) else "")
             flag = registration_flag(r)
             trows.append([case, verdict, _fmt(num(r.get("minimal_margin_mm")), 1, True),
                           _fmt(num(r.get("tumor_coverage_percent")), 1), _fom(r), flag])
@@ -406,10 +407,10 @@ def write_cohort_report(rows: list[dict], thumbnails: dict[str, Path], out_path:
                 extra.append(("BACKGROUND", (5, i), (5, i), FLAG_BG))
         else:
             flag = registration_flag(r)
-            trows.append([case, "failed (see Failures)", "\u2014", "\u2014", "\u2014",
+            trows.append([case, "failed", "\u2014", "\u2014", "\u2014",
                           flag])
             extra.append(("BACKGROUND", (0, i), (-1, i), FAIL_BG))
-    w = [24 * mm, 35 * mm, 15 * mm, 19 * mm, 50 * mm]
+    w = [21 * mm, 28 * mm, 14 * mm, 17 * mm, 59 * mm]
     w.append(width - sum(w))
     story.append(_table(trows, w, st, extra=extra))
     story.append(Paragraph(
@@ -436,7 +437,8 @@ def write_cohort_report(rows: list[dict], thumbnails: dict[str, Path], out_path:
                 continue
             reason = strip_paths(text(r.get("error")).strip()) or "no reason recorded"
             frows.append([text(r.get("case_id")) or f"(row {i + 1})", reason])
-        story.append(_table(frows, [30 * mm, width - 30 * mm], st))
+        story.append(_table(frows, [30 * mm, width - 30 * mm], st,
+                            extra=[("VALIGN", (0, 0), (-1, -1), "TOP")]))
         story.append(Paragraph("File paths in the reasons are shortened to the file name.",
                                st["small"]))
     else:
