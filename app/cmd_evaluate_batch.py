@@ -16,6 +16,18 @@ Text cells that a spreadsheet would run as a formula (starting with = + - @, tab
 a leading ``'`` (OWASP CSV injection rule); numbers stay numeric.
 A progress bar goes to stderr. ``--details DIR`` also writes each case's full JSON.
 
+Parallel and resumable (issue 18; :mod:`irplan.app.batch_engine`): ``--workers N`` runs
+the cases on a local Dask cluster of N worker processes, ``--scheduler tcp://HOST:PORT``
+on an existing one; ``--timeout-s`` stops a case that runs too long (its worker is
+restarted). A case that crashes its worker, runs out of memory or times out is an error
+row; the batch goes on. The rows and numbers are the same whatever the number of workers
+(one compute thread per case in every mode; only elapsed_s differs). Each finished case
+is journalled in ``RESULTS.csv.journal/`` (:mod:`irplan.app.batch_journal`, one JSON per
+content key); ``--resume`` takes the cases already finished with the same input files and
+options from there instead of computing them again. ``--report cohort.pdf`` also writes
+the cohort QC report (:mod:`irplan.io.cohort_report`) with a thumbnail per case
+(:mod:`irplan.io.cohort_thumbnail`, written by the worker into ``cohort.pdf.thumbnails/``).
+
 Exit codes: 0 every case ok; 1 one or more cases failed (see the status column);
 2 the cohort file itself is unusable (missing file or required column).
 """
@@ -27,15 +39,12 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from irplan.io.csv_safe import safe_row
-from irplan.planning.errors import InputError, IrplanError
+from irplan.planning.errors import InputError
 from irplan.planning.registration import METHODS
 
 REQUIRED = ("case_id", "planning", "followup", "tumor", "ablation")
@@ -65,6 +74,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--details", metavar="DIR",
                         help="also write each case's full result as DIR/<case_id>.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_arguments(parser, resume_help="take cases already finished with the same "
+                         "input files and options from RESULTS.csv.journal/ (written as "
+                         "cases finish) instead of computing them again")
+    parser.add_argument("--report", metavar="cohort.pdf",
+                        help="also write the cohort QC report (PDF) with a thumbnail per "
+                        "case (in cohort.pdf.thumbnails/)")
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, resume_help: str | None) -> None:
+    """--workers/--scheduler/--timeout-s/--memory-limit (and --resume when
+    ``resume_help``): the options of :mod:`irplan.app.batch_engine`."""
+    from irplan.app.cli_types import positive_float, positive_int
+
+    g = parser.add_argument_group("parallel runs (Dask)")
+    g.add_argument("--workers", type=positive_int(256), metavar="N",
+                   help="run the cases on a local Dask cluster of N worker processes (one "
+                   "thread each); default: one after another in this process")
+    g.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run the cases on an existing Dask cluster (dask scheduler + dask "
+                   "worker --nthreads 1; the input paths must be readable by the workers)")
+    g.add_argument("--timeout-s", type=positive_float(1e6, unit=" s"), metavar="S",
+                   help="stop a case that runs longer than S seconds (its row says so; "
+                   "its worker process is restarted). Runs on Dask workers (without "
+                   "--workers/--scheduler: a local cluster of one worker)")
+    g.add_argument("--memory-limit", metavar="SIZE",
+                   help="memory per local worker, e.g. 4GB (default: RAM / workers); a "
+                   "case above 95 %% of it is stopped and reported")
+    if resume_help:
+        g.add_argument("--resume", action="store_true", help=resume_help)
+
+
+def engine_options(args: argparse.Namespace):  # noqa: ANN201 - EngineOptions, lazy import
+    """The :class:`EngineOptions` of parsed ``add_engine_arguments`` flags."""
+    from irplan.app.batch_engine import EngineOptions
+
+    opts = EngineOptions(workers=args.workers, scheduler=args.scheduler,
+                         timeout_s=args.timeout_s, memory_limit=args.memory_limit)
+    opts.validate()
+    return opts
 
 
 def read_cohort(path: str | Path) -> list[dict[str, str]]:
@@ -100,31 +148,14 @@ def read_cohort(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def _progress(i: int, n: int, label: str, t0: float, enabled: bool) -> None:
-    if not enabled:
-        return
-    width = 30
-    filled = int(width * i / n) if n else width
-    el = time.perf_counter() - t0
-    eta = f", ~{el / i * (n - i):.0f} s left" if 0 < i < n else ""
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{n} {label[:30]:<30}"
-                     f" {el:.0f} s{eta}   ")
-    if i == n:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def evaluate_row(row: dict[str, str], default_register: str) -> tuple[dict[str, Any],
                                                                       dict[str, Any]]:
     """(output CSV row, full JSON) for one cohort row; raises IrplanError on bad input."""
-    from irplan.app.cmd_evaluate import evaluate_paths
+    out, d, _res, _p_ct = _evaluate(row, default_register)
+    return out, d
 
-    if not row.get("case_id"):
-        raise InputError("row has no case_id")
-    for key in REQUIRED[1:]:
-        if not row.get(key) and not (key in ("planning", "followup")
-                                     and (row.get("register") or default_register) == "none"):
-            raise InputError(f"column '{key}' is empty")
+
+def _method_and_margin(row: dict[str, str], default_register: str) -> tuple[str, float]:
     method = row.get("register") or default_register
     if method not in METHODS:
         raise InputError(f"register '{method}': use one of {', '.join(METHODS)}")
@@ -134,7 +165,21 @@ def evaluate_row(row: dict[str, str], default_register: str) -> tuple[dict[str, 
         raise InputError(f"margin_mm '{row['margin_mm']}' is not a number") from None
     if not (math.isfinite(margin_mm) and 0 <= margin_mm <= 30):
         raise InputError(f"margin_mm '{row['margin_mm']}' must be a number in 0..30 mm")
-    res, _p, _f, _z = evaluate_paths(row.get("planning") or None, row.get("followup") or None,
+    return method, margin_mm
+
+
+def _evaluate(row: dict[str, str], default_register: str):  # noqa: ANN202
+    """(output CSV values, full JSON, EvaluationResult, planning CT or None)."""
+    from irplan.app.cmd_evaluate import evaluate_paths
+
+    if not row.get("case_id"):
+        raise InputError("row has no case_id")
+    for key in REQUIRED[1:]:
+        if not row.get(key) and not (key in ("planning", "followup")
+                                     and (row.get("register") or default_register) == "none"):
+            raise InputError(f"column '{key}' is empty")
+    method, margin_mm = _method_and_margin(row, default_register)
+    res, p_ct, _f, _z = evaluate_paths(row.get("planning") or None, row.get("followup") or None,
                                  row["tumor"], row["ablation"], method,
                                  row.get("liver") or None, row.get("plan_zone") or None,
                                  None, margin_mm)
@@ -164,7 +209,49 @@ def evaluate_row(row: dict[str, str], default_register: str) -> tuple[dict[str, 
         "achieved_volume_ml": pva.get("achieved_volume_ml"),
         "warnings": " | ".join(d["warnings"]),
     }
+    return out, d, res, p_ct
+
+
+def evaluate_case(case: tuple[dict[str, str], str, str | None]
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The batch engine's task for one row: ``case`` = (row, default register, thumbnail
+    PNG path or None). (CSV values, full JSON); a thumbnail that cannot be drawn is a
+    warning of the row, not an error."""
+    row, default_register, thumb = case
+    out, d, res, p_ct = _evaluate(row, default_register)
+    if thumb:
+        try:
+            from irplan.app.cmd_evaluate import load_mask
+            from irplan.io.cohort_thumbnail import write_case_thumbnail
+
+            write_case_thumbnail(res, p_ct, load_mask(row["tumor"], "tumour"), Path(thumb))
+        except Exception as exc:  # noqa: BLE001 - the numbers stand without the picture
+            note = f"no QC thumbnail ({type(exc).__name__}: {' '.join(str(exc).split())})"
+            out["warnings"] = " | ".join(w for w in (out["warnings"], note) if w)
     return out, d
+
+
+def warm_up() -> None:
+    """The imports of a case, done once per worker process before its first case."""
+    import irplan.app.cmd_evaluate  # noqa: F401
+    import irplan.io.cohort_thumbnail  # noqa: F401
+    import irplan.planning.evaluation  # noqa: F401
+
+
+def case_key(row: dict[str, str], default_register: str) -> str | None:
+    """The content key of a row for ``--resume`` (:func:`batch_journal.input_key`): the
+    input files' bytes and the options that change the result; None when it cannot be
+    keyed (an input that is not a file or folder) or the row is invalid."""
+    from irplan.app.batch_journal import input_key
+
+    try:
+        method, margin_mm = _method_and_margin(row, default_register)
+    except InputError:
+        return None
+    files = {k: row.get(k) or None for k in ("planning", "followup", "tumor", "ablation",
+                                              "liver", "plan_zone")}
+    return input_key(files, {"command": "evaluate-batch", "register": method,
+                             "margin_mm": margin_mm})
 
 
 def details_name(case: str, used: set[str]) -> tuple[str, str | None]:
@@ -182,32 +269,97 @@ def details_name(case: str, used: set[str]) -> tuple[str, str | None]:
     return name, note
 
 
+def _prepare_folder(path: Path, flag: str) -> Path:
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: {flag} must be a folder, it is a file")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create the folder ({exc.strerror or exc})") from None
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
+    from irplan.app.batch_engine import Outcome, Progress, run_cases
+    from irplan.app.batch_journal import Journal
     from irplan.io.atomic_write import atomic_write_text, check_output_path
 
     rows = read_cohort(args.cohort)
     out_path = check_output_path(args.out)
-    details = Path(args.details) if args.details else None
-    if details:
-        if details.exists() and not details.is_dir():
-            raise InputError(f"{details}: --details must be a folder, it is a file")
-        try:
-            details.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"{details}: cannot create the folder "
-                             f"({exc.strerror or exc})") from None
+    opts = engine_options(args)
+    details = _prepare_folder(Path(args.details), "--details") if args.details else None
+    report = check_output_path(args.report) if args.report else None
+    thumbs = (_prepare_folder(report.with_name(report.name + ".thumbnails"), "--report")
+              if report else None)
     show = not args.no_progress
-    n_fail = 0
-    t0 = time.perf_counter()
-    used: set[str] = set()
-    seen_ids: dict[str, int] = {}
+    labels = [row.get("case_id") or f"row {i + 2}" for i, row in enumerate(rows)]
+    journal = Journal(out_path.with_name(out_path.name + ".journal"))
+    if show:
+        sys.stderr.write(f"hashing the inputs of {len(rows)} case(s) for the journal ...\r")
+        sys.stderr.flush()
+    keys = [case_key(row, args.register) for row in rows]
+    thumb_of = {}
+    if thumbs:
+        from irplan.io.cohort_thumbnail import thumbnail_filename
+
+        thumb_of = {i: thumbs / thumbnail_filename(labels[i]) for i in range(len(rows))}
+    outcomes: dict[int, Outcome] = {}
+    todo: list[int] = []
+    for i, key in enumerate(keys):
+        rec = journal.get(key) if args.resume else None
+        if rec is not None and (not thumbs or thumb_of[i].is_file()):
+            outcomes[i] = Outcome(i, rec["status"], (rec.get("values"), rec.get("full")),
+                                  rec.get("error", ""), rec.get("kind", ""),
+                                  float(rec.get("elapsed_s") or 0.0))
+        else:
+            todo.append(i)
+
+    def journalled(o: Outcome) -> None:
+        i = todo[o.index]
+        if o.status == "ok" or o.kind == "input":   # not crashes/timeouts: worth a retry
+            values, full = o.value if o.status == "ok" else (None, None)
+            journal.put(keys[i], {"status": o.status, "values": values, "full": full,
+                                  "error": o.error, "kind": o.kind,
+                                  "elapsed_s": round(o.elapsed_s, 2)})
+
+    if show and args.resume:
+        sys.stderr.write(f"{len(outcomes)} case(s) taken from {journal.folder.name}/, "
+                         f"{len(todo)} to compute ({opts.describe()})\n")
+    progress = Progress(len(todo), enabled=show)
+    cases = [(rows[i], args.register, str(thumb_of[i]) if thumbs else None) for i in todo]
+    for o in run_cases(evaluate_case, cases, opts, [labels[i] for i in todo],
+                       on_outcome=journalled, progress=progress, warm_up=warm_up):
+        outcomes[todo[o.index]] = Outcome(todo[o.index], o.status, o.value, o.error, o.kind,
+                                          o.elapsed_s)
+    recs = _assemble(rows, outcomes, details)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=OUT_COLUMNS, extrasaction="ignore")
     writer.writeheader()
+    for rec in recs:
+        writer.writerow(safe_row(rec))  # no cell a spreadsheet runs as a formula
+    atomic_write_text(out_path, buf.getvalue(), newline="")
+    n_fail = sum(r["status"] != "ok" for r in recs)
+    ok = len(rows) - n_fail
+    reused = len(rows) - len(todo)
+    print(f"{ok}/{len(rows)} case(s) evaluated, {n_fail} failed -> {out_path} "
+          f"({len(todo)} computed, {reused} taken from the journal)", file=sys.stderr)
+    if report:
+        _write_report(recs, thumb_of, report, rows)
+        print(f"cohort QC report -> {report}", file=sys.stderr)
+    return 1 if n_fail else 0
+
+
+def _assemble(rows: list[dict[str, str]], outcomes: dict, details: Path | None
+              ) -> list[dict[str, Any]]:
+    """The output rows in cohort order (duplicate-id notes, --details files)."""
+    from irplan.io.atomic_write import atomic_write_text
+
+    used: set[str] = set()
+    seen_ids: dict[str, int] = {}
+    recs = []
     for i, row in enumerate(rows):
+        o = outcomes[i]
         case = row.get("case_id") or f"row {i + 2}"
-        _progress(i, len(rows), case, t0, show)
-        t_case = time.perf_counter()
         rec: dict[str, Any] = {"case_id": row.get("case_id", "")}
         dup_note = None
         if row.get("case_id"):
@@ -215,8 +367,8 @@ def run(args: argparse.Namespace) -> int:
                 dup_note = (f"duplicate case_id {row['case_id']!r} (also row "
                             f"{seen_ids[row['case_id']]})")
             seen_ids.setdefault(row["case_id"], i + 2)
-        try:
-            values, full = evaluate_row(row, args.register)
+        if o.status == "ok":
+            values, full = o.value
             rec.update(values)
             rec["status"] = "ok"
             if details:
@@ -226,23 +378,20 @@ def run(args: argparse.Namespace) -> int:
                 if notes:
                     rec["warnings"] = " | ".join(notes + ([rec["warnings"]]
                                                           if rec.get("warnings") else []))
-                    sys.stderr.write(f"\n{case}: note: {'; '.join(notes)}\n")
-        except IrplanError as exc:
-            rec["status"], rec["error"] = "error", str(exc)
-            n_fail += 1
-        except Exception as exc:  # noqa: BLE001 - one bad case must not stop a cohort
-            if os.environ.get("IRPLAN_DEBUG"):
-                traceback.print_exc()
-            rec["status"] = "error"
-            rec["error"] = f"internal error: {type(exc).__name__}: {exc}"
-            n_fail += 1
-        rec["elapsed_s"] = round(time.perf_counter() - t_case, 2)
-        writer.writerow(safe_row(rec))  # no cell a spreadsheet runs as a formula
-        if rec["status"] == "error" and show:
-            sys.stderr.write(f"\n{case}: {rec['error']}\n")
-    _progress(len(rows), len(rows), "done", t0, show)
-    atomic_write_text(out_path, buf.getvalue(), newline="")
-    ok = len(rows) - n_fail
-    print(f"{ok}/{len(rows)} case(s) evaluated, {n_fail} failed -> {out_path}",
-          file=sys.stderr)
-    return 1 if n_fail else 0
+                    sys.stderr.write(f"{case}: note: {'; '.join(notes)}\n")
+        else:
+            rec["status"], rec["error"] = "error", o.error
+        rec["elapsed_s"] = round(o.elapsed_s, 2)
+        recs.append(rec)
+    return recs
+
+
+def _write_report(recs: list[dict[str, Any]], thumb_of: dict[int, Path], report: Path,
+                  rows: list[dict[str, str]]) -> None:
+    from irplan.io.cohort_report import write_cohort_report
+
+    thumbs = {r["case_id"]: thumb_of[i] for i, r in enumerate(recs)
+              if r["status"] == "ok" and r["case_id"] and thumb_of[i].is_file()}
+    margins = {float(row["margin_mm"]) for row in rows if row.get("margin_mm")}
+    kw = {"required_margin_mm": margins.pop()} if len(margins) == 1 else {}
+    write_cohort_report(recs, thumbs, report, **kw)
