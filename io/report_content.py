@@ -204,6 +204,8 @@ class ReportContent:
     zone_status: str = NOT_COMPUTED
     findings: list[Finding] = field(default_factory=list)
     findings_status: str = NOT_COMPUTED
+    # View > Measure (issue 16): io.report_measurements.MeasurementRow, from the plan
+    measurements: list[Any] = field(default_factory=list)
     pictures: list[Picture] = field(default_factory=list)
     pictures_status: str = ""
     evaluation: EvaluationSummary | None = None
@@ -630,12 +632,18 @@ def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
             rc.procedure = procedure_summary(proc, plan)
         except Exception as exc:  # noqa: BLE001 - a report must still be written
             rc.procedure_status = f"procedure record {_why(exc)}"
+    from irplan.io.report_measurements import measurement_rows
+
+    measurements, bad_measurements = measurement_rows(plan.extra)
+    rc.notes.extend(bad_measurements)
     rc.pictures = list(pictures)
     rc.pictures_status = pictures_status or ("" if rc.pictures else NOT_COMPUTED)
     rc.margin_map = margin_map
     rc.notes.extend(notes)
     if not include_patient_data:
         redact_report(rc, plan, plan_path, header)
+    # after the redaction: numbers and fixed names only (the CT header's "HU" would go)
+    rc.measurements = measurements
     if deidentified:
         rc.deidentified = True
         rc.created_utc = "date not shown (de-identified)"

@@ -170,6 +170,18 @@ def _image(pic: Picture, width: float, st: dict) -> list[Any]:
             Paragraph(f"<b>{_esc(pic.title)}</b>. {_esc(pic.caption)}", st["small"])]
 
 
+def _measurements(rc: ReportContent, st: dict, width: float) -> list[Any]:
+    """The plan's measurements (View > Measure, issue 16): kind, view, figure with its
+    unit, position (LPS mm); nothing when the plan has none."""
+    if not rc.measurements:
+        return []
+    rows: list[list[Any]] = [["Measurement", "View", "Figure", "Position (LPS mm)"]]
+    rows += [[m.kind, m.view, m.figure, m.position] for m in rc.measurements]
+    w = [27 * mm, 22 * mm, 60 * mm]
+    w.append(width - sum(w))
+    return [CondPageBreak(30 * mm), Paragraph("Measurements", st["h2"]), _table(rows, w, st)]
+
+
 def _procedure(rc: ReportContent, st: dict, width: float) -> list[Any]:
     """The "Procedure" page: planned vs placed needles, pairs as placed with the pulses
     and currents of the generator log, the technical-success verdict and its tolerances."""
@@ -411,6 +423,7 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
         story.append(_table(rows4, w4, st, zebra=False, extra=extra))
     else:
         story.append(_status(rc.findings_status or "not computed", st))
+    story.extend(_measurements(rc, st, width))
 
     # ---- pictures
     if rc.pictures:
