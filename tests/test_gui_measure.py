@@ -253,7 +253,7 @@ def _ray_sphere(eye: np.ndarray, through: np.ndarray, centre: np.ndarray,
 def test_distance_and_angle_in_3d_on_surfaces(shown, qtbot, tmp_path: Path) -> None:
     from test_gui_views import TUMOUR_R_MM
 
-    from irplan.viewers.measure_tools import LINE_RGB
+    from irplan.viewers.measure_tools import LINE_3D_RGB
 
     win, _tool = shown
     panel = win.measure_panel
@@ -281,10 +281,10 @@ def test_distance_and_angle_in_3d_on_surfaces(shown, qtbot, tmp_path: Path) -> N
     assert m.value == pytest.approx(np.linalg.norm(eb - ea), abs=1.5)
     assert _shown_text(panel.tool) == f"{m.value:.1f} mm"
     assert win.statusBar().currentMessage() == f"Distance (3d): {m.value:.1f} mm"
-    rgb = s3.capture_rgb()                   # the ruler drawn on top, yellow
+    rgb = s3.capture_rgb()                   # the ruler drawn on top, magenta
     x, y = s3.world_to_display((a + b) / 2 + [3.0, 0.0, 0.0])
     px = rgb[rgb.shape[0] - 1 - int(round(y)), int(round(x))].astype(float)
-    assert np.allclose(px / 255, LINE_RGB, atol=0.25), px
+    assert np.allclose(px / 255, LINE_3D_RGB, atol=0.25), px
     # a drag rotates the camera and picks nothing
     n_before = len(panel.tool.measurements)
     xy = s3.lps_to_qt(c)

@@ -37,6 +37,7 @@ MODES_3D = ("distance_3d", "angle_3d")
 MODES = (*MODES_2D, *MODES_3D)
 SLICE_VIEWS = ("axial", "coronal", "sagittal")
 LINE_RGB = (1.0, 0.85, 0.1)
+LINE_3D_RGB = (1.0, 0.4, 1.0)   # magenta: stands out on the yellow tumour, red liver
 ELLIPSE_SEGMENTS = 64
 
 
@@ -157,7 +158,7 @@ def measurement_from_json(row: Any) -> Measurement:
 class _Drawn:
     """The actors of one measurement in its view (overlay layer)."""
 
-    def __init__(self, view) -> None:
+    def __init__(self, view, rgb: tuple[float, float, float] = LINE_RGB) -> None:
         self.view = view
         self.poly = vtkPolyData()
         m = vtkPolyDataMapper()
@@ -165,14 +166,14 @@ class _Drawn:
         self.line = vtkActor()
         self.line.SetMapper(m)
         prop = self.line.GetProperty()
-        prop.SetColor(*LINE_RGB)
+        prop.SetColor(*rgb)
         prop.SetLineWidth(2.0)
         prop.LightingOff()
         self.line.PickableOff()
         self.label = vtkTextActor()
         tp = self.label.GetTextProperty()
         tp.SetFontSize(14)
-        tp.SetColor(*LINE_RGB)
+        tp.SetColor(*rgb)
         tp.SetBold(True)
         tp.SetShadow(True)
         self.label.GetPositionCoordinate().SetCoordinateSystemToWorld()
@@ -255,7 +256,7 @@ class MeasureTool:
         if act is None or act.kind != self.mode:
             self._cancel_active()
             self._active = Measurement(self.mode, "3d", [p])
-            self._active_drawn = _Drawn(view)
+            self._active_drawn = _Drawn(view, LINE_3D_RGB)
             self._update(view)
             return
         act.points_lps_mm.append(p)
@@ -321,7 +322,7 @@ class MeasureTool:
     def add(self, m: Measurement) -> Measurement:
         """Add a finished measurement (e.g. read back from a plan): computed and drawn."""
         view = self._view_of(m)
-        d = _Drawn(view)
+        d = _Drawn(view, LINE_3D_RGB if m.view == "3d" else LINE_RGB)
         self._evaluate(m, view)
         self._draw(m, d)
         self.measurements.append(m)
