@@ -1,11 +1,15 @@
 """Undo commands of the Segment step and the outlines its tools draw (LPS mm).
 
 ``ReplaceStructure`` sets a structure to a new mask (or removes it) and puts the old one
-back on undo; ``BrushCommand`` is one brush/eraser stroke, painted live and undone voxel
-by voxel. The circle helpers give the brush and drag outlines in a slice plane.
+back on undo; ``ScribbleCommand`` is one inside/outside stroke (the lesion re-grown from
+all strokes, issue 17); ``BrushCommand`` is one brush/eraser stroke, painted live and
+undone voxel by voxel. The circle helpers give the brush and drag outlines in a slice plane.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtGui import QUndoCommand
@@ -34,6 +38,41 @@ class ReplaceStructure(QUndoCommand):
 
     def undo(self) -> None:
         self._apply(self.before)
+
+
+@dataclass(frozen=True, eq=False)
+class Scribbles:
+    """The inside/outside strokes (each an (N, 3) LPS mm array) painted on lesion ``key``
+    and the mask they refine (``prior``: the lesion before the first stroke, or None)."""
+
+    key: str
+    prior: Volume | None
+    inside: tuple[np.ndarray, ...] = ()
+    outside: tuple[np.ndarray, ...] = ()
+
+    def points(self, inside: bool) -> np.ndarray:
+        strokes = self.inside if inside else self.outside
+        return np.vstack(strokes) if strokes else np.zeros((0, 3))
+
+
+class ScribbleCommand(ReplaceStructure):
+    """One inside/outside stroke: the lesion's new mask and the strokes so far; undo puts
+    back the mask and the strokes before it (``restore`` sets the logic's strokes)."""
+
+    def __init__(self, case: Case, key: str, before: Volume | None, after: Volume,
+                 text: str, strokes_before: Scribbles | None, strokes_after: Scribbles,
+                 restore: Callable[[Scribbles | None, Volume | None], None]) -> None:
+        super().__init__(case, key, before, after, text)
+        self.strokes_before, self.strokes_after, self.restore = (strokes_before,
+                                                                 strokes_after, restore)
+
+    def redo(self) -> None:
+        super().redo()
+        self.restore(self.strokes_after, self.after)
+
+    def undo(self) -> None:
+        super().undo()
+        self.restore(self.strokes_before, self.before)
 
 
 class BrushCommand(QUndoCommand):
@@ -103,5 +142,24 @@ def points_poly(points: list[np.ndarray]):
         verts.InsertCellPoint(pts.InsertNextPoint(*s))
     poly = vtkPolyData()
     poly.SetPoints(pts)
+    poly.SetVerts(verts)
+    return poly
+
+
+def polyline_poly(strokes: list[np.ndarray]):
+    """Strokes ((N, 3) LPS mm each) as vtkPolyData lines (a single point: a vertex)."""
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+
+    pts, lines, verts = vtkPoints(), vtkCellArray(), vtkCellArray()
+    for st in strokes:
+        ids = [pts.InsertNextPoint(*p) for p in np.atleast_2d(st)]
+        cells = lines if len(ids) > 1 else verts
+        cells.InsertNextCell(len(ids))
+        for i in ids:
+            cells.InsertCellPoint(i)
+    poly = vtkPolyData()
+    poly.SetPoints(pts)
+    poly.SetLines(lines)
     poly.SetVerts(verts)
     return poly

@@ -20,7 +20,12 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from irplan.app.segment_commands import BrushCommand, ReplaceStructure
+from irplan.app.segment_commands import (
+    BrushCommand,
+    ReplaceStructure,
+    ScribbleCommand,
+    Scribbles,
+)
 from irplan.planning import segmentation as seg
 from irplan.planning.case import Case
 from irplan.planning.errors import IrplanError
@@ -40,7 +45,12 @@ TOOLS: tuple[tuple[str, str, str], ...] = (
     ("vessel", "Vessel", "Click inside an enhanced vessel"),
     ("brush", "Brush", "Paint the target structure in the shown slice"),
     ("erase", "Eraser", "Erase the target structure in the shown slice"),
+    ("inside", "Inside stroke", "Paint a stroke inside the lesion: the tumour is grown "
+     "again from all strokes (random walker)"),
+    ("outside", "Outside stroke", "Paint a stroke outside the lesion (liver, vessel): "
+     "the tumour is grown again from all strokes and stays off it"),
 )
+SCRIBBLE_TOOLS = ("inside", "outside")
 VESSEL_KEYS = ("portal_vein", "hepatic_vein", "artery", "bile_duct", "vessels")
 EDIT_KEYS = ("tumor", "liver", "portal_vein", "hepatic_vein", "artery", "bile_duct", "bone",
              "lung", "ablation_zone")
@@ -58,7 +68,8 @@ def structure_name(key: str) -> str:
 class SegmentLogic(QObject):
     """What the Segment step does to ``case.structures``; the settings the widget shows
     are plain attributes (``target_key``, ``radius_mm``, ``step_mm``, ``use_vesselness``,
-    ``vessel_lower_hu``: None = auto)."""
+    ``vessel_lower_hu``: None = auto, ``brush_hu_window``: (low, high) HU the brush and
+    eraser are limited to, None = all voxels)."""
 
     proposal_ready = Signal(str)   # structure key of a new proposal
     failed = Signal(str)           # one-line message
@@ -66,6 +77,7 @@ class SegmentLogic(QObject):
     busy_changed = Signal(bool)
     state_changed = Signal()       # pending proposal, seeds, busy or target changed
     seeds_changed = Signal()
+    scribbles_changed = Signal()   # strokes of the scribble tools (drawn by the tool)
 
     def __init__(self, case: Case, tasks: Any = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -84,6 +96,13 @@ class SegmentLogic(QObject):
         self._pending_cmd: QUndoCommand | None = None
         self.liver_seeds: list[np.ndarray] = []
         self.stroke: dict[str, Any] | None = None
+        self.brush_hu_window: tuple[float, float] | None = None
+        # inside/outside strokes on one lesion (issue 17): the strokes so far and the mask
+        # they gave (a new session starts when the lesion changed in another way)
+        self.scribbles: Scribbles | None = None
+        self._scribbled: Volume | None = None
+        self.scribble: dict[str, Any] | None = None   # the stroke being painted
+        self.scribble_seconds: float | None = None    # last update, wall
         self.busy = False
         case.ct_changed.connect(self.reset)
 
@@ -93,7 +112,9 @@ class SegmentLogic(QObject):
         self.pending = None
         self._pending_cmd = None
         self.liver_seeds.clear()
+        self.scribbles, self._scribbled, self.scribble = None, None, None
         self.seeds_changed.emit()
+        self.scribbles_changed.emit()
         self.state_changed.emit()
 
     def set_target(self, key: str) -> None:
@@ -334,8 +355,11 @@ class SegmentLogic(QObject):
     def _paint(self, a: np.ndarray, b: np.ndarray) -> bool:
         st = self.stroke
         assert st is not None
+        win = self.brush_hu_window
+        limit = None if win is None or self.case.ct is None else _HuWindow(
+            self.case.ct.array, float(min(win)), float(max(win)))
         edit = brush_stroke(st["mask"], np.stack([a, b]), float(self.radius_mm),
-                            erase=st["erase"], plane_normal_lps=st["normal"])
+                            erase=st["erase"], plane_normal_lps=st["normal"], limit=limit)
         st["last"] = b
         if edit.changed_voxels:
             st["edits"].append(edit)
@@ -362,8 +386,119 @@ class SegmentLogic(QObject):
             return
         what = "Erase" if st["erase"] else "Paint"
         name = structure_name(st["key"])
+        if self.scribbles is not None and self.scribbles.key == st["key"]:
+            self._set_scribbles(None, None)   # the next stroke refines the painted mask
         self.undo_stack.push(BrushCommand(self.case, st["key"], st["mask"], st["edits"],
                                           st["created"], f"{what} {name}"))
         self.case.set_structure(st["key"], st["mask"])  # volume, surface, lists
         self._say(f"{what}: {name} {volume_ml(st['mask']):.1f} mL")
         self.state_changed.emit()
+
+    # ------------------------------------------------------------------ scribbles
+    def scribble_key(self) -> str:
+        """The lesion inside/outside strokes refine: that of the current strokes while the
+        target is still it, else :meth:`tumour_key`."""
+        sc = self.scribbles
+        if sc is not None and not self.new_lesion and sc.key == self.target_key:
+            return sc.key
+        return self.tumour_key()
+
+    def begin_scribble(self, p_lps_mm: np.ndarray, normal: np.ndarray, inside: bool) -> bool:
+        """Start an inside (``inside``) or outside stroke in the plane with ``normal``;
+        False (and a message) when an outside stroke has no lesion to act on."""
+        key = self.scribble_key()
+        if self.pending is not None and self.pending != key:
+            self.accept()
+        if not inside and self._session(key) is None and key not in self.case.structures:
+            self._fail(f"{structure_name(key)}: paint an inside stroke first")
+            return False
+        self.scribble = {"key": key, "inside": inside, "normal": np.asarray(normal, float),
+                         "points": [np.asarray(p_lps_mm, float)]}
+        self.scribbles_changed.emit()
+        return True
+
+    def continue_scribble(self, p_lps_mm: np.ndarray) -> np.ndarray:
+        """Extend the stroke to ``p_lps_mm`` projected into its plane; returns that point."""
+        st = self.scribble
+        assert st is not None
+        n = st["normal"]
+        p = np.asarray(p_lps_mm, float)
+        p = p - n * float(np.dot(p - st["points"][0], n))
+        st["points"].append(p)
+        self.scribbles_changed.emit()
+        return p
+
+    def end_scribble(self) -> None:
+        """Finish the stroke: the lesion is grown again from every stroke so far (one undo
+        step; inline, or a job when there is a task runner)."""
+        st, self.scribble = self.scribble, None
+        if st is None:
+            return
+        key = st["key"]
+        before = self.case.structures.get(key)
+        old = self._session(key)
+        base = old if old is not None else Scribbles(key, before)
+        pts = seg.stroke_points(np.asarray(st["points"]))
+        new = Scribbles(key, base.prior, base.inside + ((pts,) if st["inside"] else ()),
+                        base.outside + (() if st["inside"] else (pts,)))
+        ct = self.case.ct
+        ins, outs, prior = new.points(True), new.points(False), new.prior
+        what = "Inside stroke" if st["inside"] else "Outside stroke"
+        name = structure_name(key)
+
+        def fn() -> Volume:
+            import time
+
+            t0 = time.perf_counter()
+            m = seg.segment_tumor_scribbles(ct, ins, outs, initial=prior)
+            m.metadata["update_seconds"] = round(time.perf_counter() - t0, 3)
+            return m
+
+        def done(m: Volume) -> None:
+            self.new_lesion = False
+            self.scribble_seconds = float(m.metadata["update_seconds"])
+            self.undo_stack.push(ScribbleCommand(self.case, key, before, m, f"{what}: {name}",
+                                                 old, new, self._set_scribbles))
+            if self.pending is None and before is None:   # a new lesion: a proposal
+                self.pending, self._pending_cmd = key, self.undo_stack.command(
+                    self.undo_stack.index() - 1)
+            self.target_key = key
+            warn = m.metadata.get("warning")
+            self._say(f"{what}: {name} {volume_ml(m):.1f} mL "
+                      f"({len(new.inside)} inside, {len(new.outside)} outside stroke"
+                      f"{'s' if len(new.inside) + len(new.outside) > 1 else ''}; "
+                      f"{self.scribble_seconds:.2f} s)" + (f". Note: {warn}" if warn else ""))
+            self.state_changed.emit()
+            if self.pending == key:
+                self.proposal_ready.emit(key)
+
+        self._run(f"{name}: {what.lower()}", fn, done)
+        if not self.busy:   # refused (message sent) or done inline
+            self.scribbles_changed.emit()
+
+    def clear_scribbles(self) -> None:
+        """Forget the strokes (the lesion stays): the next stroke refines it as it is."""
+        self._set_scribbles(None, None)
+
+    def _session(self, key: str) -> Scribbles | None:
+        """The strokes on lesion ``key`` when it is still the mask they gave."""
+        sc = self.scribbles
+        if sc is None or sc.key != key or self.case.structures.get(key) is not self._scribbled:
+            return None
+        return sc
+
+    def _set_scribbles(self, strokes: Scribbles | None, mask: Volume | None) -> None:
+        self.scribbles, self._scribbled = strokes, mask
+        self.scribbles_changed.emit()
+
+
+class _HuWindow:
+    """``limit`` for :func:`brush_stroke`: True where the CT is within [low, high] HU,
+    computed only on the block the brush touches."""
+
+    def __init__(self, ct_hu: np.ndarray, low: float, high: float) -> None:
+        self.ct_hu, self.low, self.high = ct_hu, low, high
+
+    def __getitem__(self, sl: tuple[slice, ...]) -> np.ndarray:
+        block = self.ct_hu[sl]
+        return (block >= self.low) & (block <= self.high)

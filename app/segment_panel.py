@@ -67,15 +67,21 @@ class SegmentPanel(QWidget):
         lay.addWidget(self._build_tools())
         lay.addWidget(self._build_result())
         lay.addStretch(1)
-        for text, seq, slot in (("Undo segmentation", QKeySequence.StandardKey.Undo,
-                                 self.undo_stack.undo),
-                                ("Redo segmentation", QKeySequence.StandardKey.Redo,
-                                 self.undo_stack.redo)):
+        # Ctrl+Z / Ctrl+Shift+Z anywhere in the window (the mouse and key focus are in a
+        # slice view while painting) while the Segment step is shown; the plan's undo
+        # actions (same keys) are off meanwhile, else the shortcut is ambiguous
+        self.undo_actions: list[QAction] = []
+        for text, seqs, slot in (("Undo segmentation", [QKeySequence.StandardKey.Undo],
+                                  self.undo_stack.undo),
+                                 ("Redo segmentation", ["Ctrl+Shift+Z", "Ctrl+Y"],
+                                  self.undo_stack.redo)):
             a = QAction(text, self)
-            a.setShortcut(QKeySequence(seq))
-            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            a.setShortcuts([QKeySequence(k) for k in seqs])
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.setEnabled(False)
             a.triggered.connect(slot)
             self.addAction(a)
+            self.undo_actions.append(a)
 
     def _build_import(self) -> QGroupBox:
         imp = QGroupBox("Import masks")
@@ -124,6 +130,13 @@ class SegmentPanel(QWidget):
         self.radius_spin = _mm_spin(0.5, 50.0, 0.5, lg.radius_mm)
         self.radius_spin.valueChanged.connect(lambda v: setattr(lg, "radius_mm", float(v)))
         tl.addWidget(self.radius_spin, row + 1, 1, 1, 2)
+        tl.addWidget(self._build_hu_window(), row + 5, 0, 1, 3)
+        self.btn_clear_strokes = QPushButton("Clear strokes")
+        self.btn_clear_strokes.setToolTip("Forget the inside/outside strokes (the lesion "
+                                          "stays); the next stroke refines it as it is")
+        self.btn_clear_strokes.clicked.connect(lg.clear_scribbles)
+        lg.scribbles_changed.connect(self._update_buttons)
+        tl.addWidget(self.btn_clear_strokes, row + 6, 0, 1, 3)
         self.btn_clear_seeds = QPushButton("Clear liver seeds")
         self.btn_clear_seeds.clicked.connect(self.clear_liver_seeds)
         tl.addWidget(self.btn_clear_seeds, row + 2, 0, 1, 2)
@@ -151,6 +164,42 @@ class SegmentPanel(QWidget):
         auto.addWidget(self.btn_lung)
         tl.addLayout(auto, row + 3, 0, 1, 3)
         return tools
+
+    def _build_hu_window(self) -> QWidget:
+        """Brush/eraser limited to an HU window (threshold painting)."""
+        w = QWidget()
+        hl = QHBoxLayout(w)
+        hl.setContentsMargins(0, 0, 0, 0)
+        self.hu_check = QCheckBox("Brush only")
+        self.hu_check.setToolTip("Brush and eraser change only voxels whose CT value lies "
+                                 "in this HU window")
+        self.hu_low_spin, self.hu_high_spin = QSpinBox(), QSpinBox()
+        for sp, v in ((self.hu_low_spin, 0), (self.hu_high_spin, 100)):
+            sp.setRange(-1024, 3071)
+            sp.setSuffix(" HU")
+            sp.setValue(v)
+            sp.valueChanged.connect(self._hu_window_changed)
+        self.hu_check.toggled.connect(self._hu_window_changed)
+        hl.addWidget(self.hu_check)
+        hl.addWidget(self.hu_low_spin)
+        hl.addWidget(QLabel(".."))
+        hl.addWidget(self.hu_high_spin)
+        return w
+
+    def set_brush_hu_window(self, window: tuple[float, float] | None) -> None:
+        """Limit the brush/eraser to ``window`` (low, high) HU; None: every voxel."""
+        if window is not None:
+            self.hu_low_spin.setValue(int(round(min(window))))
+            self.hu_high_spin.setValue(int(round(max(window))))
+        self.hu_check.setChecked(window is not None)
+        self._hu_window_changed()
+
+    def _hu_window_changed(self, *_a: Any) -> None:
+        on = self.hu_check.isChecked()
+        self.logic.brush_hu_window = ((float(self.hu_low_spin.value()),
+                                       float(self.hu_high_spin.value())) if on else None)
+        self.hu_low_spin.setEnabled(on)
+        self.hu_high_spin.setEnabled(on)
 
     def _build_result(self) -> QGroupBox:
         prop = QGroupBox("Result")
@@ -211,14 +260,24 @@ class SegmentPanel(QWidget):
         self._say(dict((k, t) for k, _, t in TOOLS)[tool])
 
     def activate(self) -> None:
-        """The Segment step is shown: the mouse tool is back."""
+        """The Segment step is shown: the mouse tool and Ctrl+Z (segmentation) are back."""
+        self._take_undo_keys(True)
         self.set_tool(self.logic.tool)
         if self._info_stale:
             self._update_info()
 
     def deactivate(self) -> None:
-        """The user left the Segment step: the mouse navigates."""
+        """The user left the Segment step: the mouse navigates, Ctrl+Z undoes plan edits."""
         self.mouse.deactivate()
+        self._take_undo_keys(False)
+
+    def _take_undo_keys(self, on: bool) -> None:
+        for a in self.undo_actions:
+            a.setEnabled(on)
+        for key in ("plan_undo", "plan_redo"):
+            plan_action = self.ctx.actions.get(key)
+            if plan_action is not None:
+                plan_action.setEnabled(not on)
 
     def accept(self) -> None:
         self.logic.accept()
@@ -293,6 +352,7 @@ class SegmentPanel(QWidget):
         for w in (self.btn_import, self.btn_import_dir, self.btn_bone, self.btn_lung):
             w.setEnabled(has_ct and not lg.busy)
         self.btn_clear_seeds.setEnabled(bool(lg.liver_seeds))
+        self.btn_clear_strokes.setEnabled(lg.scribbles is not None)
 
     def _update_info(self) -> None:
         key = self.logic.pending or self.logic.target_key

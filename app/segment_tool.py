@@ -4,8 +4,10 @@
   growing;
 * Liver: each click adds a seed (green points) and re-runs the liver tool with all seeds;
 * Vessel: click in an enhanced vessel (limited to the liver when there is one);
-* Brush / Eraser: paint or erase a disc of the brush radius (mm) in the shown slice; the
-  brush circle follows the mouse.
+* Brush / Eraser: paint or erase a disc of the brush radius (mm) in the shown slice (only
+  voxels in the HU window when one is set); the brush circle follows the mouse;
+* Inside / Outside stroke: paint a stroke (drawn as a green / red line) inside or outside
+  the lesion; on release the lesion is grown again from all strokes (issue 17).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from irplan.app.segment_commands import circle_points, circle_poly, points_poly
-from irplan.app.segment_logic import SegmentLogic
+from irplan.app.segment_commands import circle_points, circle_poly, points_poly, polyline_poly
+from irplan.app.segment_logic import SCRIBBLE_TOOLS, SegmentLogic
 from irplan.viewers.view_set import ViewSet
 
 PAINT_TOOLS = ("brush", "erase")
@@ -32,6 +34,8 @@ class SegmentTool:
         self._brush_view: Any = None
         self._brush_poly: Any = None
         logic.seeds_changed.connect(self.show_seed_markers)
+        logic.scribbles_changed.connect(self.show_scribbles)
+        logic.failed.connect(lambda _msg: self.show_scribbles())
 
     @property
     def tool(self) -> str:
@@ -62,6 +66,9 @@ class SegmentTool:
         if self.tool in PAINT_TOOLS:
             if lg.begin_stroke(p, view.normal, erase=self.tool == "erase"):
                 self.views.refresh_structure(lg.stroke["key"])
+        elif self.tool in SCRIBBLE_TOOLS:
+            if not lg.begin_scribble(p, view.normal, inside=self.tool == "inside"):
+                self._drag_view = None
         else:
             self._drag_start = p
         return True
@@ -75,6 +82,8 @@ class SegmentTool:
                 self.views.refresh_structure(lg.stroke["key"])
             if self._drag_view is not None:
                 self._show_brush(self._drag_view, p)
+        elif self.tool in SCRIBBLE_TOOLS and lg.scribble is not None:
+            lg.continue_scribble(p)
         elif self.tool == "tumor" and self._drag_start is not None:
             r = float(np.linalg.norm(p - self._drag_start))
             if r > 1.0:
@@ -87,6 +96,12 @@ class SegmentTool:
         p = np.asarray(p_lps_mm, float)
         if self.tool in PAINT_TOOLS:
             self.logic.end_stroke()
+            return
+        if self.tool in SCRIBBLE_TOOLS:
+            self._drag_view = None
+            if self.logic.scribble is not None:
+                self.logic.continue_scribble(p)
+                self.logic.end_scribble()
             return
         start, self._drag_start = self._drag_start, None
         self.views.remove_overlay("segment-drag")
@@ -130,6 +145,24 @@ class SegmentTool:
             self.views.remove_overlay("segment-brush")
         self._brush_view = None
         self._brush_poly = None
+
+    def show_scribbles(self) -> None:
+        """The strokes on the lesion (inside green, outside red) and the one being painted."""
+        lg = self.logic
+        sc = lg.scribbles
+        lines: dict[bool, list[np.ndarray]] = {True: [], False: []}
+        if sc is not None:
+            lines[True] += list(sc.inside)
+            lines[False] += list(sc.outside)
+        if lg.scribble is not None:
+            lines[lg.scribble["inside"]].append(np.asarray(lg.scribble["points"]))
+        for inside, name, color in ((True, "segment-scribble-in", (0.3, 1.0, 0.4)),
+                                    (False, "segment-scribble-out", (1.0, 0.35, 0.35))):
+            if lines[inside]:
+                self.views.add_overlay_polydata(name, polyline_poly(lines[inside]),
+                                                color=color, line_width=2.5, slab_mm=3.0)
+            else:
+                self.views.remove_overlay(name)
 
     def show_seed_markers(self) -> None:
         seeds = self.logic.liver_seeds
