@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "heat-sink check (default: predicted from the device tables)")
     parser.add_argument("--no-zone", action="store_true",
                         help="thermal plans: skip the zone prediction and heat-sink check")
+    from irplan.app.cmd_zone import add_target_argument
+
+    add_target_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +60,17 @@ def run(args: argparse.Namespace) -> int:
             require_overlap(zone, ref, "--zone", args.zone)
     if zone is None and plan.modality != "IRE" and plan.needles and not args.no_zone:
         zone = _predict_thermal_zone(plan, ct, structures, notes)
-    findings = SafetyChecker(structures, ct).check(plan, zone)
+    from irplan.planning.lesions import (
+        plan_for_checks,
+        plan_with_target,
+        target_key,
+        target_structures,
+    )
+
+    plan = plan_with_target(plan, args.target)   # tumour checks on the target lesion
+    target_structures(structures, target_key(plan),
+                      "--target" if args.target else f"{args.plan}: target_structure")
+    findings = SafetyChecker(structures, ct).check(plan_for_checks(plan, structures), zone)
     for note in notes:
         print(f"irplan check: note: {note}", file=sys.stderr)
     if args.json:

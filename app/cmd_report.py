@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the 3D/MPR pictures (faster)")
     parser.add_argument("--no-compute", action="store_true",
                         help="do not predict the zone or run the checks (plan data only)")
+    from irplan.app.cmd_zone import add_target_argument
+
+    add_target_argument(parser)
     ev = parser.add_argument_group("follow-up evaluation (optional)")
     ev.add_argument("--evaluation", metavar="EVAL.json",
                     help="result of `irplan evaluate --json` to include")
@@ -139,8 +142,9 @@ def evaluate_followup(case: ComputedCase, followup: str | Path, ablation: str | 
     from irplan.io.dicom_load import load_ct
     from irplan.io.masks import read_mask
     from irplan.planning.evaluation import evaluate
+    from irplan.planning.lesions import target_key
 
-    tumor = case.structures.get("tumor")
+    tumor = case.structures.get(target_key(case.plan))   # the target lesion (issue 17)
     if tumor is None:
         raise InputError(f"{case.plan_path}: the plan has no tumour structure to evaluate")
     f_ct = load_ct(followup) if register != "none" else None
@@ -153,16 +157,17 @@ def evaluate_followup(case: ComputedCase, followup: str | Path, ablation: str | 
 def build_report(plan_path: str | Path, pdf_path: str | Path, *, patient_data: bool = False,
                  pictures: bool = True, compute: bool = True,
                  case: ComputedCase | None = None, evaluation: Any | None = None,
-                 deidentified: bool = False) -> tuple[Path, ReportContent]:
+                 deidentified: bool = False, target: str | None = None
+                 ) -> tuple[Path, ReportContent]:
     """Everything ``irplan report`` does, for the GUI's one-click report too. ``case``:
     an already loaded/computed case (else loaded from ``plan_path``); ``evaluation``: an
     EvaluationResult or its dict, overriding the plan's stored evaluation;
     ``deidentified``: for ``export --anonymize`` (anonymised, no creation date, fixed PDF
-    metadata)."""
+    metadata); ``target``: the lesion coverage and margin are for (default the plan's)."""
     if deidentified and patient_data:
         raise InputError("a de-identified report cannot show patient data")
     if case is None:
-        case = load_case(plan_path, compute=compute)
+        case = load_case(plan_path, compute=compute, target=target)
     if evaluation is not None:
         case.evaluation = evaluation
     with tempfile.TemporaryDirectory(prefix="irplan-report-") as tmp:
@@ -191,11 +196,11 @@ def run(args: argparse.Namespace) -> int:
     evaluation = load_evaluation_json(args.evaluation) if args.evaluation else None
     case = None
     if args.ablation:
-        case = load_case(args.plan, compute=not args.no_compute)
+        case = load_case(args.plan, compute=not args.no_compute, target=args.target)
         evaluation = evaluate_followup(case, args.followup, args.ablation, args.register)
     out, rc = build_report(args.plan, args.pdf, patient_data=args.patient_data,
                            pictures=not args.no_pictures, compute=not args.no_compute,
-                           case=case, evaluation=evaluation)
+                           case=case, evaluation=evaluation, target=args.target)
     missing = [name for name, status in (("zone", rc.zone_status),
                                          ("safety", rc.findings_status),
                                          ("pictures", rc.pictures_status))

@@ -61,9 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--band", action="store_true",
                         help="IRE: also the inner/outer plausible zones (conservative .. "
                              "in vivo porcine fit) with the inner zone's coverage and margin")
+    add_target_argument(parser)
     parser.add_argument("--conductivity", action="append", default=[], metavar="TISSUE=S_PER_M",
                         help="override a tissue conductivity (liver, tumor, blood, bile, fat, "
                              "muscle, bone, lung); repeatable")
+
+
+def add_target_argument(parser: argparse.ArgumentParser) -> None:
+    """``--target LESION`` (issue 17), shared by zone, check, evaluate and report."""
+    parser.add_argument("--target", default=None, metavar="LESION",
+                        help="lesion the coverage, margin and tumour checks are for: tumor "
+                             "(Tumour 1), tumor_2, ... (default: the plan's "
+                             "target_structure, else tumor)")
 
 
 def parse_pairs(text: str, n_needles: int) -> list[tuple[int, int]]:
@@ -105,11 +114,28 @@ def parse_conductivities(items: list[str]) -> dict[str, float] | None:
 
 def target_structures(plan, structures: dict, notes: list[str], source: str) -> dict:  # noqa: ANN001
     """The structures with "tumor" = the union of the plan's ``targets`` (coverage and
-    margin are computed on it), with a note; an empty tumour is a stated note, never a
-    silently missing coverage."""
+    margin are computed on it), else the plan's target lesion (``target_structure``, issue
+    17), with a note; the other lesions are left out (not risk structures). An empty
+    tumour is a stated note, never a silently missing coverage."""
     import numpy as np
 
+    from irplan.planning.lesions import target_key
+    from irplan.planning.lesions import target_structures as lesion_view
+    from irplan.planning.structures import is_lesion_key, lesion_keys
+
     targets = list(plan.targets or [])
+    if not targets:
+        target = target_key(plan)
+        several = len(lesion_keys(structures)) > 1
+        structures = lesion_view(structures, target, f"{source}: target_structure")
+        if target != "tumor" or several:
+            from irplan.planning.lesions import target_display
+
+            notes.append(f"coverage and margin are computed on the target lesion: "
+                         f"{target_display(target)} ({target})")
+    else:
+        structures = {k: v for k, v in structures.items()
+                      if k in targets or not is_lesion_key(k)}
     if targets:
         missing = [k for k in targets if k not in structures]
         if missing:
@@ -147,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.margin_grid_mm is not None and args.margin_grid_mm < 0:
         raise InputError(f"--margin-grid-mm must be >= 0, got {args.margin_grid_mm}")
-    plan = load_plan(args.plan)
+    from irplan.planning.lesions import plan_with_target
+
+    plan = plan_with_target(load_plan(args.plan), args.target)
     structures, notes = load_plan_structures(plan)
     structures = target_structures(plan, structures, notes, args.plan)
     pairs = parse_pairs(args.pairs, len(plan.needles)) if args.pairs else None

@@ -74,8 +74,14 @@ class EvaluationLogic(QObject):
         return self.accepted or self.method == "none"
 
     def can_evaluate(self) -> bool:
-        return (self.case.ct is not None and "tumor" in self.case.structures
+        return (self.case.ct is not None and self.tumour() is not None
                 and self.zone_followup is not None and self.aligned)
+
+    def tumour(self) -> Any:
+        """The plan's target lesion (issue 17: tumor, tumor_2, ...), None without a mask."""
+        from irplan.planning.lesions import target_key
+
+        return self.case.structures.get(target_key(self.case.plan))
 
     def _say(self, text: str) -> None:
         self.status.emit(text, False)
@@ -222,7 +228,7 @@ class EvaluationLogic(QObject):
         if ct is None or fu is None:
             self._error("load the planning CT and the follow-up CT first")
             return None
-        tumor = self.case.structures.get("tumor")
+        tumor = self.tumour()
         liver = self.case.structures.get("liver")
         zone = self.zone_followup
 
@@ -268,9 +274,13 @@ class EvaluationLogic(QObject):
         if required_margin_mm is not None:
             self.required_margin_mm = float(required_margin_mm)
         ct = self.case.ct
-        tumor = self.case.structures.get("tumor")
+        tumor = self.tumour()
         if ct is None or tumor is None:
-            self._error("the case needs a planning CT and a 'tumor' structure")
+            from irplan.planning.lesions import target_key
+            from irplan.planning.structures import lesion_name
+
+            self._error("the case needs a planning CT and a mask of the target lesion "
+                        f"({lesion_name(target_key(self.case.plan))})")
             return None
         if self.zone_followup is None:
             self._error("import or grow the ablation zone first")

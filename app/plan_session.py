@@ -42,6 +42,7 @@ from irplan.planning.commands import (
 from irplan.planning.devices import catalogue, default_device
 from irplan.planning.errors import CancelledError, IrplanError
 from irplan.planning.ire_array import plan_ire_array
+from irplan.planning.lesions import SetTargetStructure, plan_for_checks, target_key
 from irplan.planning.needle_geometry import thermal_applicator_for_tumour, tumour_centroid_near
 from irplan.planning.plan import Needle, Plan
 from irplan.planning.safety import Finding, SafetyChecker, structure_role
@@ -170,6 +171,13 @@ class PlanSession:
             return False
         return True
 
+    def set_target(self, key: str) -> bool:
+        """Treat lesion ``key`` (tumor, tumor_2, ...): a plan edit (one undo step); the
+        zone's coverage/margin and the checks follow (issue 17)."""
+        if key == target_key(self.plan):
+            return True
+        return self.push(SetTargetStructure(key))
+
     def undo(self) -> None:
         self.stack.undo()
 
@@ -249,8 +257,9 @@ class PlanSession:
         """Re-evaluate every finding (milliseconds); ``findings_changed``."""
         checker = self.checker or SafetyChecker({}, None)
         zone = self.zone if not self.plan.is_ire else None
-        try:
-            self.findings = checker.check(self.plan, zone)
+        try:   # tumour checks on the plan's target lesion (issue 17)
+            self.findings = checker.check(plan_for_checks(self.plan, self.case.structures),
+                                          zone)
         except IrplanError as exc:
             self.findings = [Finding("error", "check_failed", f"checks failed: {exc}")]
         self.findings_changed.emit()
@@ -273,6 +282,14 @@ class PlanSession:
 
     # ------------------------------------------------------------------ helpers
     def tumour_mask(self) -> Volume | None:
+        """The plan's target lesion (issue 17); without one, the first tumour structure
+        (a free name such as "livertumor01") when the target is the default "tumor"."""
+        target = target_key(self.plan)
+        m = self.case.structures.get(target)
+        if m is not None and m.array.any():
+            return m
+        if target != "tumor":
+            return None
         for key, m in self.case.structures.items():
             if classify_structure_name(key) == "tumor" and m.array.any():
                 return m

@@ -180,11 +180,19 @@ class TrainingLogic(QObject):
 
     def _start_zones(self, gen: int, trainee: Plan, ref: Plan) -> None:
         from irplan.app.zone_logic import case_structures_key, compute_zone
+        from irplan.planning.lesions import target_key, target_structures
 
-        structures = dict(self.case.structures)
-        key = (id(ref), self.case.uid, self.case.structures_generation)
+        target = target_key(trainee)   # both plans scored on the trainee's target lesion
+        try:
+            structures = target_structures(self.case.structures, target)
+        except IrplanError as exc:   # the zones without coverage, and why
+            if self.comparison is not None:
+                self.comparison.notes.append(f"coverage not compared: {exc}")
+            structures = target_structures(
+                {k: v for k, v in self.case.structures.items() if not k.startswith("tumor")})
+        key = (id(ref), self.case.uid, self.case.structures_generation, target)
         cached = self._ref_zone if self._ref_zone_key == key else None
-        structures_key = case_structures_key(self.case)
+        structures_key = f"{case_structures_key(self.case)}-{target}"
         opts, grid_mm = zone_settings(exact=False)
 
         def one(plan: Plan, progress, cancel) -> tuple[ZoneFigures | None, list[str]]:

@@ -20,7 +20,9 @@ from PySide6.QtCore import QObject, Signal
 from irplan.app.process_jobs import predict_zone_job, zone_surface_job
 from irplan.app.process_pool import Cached, mesh_pool, shared_pool
 from irplan.planning.case import Case
+from irplan.planning.errors import IrplanError
 from irplan.planning.ire_field import E_IRREVERSIBLE_V_PER_CM
+from irplan.planning.lesions import target_key, target_structures
 from irplan.planning.plan import IreParams, Plan, ThermalParams
 from irplan.planning.volume import Volume
 from irplan.planning.zone import ZoneOptions, ZoneResult, predict_zone
@@ -137,14 +139,20 @@ class ZoneLogic(QObject):
         self._gen += 1
         gen = self._gen
         snap = plan_snapshot(plan)
-        structures = dict(self.case.structures)
+        try:   # "tumor" = the plan's target lesion (issue 17); other lesions left out
+            structures = target_structures(self.case.structures, target_key(plan))
+        except IrplanError as exc:
+            self.result = None
+            self.mesh = None
+            self.failed.emit(str(exc))
+            return None
         common = {"threshold_v_per_cm": self.threshold_v_per_cm, "heat_sink": self.heat_sink,
                   "band": self.band,
                   "params_path": self.params_path if plan.modality == "IRE" else None}
         opts = (ZoneOptions(margin_fine_mm=0.5, **common) if fine
                 else ZoneOptions.live_preview(**common))
         grid_mm = FINE_GRID_MM if fine else PREVIEW_GRID_MM
-        structures_key = case_structures_key(self.case)
+        structures_key = f"{case_structures_key(self.case)}-{target_key(plan)}"
         surfaces = self.surfaces
 
         def job(progress, cancel):

@@ -106,6 +106,11 @@ class ZonePanel(QWidget):
         row.addWidget(self.update_button)
         lay.addLayout(row)
         form = QFormLayout()
+        # which lesion coverage and margin are for (issue 17; shown with several lesions)
+        from irplan.app.target_combo import TargetCombo
+
+        self.target = TargetCombo(self.case, self._push)
+        form.addRow(self.target)
         # named model settings (resources/zone_settings.json, issue 14)
         from irplan.planning.zone_settings import settings as zone_settings
 
@@ -174,6 +179,14 @@ class ZonePanel(QWidget):
         lay.addWidget(self.notes)
         lay.addStretch(1)
         self._show_idle("Place needles to see the predicted zone.")
+
+    def _push(self, cmd: Any) -> None:
+        """A plan edit from this panel: through the session (undoable) when there is one."""
+        push = getattr(self.logic, "push", None)
+        if push is not None:
+            push(cmd)
+        else:
+            cmd.do(self.case.plan)
 
     def _on_threshold(self, value: float) -> None:
         self.logic.threshold_v_per_cm = float(value)
@@ -301,7 +314,9 @@ class ZonePanel(QWidget):
     # ------------------------------------------------------------------ figures
     def _show_result(self, res: ZoneResult, fine: bool) -> None:
         from irplan.planning.display_names import structure_name, user_text
+        from irplan.planning.lesions import target_key
         from irplan.planning.margin_display import format_mam
+        from irplan.planning.structures import lesion_name
 
         plan = self.case.plan
         lines = [f"<b>{html.escape(res.modality)}</b> zone <b>{res.volume_ml:.1f} ml</b> "
@@ -311,7 +326,9 @@ class ZonePanel(QWidget):
         if m is not None:
             col = margin_colour(m.minimal_margin_mm, plan.margin_mm)
             cov_col = _GREEN if m.tumor_coverage_percent >= 99.95 else _RED
-            lines.append(f"Tumour coverage <b style='color:{cov_col}'>"
+            lesion = ("" if self.target.isHidden()    # several lesions: name the target
+                      else f" ({lesion_name(target_key(plan))})")
+            lines.append(f"Tumour{lesion} coverage <b style='color:{cov_col}'>"
                          f"{m.tumor_coverage_percent:.1f} %</b>")
             # at the analysis box's cap the margin is "at most" it (≤), never a bare value
             lines.append(f"Minimal margin <b style='color:{col}'>{html.escape(format_mam(m))}"

@@ -298,11 +298,15 @@ def read_structures(files: dict[str, tuple[Path, str]], reference: Volume | None
 
     masks: dict[str, Volume] = {}
     notes: list[str] = []
+    from irplan.planning.structures import lesion_number
+
     dicom: dict[Path, Any] = {} if dicom_cache is None else dicom_cache
+    # a SEG/RTSTRUCT named for tumor_2 (or later) holds the lesions apart (issue 17)
+    apart = {path for key, (path, _) in files.items() if (lesion_number(key) or 1) > 1}
     for key, (path, where) in files.items():
         _check_cancel(cancel)
         if str(path).lower().endswith(".dcm"):
-            mask = _dicom_structure(path, key, where, reference, dicom)
+            mask = _dicom_structure(path, key, where, reference, dicom, path in apart)
         else:
             mask = read_mask(path)
         if reference is not None and not mask.same_geometry(reference, tol_mm=1e-3):
@@ -331,11 +335,14 @@ def _onto_reference(mask: Volume, reference: Volume, path: Path, where: str
 
 
 def _dicom_structure(path: Path, key: str, where: str, reference: Volume | None,
-                     cache: dict[Path, list[Any]]) -> Volume:
-    """The structure ``key`` of a DICOM SEG or RTSTRUCT file, on the reference grid."""
+                     cache: dict[Path, list[Any]], lesions_apart: bool = False) -> Volume:
+    """The structure ``key`` of a DICOM SEG or RTSTRUCT file, on the reference grid.
+    ``lesions_apart`` (the plan names tumor_2 or later in this file): lesion keys pick one
+    lesion each (:func:`irplan.io.mask_import.lesions_of`), else "tumor" is the union of
+    the tumour segments."""
     import re
 
-    from irplan.io.mask_import import import_masks
+    from irplan.io.mask_import import import_masks, lesions_of
 
     if reference is None:
         raise InputError(f"{where}: {str(path)!r} is a DICOM SEG/RTSTRUCT; reading it needs "
@@ -343,6 +350,12 @@ def _dicom_structure(path: Path, key: str, where: str, reference: Volume | None,
     if path not in cache:
         cache[path] = import_masks(path, reference)
     items = cache[path]
+    if lesions_apart and (key == "tumor" or key.startswith("tumor_")):
+        lesions, _ = lesions_of([m for m in items if m.key == "tumor"])
+        if key not in lesions:
+            raise InputError(f"{where}: {str(path)!r} has no lesion for {key!r} (it holds "
+                             f"{len(lesions)} lesion(s))")
+        return lesions[key]
 
     def norm(text: str) -> str:
         return re.sub(r"[^a-z0-9]", "", text.lower())

@@ -11,7 +11,9 @@ Schema 1 (stable; coordinates LPS mm, DICOM patient frame)::
      "ire": {"voltage_v": 2250, "pulses": 90, "pulse_width_us": 90},
      "thermal": {"power_w": null, "time_s": null},
      "structures": {"tumor": "masks/planning/tumor.nii.gz", ...},
-     "targets": ["tumor"]}                         (optional; default: all tumours)
+     "targets": ["tumor"],                         (optional; default: all tumours)
+     "target_structure": "tumor_2"}                (optional; default "tumor": the lesion
+                                                   whose coverage/margin the plan is for)
 
 Rules (every violation is an :class:`InputError` whose message names the file and the
 field, e.g. ``plan.irplan.json: needles[2].tip_lps_mm: expected 3 numbers, got "abc"``):
@@ -356,6 +358,13 @@ def validate_plan_dict(d: Any, source: str, *, check_devices: bool = True) -> li
                 elif not path.lower().endswith(STRUCTURE_SUFFIXES):
                     problems.append(f"{s}: structures.{key}: {path!r} is not a mask file "
                                     f"(expected {', '.join(STRUCTURE_SUFFIXES)})")
+    if "target_structure" in d:   # issue 17: the target lesion (tumor, tumor_2, ...)
+        from irplan.planning.structures import is_lesion_key
+
+        ts = d["target_structure"]
+        if not isinstance(ts, str) or not is_lesion_key(ts):
+            problems.append(f"{s}: target_structure: expected a lesion key (tumor, tumor_2, "
+                            f"...), got {_show(ts)}")
     if "targets" in d:
         t = d["targets"]
         st = d.get("structures", {}) if isinstance(d.get("structures", {}), dict) else {}

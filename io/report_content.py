@@ -213,6 +213,9 @@ class ReportContent:
     margin_map: Picture | None = None
     procedure: ProcedureSummary | None = None
     procedure_status: str = ""
+    # the case's lesions (issue 17): planning.lesions.LesionRow (name, volume, diameter;
+    # coverage and margin on the plan's target lesion)
+    lesions: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     deidentified: bool = False  # de-identified export: no creation date, fixed PDF metadata
 
@@ -574,6 +577,7 @@ def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
                           margin_map: Picture | None = None,
                           include_patient_data: bool = False,
                           notes: Sequence[str] = (), deidentified: bool = False,
+                          lesions: Sequence[Any] = (),
                           ) -> ReportContent:
     """Assemble the report from what is at hand; absent parts get a status text.
 
@@ -632,6 +636,7 @@ def gather_report_content(plan: Plan, *, plan_path: str | Path | None = None,
             rc.procedure = procedure_summary(proc, plan)
         except Exception as exc:  # noqa: BLE001 - a report must still be written
             rc.procedure_status = f"procedure record {_why(exc)}"
+    rc.lesions = list(lesions)
     from irplan.io.report_measurements import measurement_rows
 
     measurements, bad_measurements = measurement_rows(plan.extra)
@@ -776,7 +781,7 @@ def _predict_zone(case: ComputedCase) -> None:
         plan.ire.voltage_v = [v for _, v in set_pairs]
         case.zone_notes.append("pairs and voltages as set in the procedure record "
                                "(1500 V/cm x measured tip-to-tip spacing)")
-    res = predict_zone(plan, case.ct, case.structures, options=options)
+    res = predict_zone(plan, case.ct, _target_view(case), options=options)
     case.zone = res.zone
     if res.modality == "IRE":
         thr = getattr(res, "threshold_v_per_cm", None)
@@ -816,20 +821,32 @@ def _procedure_pairs(proc: Any, n_needles: int) -> list[tuple[tuple[int, int], f
     return out
 
 
+def _target_view(case: ComputedCase) -> dict[str, Volume]:
+    """The structures with "tumor" = the plan's target lesion (issue 17)."""
+    from irplan.planning.lesions import target_key, target_structures
+
+    return target_structures(case.structures, target_key(case.plan))
+
+
 def _run_safety(case: ComputedCase) -> list[Any]:
+    from irplan.planning.lesions import plan_for_checks
     from irplan.planning.safety import check_plan
 
-    return list(check_plan(case.plan, case.structures, ct=case.ct, zone=case.zone))
+    return list(check_plan(plan_for_checks(case.plan, case.structures), case.structures,
+                           ct=case.ct, zone=case.zone))
 
 
 def load_case(plan_path: str | Path, *, compute: bool = True,
-              checks: bool = True) -> ComputedCase:
+              checks: bool = True, target: str | None = None) -> ComputedCase:
     """Load a plan file, its CT and masks, and (``compute``) predict the zone, analyse
     the margin and (``checks``) run the safety checks. Plan-file problems raise
-    InputError; missing or failing computations are recorded in ``status``."""
+    InputError; missing or failing computations are recorded in ``status``.
+    ``target``: the lesion to report coverage and margin for (default: the plan's)."""
     from irplan.io.plan_file import image_path, load_plan_with_notes, structure_paths
+    from irplan.planning.lesions import plan_with_target
 
     plan, notes = load_plan_with_notes(plan_path)
+    plan = plan_with_target(plan, target)
     case = ComputedCase(plan=plan, plan_path=Path(plan_path), notes=list(notes))
     img = image_path(plan)
     case.header = _try(case.status, "header", lambda: _first_header(img))
@@ -858,11 +875,12 @@ def load_case(plan_path: str | Path, *, compute: bool = True,
             case.structures[key] = m
     if compute:
         _try(case.status, "zone", lambda: _predict_zone(case))
-        if case.margin is None and case.zone is not None and "tumor" in case.structures:
+        tumour = (_try(case.status, "target", lambda: _target_view(case)) or {}).get("tumor")
+        if case.margin is None and case.zone is not None and tumour is not None:
             from irplan.planning.margin import compute_margin
 
             case.margin = _try(case.status, "margin", lambda: compute_margin(
-                case.structures["tumor"], case.zone, plan.margin_mm))
+                tumour, case.zone, plan.margin_mm))
         elif case.zone is not None:
             case.status["margin"] = f"{NOT_COMPUTED}: no tumour structure in the plan"
         if checks:
@@ -887,6 +905,12 @@ def build_report_content(case: ComputedCase, *, include_patient_data: bool = Fal
     notes = list(case.notes) + [v for k, v in st.items() if k.startswith("structure:")]
     if "ct" in st:
         notes.append(f"planning CT {st['ct']}")
+    if "target" in st:
+        notes.append(f"target lesion {st['target']}")
+    from irplan.planning.lesions import lesion_rows, target_key
+
+    lesions = _try(st, "lesions", lambda: lesion_rows(case.structures, target_key(case.plan),
+                                                      case.margin)) or []
     return gather_report_content(
         case.plan, plan_path=case.plan_path, header=case.header, ct=case.ct, zone=case.zone,
         zone_status=zone_status, zone_method=case.zone_method, zone_notes=case.zone_notes,
@@ -894,4 +918,5 @@ def build_report_content(case: ComputedCase, *, include_patient_data: bool = Fal
         ire_pairs=case.ire_pairs, findings=case.findings,
         findings_status=st.get("safety"), evaluation=case.evaluation,
         pictures=pictures, pictures_status=pictures_status, margin_map=margin_map,
-        include_patient_data=include_patient_data, notes=notes, deidentified=deidentified)
+        include_patient_data=include_patient_data, notes=notes, deidentified=deidentified,
+        lesions=lesions)

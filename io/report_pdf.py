@@ -170,6 +170,26 @@ def _image(pic: Picture, width: float, st: dict) -> list[Any]:
             Paragraph(f"<b>{_esc(pic.title)}</b>. {_esc(pic.caption)}", st["small"])]
 
 
+def _lesions(rc: ReportContent, st: dict, width: float) -> list[Any]:
+    """The case's lesions (issue 17): volume, largest diameter; coverage and minimal
+    margin of the plan's target lesion."""
+    if not rc.lesions:
+        return []
+    rows: list[list[Any]] = [["Lesion", "Volume (ml)", "Largest diameter (mm)", "Target",
+                              "Predicted coverage (%)", "Minimal margin (mm)"]]
+    for les in rc.lesions:
+        rows.append([les.name, _f(les.volume_ml), _f(les.diameter_mm),
+                     "target" if les.is_target else "",
+                     _f(les.coverage_percent) if les.is_target else "",
+                     _f(les.minimal_margin_mm) if les.is_target else ""])
+    w = [26 * mm, 22 * mm, 34 * mm, 18 * mm, 36 * mm]
+    w.append(width - sum(w))
+    return [CondPageBreak(30 * mm), Paragraph("Lesions", st["h2"]), _table(rows, w, st),
+            Paragraph("Largest diameter: 3-D (largest distance across the lesion). Coverage "
+                      "and margin are predicted for the plan's target lesion only.",
+                      st["small"])]
+
+
 def _measurements(rc: ReportContent, st: dict, width: float) -> list[Any]:
     """The plan's measurements (View > Measure, issue 16): kind, view, figure with its
     unit, position (LPS mm); nothing when the plan has none."""
@@ -404,6 +424,7 @@ def write_report_pdf(rc: ReportContent, out_path: str | Path) -> Path:
             story.append(Paragraph("\u2022 " + _esc(note), st["small"]))
     else:
         story.append(_status(rc.zone_status or "not computed", st))
+    story.extend(_lesions(rc, st, width))
 
     # ---- safety
     story.append(CondPageBreak(35 * mm))

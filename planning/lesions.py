@@ -78,12 +78,16 @@ def target_structures(structures: dict[str, Volume], target: str = LESION_KIND,
 
 
 def plan_with_target(plan: Plan, target: str | None) -> Plan:
-    """``plan`` itself (``target`` None or its own), else a copy targeting ``target``
-    (a CLI ``--target`` that is not saved into the plan file)."""
-    if target is None or target == target_key(plan):
+    """``plan`` itself (``target`` None, or its own target), else a copy that treats
+    ``target`` alone (a CLI ``--target``; the plan file is not changed; it replaces the
+    plan's ``targets`` list too)."""
+    if target is None:
         return plan
     check_target(target, "--target")
+    if target == target_key(plan) and not plan.targets:
+        return plan
     out = plan.copy()
+    out.targets = []
     _set(out, target)
     return out
 
@@ -124,11 +128,15 @@ class LesionRow:
     volume_ml: float
     diameter_mm: float
     is_target: bool
+    coverage_percent: float | None = None    # the target's, when a zone was predicted
+    minimal_margin_mm: float | None = None
 
 
-def lesion_rows(structures: dict[str, Volume], target: str = LESION_KIND) -> list[LesionRow]:
+def lesion_rows(structures: dict[str, Volume], target: str = LESION_KIND,
+                margin: Any | None = None) -> list[LesionRow]:
     """Every lesion of ``structures`` in lesion order: volume (mL) and largest diameter
-    (3-D Feret, mm); empty masks are listed with 0 mL."""
+    (3-D Feret, mm); empty masks are listed with 0 mL. ``margin``: the target's margin
+    analysis (``tumor_coverage_percent``, ``minimal_margin_mm``) for its row."""
     from irplan.planning.mask_ops import max_diameter_mm
 
     several = len(lesion_keys(structures)) > 1
@@ -139,4 +147,22 @@ def lesion_rows(structures: dict[str, Volume], target: str = LESION_KIND) -> lis
         rows.append(LesionRow(k, lesion_name(k) if several else target_display(k, structures),
                               n * m.voxel_volume_ml,
                               max_diameter_mm(m) if n else 0.0, k == target))
+        if k == target and margin is not None:
+            cov = getattr(margin, "tumor_coverage_percent", None)
+            mam = getattr(margin, "minimal_margin_mm", None)
+            rows[-1].coverage_percent = None if cov is None else float(cov)
+            rows[-1].minimal_margin_mm = None if mam is None else float(mam)
     return rows
+
+
+def plan_for_checks(plan: Plan, structures: dict[str, Volume]) -> Plan:
+    """The plan as the safety checks see it: its tumour checks (e.g. IRE exposure over
+    the tumour's extent) on the target lesion when the case has several lesions or the
+    target is not "tumor" (a copy with ``targets`` = [target]); ``plan`` itself when it
+    names its own ``targets`` or has one lesion."""
+    t = target_key(plan)
+    if plan.targets or (t == LESION_KIND and len(lesion_keys(structures)) < 2):
+        return plan
+    out = plan.copy()
+    out.targets = [t]
+    return out

@@ -351,3 +351,98 @@ def test_not_a_mask_file_is_refused(tmp_path):
         import_masks(tmp_path / "notes.txt", ct)
     with pytest.raises(InputError, match="not found"):
         import_masks(tmp_path / "missing.nii.gz", ct)
+
+
+# ------------------------------------------------------------------ several lesions (issue 17)
+def _second_lesion(planning_fixture):
+    """The phantom's tumour and a 7 mm sphere elsewhere in its liver (on the CT grid)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from lesion_factory import second_lesion
+
+    ct, _, truth = planning_fixture
+    return second_lesion(truth["tumor"], truth["liver"], [truth["portal_vein"]])
+
+
+def _ml(mask: Volume) -> float:
+    return float(np.count_nonzero(mask.array)) * mask.voxel_volume_ml
+
+
+def test_binary_mask_with_two_lesions_imports_as_two_structures(tmp_path):
+    """One binary file holding two separate lesions: Tumour 1 (larger) and Tumour 2, each
+    with its own voxels and volume (mL from the voxel counts)."""
+    from irplan.io.mask_import import import_structures, import_summary
+
+    ct = _grid((60, 60, 30), (1.0, 1.0, 2.0), (-30.0, -30.0, -30.0))
+    small, big = _sphere_on(ct, (-15, -10, 0), 6.0), _sphere_on(ct, (12, 8, 4), 10.0)
+    write_mask(ct.with_array(small.array | big.array), tmp_path / "tumour.nii.gz")
+    masks, warnings = import_structures(tmp_path / "tumour.nii.gz", ct)
+    assert list(masks) == ["tumor", "tumor_2"] and not warnings
+    assert np.array_equal(masks["tumor"].array, big.array)
+    assert np.array_equal(masks["tumor_2"].array, small.array)
+    assert masks["tumor_2"].metadata["name"] == "Tumour 2"
+    line = import_summary(masks)
+    print(line)
+    assert line == (f"2 lesions: Tumour 1 {_ml(big):.1f} mL, Tumour 2 {_ml(small):.1f} mL")
+
+
+def test_labelmap_with_two_tumour_labels_keeps_them_apart(tmp_path):
+    """A labelmap 'livertumor' with labels 1 and 2 (touching lesions: one connected blob)
+    gives one structure per label, largest first; other structures are merged as before."""
+    from irplan.io.mask_import import import_structures
+
+    ct = _grid((40, 40, 20), (1.0, 1.0, 1.5), (0, 0, 0))
+    lab = np.zeros(ct.array.shape, np.uint8)
+    lab[5:10, 5:15, 5:15] = 1          # 500 voxels
+    lab[5:10, 15:30, 5:25] = 2         # 1500 voxels, touching label 1
+    write_volume_file(ct.with_array(lab), tmp_path / "livertumor.nii.gz")
+    masks, _ = import_structures(tmp_path / "livertumor.nii.gz", ct)
+    assert list(masks) == ["tumor", "tumor_2"]
+    assert np.array_equal(masks["tumor"].array, lab == 2)
+    assert np.array_equal(masks["tumor_2"].array, lab == 1)
+    assert masks["tumor"].metadata["source_name"] == "livertumor_2"
+    assert masks["tumor_2"].metadata["volume_ml"] == pytest.approx(500 * 1.5e-3)
+
+
+def test_seg_and_rtstruct_with_two_tumours_import_two_lesions(planning, tmp_path):
+    """A SEG with two tumour segments and an RTSTRUCT with two tumour ROIs: two lesions
+    on the CT (Dice >= 0.98 each against the masks they were written from)."""
+    from irplan.io.mask_import import import_structures
+
+    ct, datasets, truth = planning
+    t1, t2 = truth["tumor"], _second_lesion(planning)
+    seg = tmp_path / "seg.dcm"
+    _write_seg_highdicom(seg, datasets, {"Tumour 2": t2, "Tumour 1": t1,
+                                         "Portal Vein": truth["portal_vein"]})
+    rs = tmp_path / "rs.dcm"
+    _write_rtstruct(rs, datasets, {"GTV 1": _contours_from_mask(t1, datasets),
+                                   "GTV 2": _contours_from_mask(t2, datasets)},
+                    ct.metadata["frame_of_reference_uid"])
+    for path in (seg, rs):
+        masks, _ = import_structures(path, ct)
+        assert [k for k in masks if k.startswith("tumor")] == ["tumor", "tumor_2"]
+        d1, d2 = dice(masks["tumor"].array, t1.array), dice(masks["tumor_2"].array, t2.array)
+        print(f"{path.name}: Tumour 1 Dice {d1:.3f} {_ml(masks['tumor']):.2f} mL, "
+              f"Tumour 2 Dice {d2:.3f} {_ml(masks['tumor_2']):.2f} mL")
+        assert d1 >= 0.98 and d2 >= 0.98
+    assert "portal_vein" in import_structures(seg, ct)[0]
+
+
+def test_plan_reads_lesions_apart_from_one_seg(planning, tmp_path):
+    """A plan naming tumor and tumor_2 in one SEG file reads one lesion each; a plan with
+    only "tumor" from that file keeps reading the union of its tumour segments."""
+    from irplan.io.case_loader import read_structures
+
+    ct, datasets, truth = planning
+    t1, t2 = truth["tumor"], _second_lesion(planning)
+    seg = tmp_path / "seg.dcm"
+    _write_seg_highdicom(seg, datasets, {"Tumour 2": t2, "Tumour 1": t1})
+    apart, _ = read_structures({"tumor": (seg, "structures.tumor"),
+                                "tumor_2": (seg, "structures.tumor_2")}, ct)
+    assert dice(apart["tumor"].array, t1.array) >= 0.98
+    assert dice(apart["tumor_2"].array, t2.array) >= 0.98
+    one, _ = read_structures({"tumor": (seg, "structures.tumor")}, ct)
+    assert dice(one["tumor"].array, t1.array | t2.array) >= 0.98
+    with pytest.raises(InputError, match="no lesion for 'tumor_3'"):
+        read_structures({"tumor": (seg, "a"), "tumor_3": (seg, "structures.tumor_3")}, ct)
