@@ -6,7 +6,7 @@ follow-up CT (right) in two slice views of the same orientation with linked curs
 accepted registration (``EvaluationLogic.fused_on_planning_grid``), so one LPS point (mm)
 is the same anatomy in both panes. It replaces the four views
 (``ViewSet.show_instead``) until "Back to the four views" (:meth:`SideBySide.leave`), or
-until the registration, follow-up or CT goes.
+until the registration, follow-up or CT goes, or another workflow step is chosen.
 
 Linked: a click or drag of the crosshair in one pane moves both (and the four views) to
 that LPS point; scrolling moves both to the same slice position (mm); zoom and pan in one
@@ -110,6 +110,9 @@ class SideBySide(QObject):
         logic.dropped.connect(self.leave)
         ctx.case.ct_changed.connect(self.leave)
         ctx.case.case_closed.connect(self.leave)
+        # another workflow step works in the four views
+        ctx.workflow.step_changed.connect(lambda step: self.leave() if step != "evaluate"
+                                          else None)
         self.views.window_changed.connect(self._on_main_window)
 
     # ------------------------------------------------------------------ access

@@ -124,3 +124,9 @@ def test_side_by_side_planning_and_registered_followup(main_window, qtbot) -> No
     qtbot.waitUntil(lambda: win.views.axial.isVisible(), timeout=5_000)
     assert np.allclose(win.views.crosshair_lps_mm, last)
     assert win.views.axial.slice_position_mm == pytest.approx(last[2])
+    # another workflow step also goes back to the four views
+    panel.btn_side.click()
+    qtbot.waitUntil(lambda: sbs.active, timeout=120_000)
+    win.workflow.set_step("plan")
+    assert not sbs.active and not win.views.instead
+    qtbot.waitUntil(lambda: win.views.axial.isVisible(), timeout=5_000)
