@@ -286,7 +286,7 @@ def _fom(row: Mapping[str, Any]) -> str:
     """Registration figure of merit: method, MI before -> after, iterations."""
     method = text(row.get("registration_method")).strip() or "\u2014"
     if method == "none":
-        return "none (masks in one space)"
+        return "none"
     ini, fin = num(row.get("registration_initial_metric_value")), num(
         row.get("registration_metric_value"))
     it = num(row.get("registration_iterations"))
@@ -410,13 +410,14 @@ def write_cohort_report(rows: list[dict], thumbnails: dict[str, Path], out_path:
             trows.append([case, "failed", "\u2014", "\u2014", "\u2014",
                           flag])
             extra.append(("BACKGROUND", (0, i), (-1, i), FAIL_BG))
-    w = [21 * mm, 28 * mm, 14 * mm, 17 * mm, 59 * mm]
+    w = [21 * mm, 28 * mm, 14 * mm, 19 * mm, 57 * mm]
     w.append(width - sum(w))
     story.append(_table(trows, w, st, extra=extra))
     story.append(Paragraph(
         "Registration figure of merit: Mattes mutual information of the planning and "
         "follow-up CT around the tumour before and after registration (negative; lower = "
-        "better aligned; deformable starts at the rigid result). QC flag (heuristics that "
+        "better aligned; deformable starts at the rigid result; none: masks given in one "
+        "space, no registration). QC flag (heuristics that "
         f"pick cases to look at, not clinical limits): rigid improved by less than "
         f"{100 * MIN_RIGID_GAIN:g} % or got worse; deformable worse than its rigid start by "
         f"more than {100 * MAX_DEFORMABLE_LOSS:g} %; rigid and deformable MAM more than "
@@ -479,7 +480,8 @@ def _thumb_grid(rows: Sequence[Mapping[str, Any]], thumbnails: Mapping[str, Path
         iw, ih = ImageReader(str(p)).getSize()
         img_w = cw - 4 * mm
         v = text(r.get("verdict")).strip()
-        cap = (f"<b>{_esc(case)}</b> &nbsp;{_esc(SHORT_VERDICT.get(v, v))}"
+        cap = (f"<b>{_esc(case)}</b> &nbsp;{_esc(SHORT_VERDICT.get(v, v))}, MAM "
+               f"{_fmt(num(r.get('minimal_margin_mm')), 1, True)} mm"
                + (" &nbsp;(QC flag)" if registration_flag(r) else ""))
         cells.append([Image(str(p), width=img_w, height=img_w * ih / iw),
                       Paragraph(cap, st["small"])])
