@@ -56,13 +56,21 @@ def _mask_box_lps(vol: Volume) -> tuple[np.ndarray, np.ndarray] | None:
 def _sample(vol: Volume, pts_lps: np.ndarray, order: int, cval: float,
             mask: bool = False) -> np.ndarray:
     """Values of ``vol`` at LPS points (N, 3): nearest (order 0) or trilinear (order 1);
-    ``mask``: of the 0/1 indicator (non-zero voxels)."""
-    ijk = vol.lps_to_index(pts_lps)
-    coords = ijk[:, ::-1].T  # array order k, j, i
-    arr = vol.array
+    ``mask``: of the 0/1 indicator (non-zero voxels). Only the block of voxels around the
+    points is read (a 512 x 512 x 300 CT is not converted as a whole)."""
+    kji = vol.lps_to_index(pts_lps)[:, ::-1]  # array order k, j, i
+    shape = np.array(vol.array.shape)
+    lo = np.clip(np.floor(kji.min(axis=0)).astype(int) - 1, 0, shape)
+    hi = np.clip(np.ceil(kji.max(axis=0)).astype(int) + 2, 0, shape)
+    if np.any(hi <= lo):  # the slice misses the volume
+        return np.full(len(pts_lps), cval, dtype=np.float32)
+    arr = vol.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    if mask:
+        arr = arr != 0
     if order == 1:
-        arr = (arr != 0).astype(np.float32) if mask else arr.astype(np.float32, copy=False)
-    return ndimage.map_coordinates(arr, coords, order=order, mode="constant", cval=cval)
+        arr = arr.astype(np.float32)
+    return ndimage.map_coordinates(arr, (kji - lo).T, order=order, mode="constant",
+                                   cval=cval)
 
 
 def _contour(mask: np.ndarray) -> np.ndarray:
