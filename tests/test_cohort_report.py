@@ -116,6 +116,17 @@ def test_cohort_report_states_counts_bland_altman_and_failures(tmp_path, capsys)
                             capture_output=True, text=True).stdout.splitlines()[2:]
     assert len(images) == 1
     assert "No thumbnail for: A02, A03, D01, D02, D03, D04." in text
+    # rows as evaluate-batch --report passes them (numbers and None, not CSV text): the
+    # same statements; a case id with markup is printed as text
+    from irplan.io.cohort_report import write_cohort_report
+
+    typed = [dict(r) for r in ROWS] + [_row("<b>X1</b>", 8.0, "complete_margin_ok")]
+    pdf2 = tmp_path / "typed.pdf"
+    write_cohort_report(typed, {}, pdf2)
+    text2 = " ".join(_pdf_pages(pdf2))
+    assert f"limits of agreement {mean - 1.96 * sd:+.2f} to {mean + 1.96 * sd:+.2f}" in text2
+    assert f"{VERDICTS['complete_margin_ok'].format(m=5)} complete_margin_ok 4 50 %" in text2
+    assert "<b>X1</b>" in text2 and "No thumbnails given." in text2
 
 
 def test_cohort_report_bad_input_exit_2(tmp_path, capsys):
