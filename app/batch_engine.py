@@ -38,6 +38,7 @@ finishes (for journalling), in completion order.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import re
@@ -95,6 +96,16 @@ class EngineOptions:
         if self.scheduler and not re.fullmatch(r"(tcp|tls|inproc|ws|wss)://\S+:\d+|"
                                                r"[\w.\-\[\]:]+:\d+", self.scheduler):
             raise InputError(f"--scheduler {self.scheduler!r}: expected tcp://HOST:PORT")
+        if isinstance(self.memory_limit, str):
+            from dask.utils import parse_bytes
+
+            try:
+                ok = parse_bytes(self.memory_limit) > 0
+            except (ValueError, TypeError):
+                ok = False
+            if not ok:
+                raise InputError(f"--memory-limit {self.memory_limit!r}: expected a size "
+                                 "such as 4GB or 500MB")
 
 
 @dataclass
@@ -108,6 +119,38 @@ class Outcome:
     error: str = ""
     kind: str = ""
     elapsed_s: float = 0.0
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, resume_help: str | None) -> None:
+    """--workers/--scheduler/--timeout-s/--memory-limit (and --resume when
+    ``resume_help``): the options of :mod:`irplan.app.batch_engine`."""
+    from irplan.app.cli_types import positive_float, positive_int
+
+    g = parser.add_argument_group("parallel runs (Dask)")
+    g.add_argument("--workers", type=positive_int(256), metavar="N",
+                   help="run the cases on a local Dask cluster of N worker processes (one "
+                   "thread each); default: one after another in this process")
+    g.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run the cases on an existing Dask cluster (dask scheduler + dask "
+                   "worker --nthreads 1; the input paths must be readable by the workers)")
+    g.add_argument("--timeout-s", type=positive_float(1e6, unit=" s"), metavar="S",
+                   help="stop a case that runs longer than S seconds (its row says so; "
+                   "its worker process is restarted). Runs on Dask workers (without "
+                   "--workers/--scheduler: a local cluster of one worker)")
+    g.add_argument("--memory-limit", metavar="SIZE",
+                   help="memory per local worker, e.g. 4GB (default: RAM / workers); a "
+                   "case above 95 %% of it is stopped and reported")
+    if resume_help:
+        g.add_argument("--resume", action="store_true", help=resume_help)
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The :class:`EngineOptions` of parsed :func:`add_engine_arguments` flags."""
+    opts = EngineOptions(workers=args.workers, scheduler=args.scheduler,
+                         timeout_s=args.timeout_s, memory_limit=args.memory_limit)
+    opts.validate()
+    return opts
+
 
 
 class Progress:
@@ -258,6 +301,21 @@ def _quiet_distributed() -> Iterator[None]:
             lg.setLevel(lvl)
 
 
+def _reachable(address: str) -> None:
+    """Fail fast (InputError) when nothing listens at a tcp:// scheduler address (the
+    Dask client would retry until its timeout)."""
+    import socket
+
+    m = re.fullmatch(r"(?:tcp://)?\[?([^\]]+?)\]?:(\d+)", address)
+    if not m:
+        return
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=5.0).close()
+    except OSError as exc:
+        raise InputError(f"--scheduler {address}: cannot connect "
+                         f"({exc.strerror or type(exc).__name__})") from None
+
+
 @contextlib.contextmanager
 def dask_client(options: EngineOptions) -> Iterator[Any]:
     """A distributed Client on the local cluster or the given scheduler (closed after)."""
@@ -269,6 +327,7 @@ def dask_client(options: EngineOptions) -> Iterator[Any]:
            "distributed.worker.daemon": False}
     with _quiet_distributed(), dask.config.set(cfg):
         if options.scheduler:
+            _reachable(options.scheduler)
             try:
                 client = Client(options.scheduler, timeout=CONNECT_TIMEOUT_S,
                                 set_as_default=False)

@@ -15,6 +15,13 @@ continues. ``--json`` prints one object with "parameters", "cases", "dice_before
 "dice_after", "dice_loo", "bad_rows"; ``--out`` writes the parameters for
 ``irplan zone PLAN --params PARAMS.json``.
 
+The per-case zone runs (the slow part: one field solve per case) go through the cohort
+engine (:mod:`irplan.app.batch_engine`): ``--workers N`` (local Dask cluster),
+``--scheduler tcp://HOST:PORT``, ``--timeout-s`` (a case over it is a bad row). A case
+that crashes its worker or runs out of memory is a bad row too. The fit is the same
+whatever the number of workers. (No ``--resume``: a case's product is its solved field,
+an array, and the fit needs every case at once; re-running the solves is the journal.)
+
 Exit codes: 0 fitted (bad rows are listed); 2 the cohort is unusable (no file, missing
 column, no usable case).
 """
@@ -27,7 +34,8 @@ import json
 import sys
 from pathlib import Path
 
-from irplan.planning.errors import InputError, IrplanError
+from irplan.app import batch_engine
+from irplan.planning.errors import InputError
 
 REQUIRED = ("case_id", "plan", "ablation")
 
@@ -39,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the fitted parameters (for irplan zone --params)")
     parser.add_argument("--grid-mm", type=float, default=2.0,
                         help="zone grid of the fit (mm, default 2)")
+    batch_engine.add_engine_arguments(parser, resume_help=None)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -55,39 +64,53 @@ def _rows(path: Path) -> list[dict[str, str]]:
     return [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
 
 
-def run(args: argparse.Namespace) -> int:
-    from irplan.io.atomic_write import atomic_write_text
+def prepare_row(case: tuple[str, dict[str, str], str, float]):  # noqa: ANN201
+    """The engine's task for one cohort row: ``case`` = (case id, row, base folder,
+    grid mm) -> :class:`irplan.planning.calibration.CaseData`; raises IrplanError."""
     from irplan.io.masks import read_mask
     from irplan.io.plan_file import load_plan, load_plan_structures
-    from irplan.planning.calibration import calibrate, prepare_case
+    from irplan.planning.calibration import prepare_case
+
+    cid, r, base, grid_mm = case
+    for c in ("plan", "ablation"):
+        if not r.get(c):
+            raise InputError(f"column {c} is empty")
+    if r.get("followup") or r.get("register"):
+        raise InputError("followup/register columns are not supported yet: give the "
+                         "ablation mask in the plan CT's frame (e.g. from irplan "
+                         "evaluate's registration)")
+    plan = load_plan(Path(base) / r["plan"])
+    structures, _notes = load_plan_structures(plan)
+    achieved = read_mask(Path(base) / r["ablation"])
+    return prepare_case(cid, plan, structures, achieved, grid_mm)
+
+
+def warm_up() -> None:
+    """The imports of a case, once per worker process (not counted in --timeout-s)."""
+    import irplan.planning.calibration  # noqa: F401
+    import irplan.planning.zone  # noqa: F401
+
+
+def run(args: argparse.Namespace) -> int:
+    from irplan.io.atomic_write import atomic_write_text
+    from irplan.planning.calibration import calibrate
 
     if not 0.5 <= args.grid_mm <= 5.0:
         raise InputError(f"--grid-mm must be in 0.5-5 mm, got {args.grid_mm}")
+    opts = batch_engine.engine_options(args)
     cohort = Path(args.cohort)
     rows = _rows(cohort)
-    base = cohort.resolve().parent
+    base = str(cohort.resolve().parent)
+    ids = [r.get("case_id") or f"line {n}" for n, r in enumerate(rows, start=2)]
+    tasks = [(cid, r, base, args.grid_mm) for cid, r in zip(ids, rows)]
+    progress = batch_engine.Progress(len(tasks), enabled=not args.json)
     cases, bad = [], []
-    for n, r in enumerate(rows, start=2):        # line numbers as a spreadsheet shows them
-        cid = r.get("case_id") or f"line {n}"
-        try:
-            for c in ("plan", "ablation"):
-                if not r.get(c):
-                    raise InputError(f"column {c} is empty")
-            if r.get("followup") or r.get("register"):
-                raise InputError("followup/register columns are not supported yet: give the "
-                                 "ablation mask in the plan CT's frame (e.g. from irplan "
-                                 "evaluate's registration)")
-            plan_path = base / r["plan"]
-            plan = load_plan(plan_path)
-            structures, _notes = load_plan_structures(plan)
-            achieved = read_mask(base / r["ablation"])
-            cases.append(prepare_case(cid, plan, structures, achieved, args.grid_mm))
-        except IrplanError as exc:
-            bad.append({"line": n, "case_id": cid, "error": str(exc)})
-        if not args.json:
-            print(f"\rcase {n - 1}/{len(rows)}", end="", file=sys.stderr)
-    if not args.json:
-        print(file=sys.stderr)
+    for o in batch_engine.run_cases(prepare_row, tasks, opts, ids, progress=progress,
+                                    warm_up=warm_up):
+        if o.status == "ok":
+            cases.append(o.value)
+        else:                               # line numbers as a spreadsheet shows them
+            bad.append({"line": o.index + 2, "case_id": ids[o.index], "error": o.error})
     if not cases:
         msgs = "; ".join(f"{b['case_id']}: {b['error']}" for b in bad[:3])
         raise InputError(f"{cohort}: no usable case ({msgs})")

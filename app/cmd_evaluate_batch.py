@@ -43,6 +43,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from irplan.app import batch_engine
 from irplan.io.csv_safe import safe_row
 from irplan.planning.errors import InputError
 from irplan.planning.registration import METHODS
@@ -74,45 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--details", metavar="DIR",
                         help="also write each case's full result as DIR/<case_id>.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_engine_arguments(parser, resume_help="take cases already finished with the same "
+    batch_engine.add_engine_arguments(parser, resume_help="take cases already finished with the same "
                          "input files and options from RESULTS.csv.journal/ (written as "
                          "cases finish) instead of computing them again")
     parser.add_argument("--report", metavar="cohort.pdf",
                         help="also write the cohort QC report (PDF) with a thumbnail per "
                         "case (in cohort.pdf.thumbnails/)")
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser, resume_help: str | None) -> None:
-    """--workers/--scheduler/--timeout-s/--memory-limit (and --resume when
-    ``resume_help``): the options of :mod:`irplan.app.batch_engine`."""
-    from irplan.app.cli_types import positive_float, positive_int
-
-    g = parser.add_argument_group("parallel runs (Dask)")
-    g.add_argument("--workers", type=positive_int(256), metavar="N",
-                   help="run the cases on a local Dask cluster of N worker processes (one "
-                   "thread each); default: one after another in this process")
-    g.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                   help="run the cases on an existing Dask cluster (dask scheduler + dask "
-                   "worker --nthreads 1; the input paths must be readable by the workers)")
-    g.add_argument("--timeout-s", type=positive_float(1e6, unit=" s"), metavar="S",
-                   help="stop a case that runs longer than S seconds (its row says so; "
-                   "its worker process is restarted). Runs on Dask workers (without "
-                   "--workers/--scheduler: a local cluster of one worker)")
-    g.add_argument("--memory-limit", metavar="SIZE",
-                   help="memory per local worker, e.g. 4GB (default: RAM / workers); a "
-                   "case above 95 %% of it is stopped and reported")
-    if resume_help:
-        g.add_argument("--resume", action="store_true", help=resume_help)
-
-
-def engine_options(args: argparse.Namespace):  # noqa: ANN201 - EngineOptions, lazy import
-    """The :class:`EngineOptions` of parsed ``add_engine_arguments`` flags."""
-    from irplan.app.batch_engine import EngineOptions
-
-    opts = EngineOptions(workers=args.workers, scheduler=args.scheduler,
-                         timeout_s=args.timeout_s, memory_limit=args.memory_limit)
-    opts.validate()
-    return opts
 
 
 def read_cohort(path: str | Path) -> list[dict[str, str]]:
@@ -286,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows = read_cohort(args.cohort)
     out_path = check_output_path(args.out)
-    opts = engine_options(args)
+    opts = batch_engine.engine_options(args)
     details = _prepare_folder(Path(args.details), "--details") if args.details else None
     report = check_output_path(args.report) if args.report else None
     thumbs = (_prepare_folder(report.with_name(report.name + ".thumbnails"), "--report")

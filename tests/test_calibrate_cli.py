@@ -133,6 +133,9 @@ def test_calibrate_thermal_scale_and_zone_params(phantom_case: Path, tmp_path: P
     assert d["modality"] == "MWA"
     assert d["parameters"]["zone_scale"] == pytest.approx(1.2, abs=0.03)
     assert d["dice_after"] > d["dice_before"]
+    # the same fit, case by case, on 2 local Dask worker processes (issue 18)
+    assert main(["calibrate", str(csv), "--json", "--workers", "2", "--timeout-s", "300"]) == 0
+    assert json.loads(capsys.readouterr().out) == d
     assert main(["zone", str(tmp_path / "mwa0.irplan.json"), "--grid-mm", "1",
                  "--margin-grid-mm", "0", "--json", "--params", str(params)]) == 0
     z = json.loads(capsys.readouterr().out)
