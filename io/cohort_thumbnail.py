@@ -153,11 +153,13 @@ def render_case_thumbnail(result, planning_ct: Volume | None,  # noqa: ANN001
     draw.text((3, n // 2 - 6), "R", fill=(230, 230, 230), font=small)
     draw.text((n - 10, n // 2 - 6), "L", fill=(230, 230, 230), font=small)
     draw.text((n // 2 - 3, 2), "A", fill=(230, 230, 230), font=small)
-    bar_px = 10.0 / pix  # 10 mm scale bar
-    y = n + CAPTION_PX - 7
-    draw.line((n - 6 - bar_px, y, n - 6, y), fill=(230, 230, 230), width=2)
-    draw.text((n - 6 - bar_px, y - 13), "10 mm", fill=(230, 230, 230), font=_font(9))
-    text = f"MAM {format_mam(m)}   axial S {s_mm:+.1f} mm"
+    bar_px = 10.0 / pix  # 10 mm scale bar, bottom right of the picture
+    x1, y = n - 6, n - 6
+    draw.line((x1 - bar_px, y, x1, y), fill=(0, 0, 0), width=4)
+    draw.line((x1 - bar_px, y, x1, y), fill=(230, 230, 230), width=2)
+    draw.text((x1 - bar_px, y - 13), "10 mm", fill=(230, 230, 230), font=_font(9),
+              stroke_width=1, stroke_fill=(0, 0, 0))
+    text = f"MAM {format_mam(m)}    axial slice S {s_mm:+.1f} mm"
     font = _font(12)
     draw.text((4, n + 4), text if _DEJAVU.exists() else _ascii(text), fill=MARGIN_RGB[key],
               font=font)
