@@ -70,7 +70,10 @@ ORANGE = colors.HexColor("#ff8c00")
 GREEN = colors.HexColor("#2ca02c")
 FLAG_BG = colors.HexColor("#fde9c4")
 FAIL_BG = colors.HexColor("#f8d0d0")
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[^\s'\"():,;]*[/\\])+([^\s/\\'\"():,;]*)")
+# a path: starts at a root, drive, share, ~/ or ./ (not inside a word: "V/cm" stays), runs
+# (spaces allowed) to its last separator before a colon, quote or bracket; group 1 = name
+_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:[\\/]|\\\\|~?/(?=\S)|\.\.?/)"
+                   r"(?:[^:'\"()\n]*[/\\])?([^\s/\\:'\"(),;]*)")
 
 
 # ----------------------------------------------------------------------------- values
