@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--setting", default=None, metavar="NAME",
                         help="IRE model setting: conservative (637 V/cm, default), human-fit "
                              "(550 V/cm), porcine-fit (350 V/cm); see resources/"
-                             "zone_settings.json. --threshold-v-per-cm overrides it")
+                             "zone_settings.json. --threshold-v-per-cm overrides it. Without "
+                             "these flags: the model the plan records (key zone_model, set "
+                             "in the GUI's zone dock), else conservative")
     parser.add_argument("--params", default=None, metavar="PARAMS.json",
                         help="calibrated parameters written by irplan calibrate --out (IRE "
                              "threshold, or a thermal zone scale)")

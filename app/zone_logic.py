@@ -89,10 +89,11 @@ class ZoneLogic(QObject):
         super().__init__(parent)
         self.case, self.tasks, self.headless, self.surfaces = case, tasks, headless, surfaces
         self.live = True
-        self.threshold_v_per_cm = float(E_IRREVERSIBLE_V_PER_CM)
         self.heat_sink = False
         self.band = False                  # IRE: also the inner/outer plausible zones
-        self.params_path: str | None = None  # IRE: calibrated parameters (irplan calibrate)
+        # how a model change reaches the plan (PlanSession.push: one undo step); None:
+        # the plan is edited directly (no session, e.g. a bare logic in a test)
+        self.push: Callable[[Any], Any] | None = None
         self.result: ZoneResult | None = None
         self.result_is_fine = False
         self.mesh: dict[str, Any] | None = None   # surface arrays of ``result`` (or None)
@@ -102,6 +103,35 @@ class ZoneLogic(QObject):
         case.plan_replaced.connect(self._on_plan_replaced)
         case.plan_changed.connect(self.schedule)
         case.structures_changed.connect(self.schedule)
+
+    # ------------------------------------------------ the IRE model (plan key zone_model)
+    def model(self) -> Any:
+        """The IRE model setting of the current plan (zone_settings.ZoneSetting): the one it
+        records, else the default. InputError when its record is unusable."""
+        from irplan.planning.zone_settings import default_setting, plan_model
+
+        plan = self.case.plan
+        return plan_model(plan.extra, plan.file_dir) or default_setting()
+
+    @property
+    def threshold_v_per_cm(self) -> float:
+        """Lethal-field threshold of the current plan's model (V/cm)."""
+        try:
+            return float(self.model().threshold_v_per_cm)
+        except IrplanError:
+            return float(E_IRREVERSIBLE_V_PER_CM)
+
+    def set_model(self, setting: Any, params_path: str | None = None) -> None:
+        """Make ``setting`` (a ZoneSetting; a calibrated one with its ``params_path``) the
+        plan's model: a plan edit (saved with it, one undo step), then the zone follows."""
+        from irplan.planning.commands import SetZoneModel
+        from irplan.planning.zone_settings import model_record
+
+        cmd = SetZoneModel(model_record(setting, params_path))
+        if self.push is not None:
+            self.push(cmd)
+        else:
+            cmd.do(self.case.plan)
 
     def _on_plan_replaced(self) -> None:
         # at once (no debounce): a screenshot waits for running tasks
@@ -146,9 +176,17 @@ class ZoneLogic(QObject):
             self.mesh = None
             self.failed.emit(str(exc))
             return None
-        common = {"threshold_v_per_cm": self.threshold_v_per_cm, "heat_sink": self.heat_sink,
-                  "band": self.band,
-                  "params_path": self.params_path if plan.modality == "IRE" else None}
+        common: dict[str, Any] = {"heat_sink": self.heat_sink, "band": self.band}
+        if plan.modality == "IRE":
+            from irplan.planning.zone_settings import plan_model_options
+
+            try:      # the plan's recorded model, as the report and `irplan zone` use it
+                common.update(plan_model_options(plan.extra, plan.file_dir))
+            except IrplanError as exc:
+                self.result = None
+                self.mesh = None
+                self.failed.emit(str(exc))
+                return None
         opts = (ZoneOptions(margin_fine_mm=0.5, **common) if fine
                 else ZoneOptions.live_preview(**common))
         grid_mm = FINE_GRID_MM if fine else PREVIEW_GRID_MM

@@ -9,6 +9,7 @@ module is its widget. ``install_zone_panel(ctx)`` adds the panel as a dock on th
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -68,6 +69,10 @@ class ZonePanel(QWidget):
         logic.failed.connect(self._on_failed)
         logic.cleared.connect(self._on_cleared)
         logic.needles_present.connect(self._set_dock_visible)
+        self.case.plan_replaced.connect(self.sync_model)
+        self.case.plan_changed.connect(
+            lambda topic: self.sync_model() if topic in ("zone_model", "all") else None)
+        self.sync_model()
 
     # the logic's state, under the names the panel always had
     @property
@@ -189,17 +194,13 @@ class ZonePanel(QWidget):
             cmd.do(self.case.plan)
 
     def _on_threshold(self, value: float) -> None:
-        self.logic.threshold_v_per_cm = float(value)
-        self.logic.params_path = None            # a typed threshold replaces a file's
-        ids = [self.setting_combo.itemData(i) for i in range(self.setting_combo.count())]
+        """A typed threshold: the named setting with that value, else a custom one."""
+        from irplan.planning.zone_settings import custom_setting
         from irplan.planning.zone_settings import settings as zone_settings
 
-        match = next((st.id for st in zone_settings() if st.threshold_v_per_cm == value),
-                     "custom")
-        self.setting_combo.blockSignals(True)
-        self.setting_combo.setCurrentIndex(ids.index(match))
-        self.setting_combo.blockSignals(False)
-        self.logic.schedule()
+        st = next((st for st in zone_settings() if st.threshold_v_per_cm == value),
+                  None) or custom_setting(float(value))
+        self.logic.set_model(st)
 
     def _on_setting(self, index: int) -> None:
         sid = self.setting_combo.itemData(index)
@@ -209,12 +210,12 @@ class ZonePanel(QWidget):
             path, _ = QFileDialog.getOpenFileName(self, "Calibrated zone parameters", "",
                                                   "Parameter files (*.json)")
             if not path or not self.load_params_file(path):
-                self._on_threshold(self.threshold_spin.value())   # back to what it was
+                self.sync_model()                 # back to what the plan says
             return
         if sid != "custom":
             from irplan.planning.zone_settings import get_setting
 
-            self.threshold_spin.setValue(get_setting(sid).threshold_v_per_cm)
+            self.logic.set_model(get_setting(sid))
 
     def load_params_file(self, path: str) -> bool:
         """Use a calibrated parameter file (``irplan calibrate --out``) as the IRE model;
@@ -227,16 +228,26 @@ class ZonePanel(QWidget):
         except InputError as exc:
             self.figures.setText(f"<span style='color:{_RED}'>{html.escape(str(exc))}</span>")
             return False
-        self.threshold_spin.blockSignals(True)
-        self.threshold_spin.setValue(st.threshold_v_per_cm)
-        self.threshold_spin.blockSignals(False)
-        self.setting_combo.blockSignals(True)
-        self.setting_combo.setCurrentIndex(self.setting_combo.findData("file"))
-        self.setting_combo.blockSignals(False)
-        self.logic.threshold_v_per_cm = st.threshold_v_per_cm
-        self.logic.params_path = str(path)
-        self.logic.schedule()
+        self.logic.set_model(st, params_path=str(Path(path).resolve()))
         return True
+
+    def sync_model(self, *_args: Any) -> None:
+        """Show the plan's recorded IRE model (after opening a plan, an edit or an undo)."""
+        from irplan.planning.errors import IrplanError
+
+        try:
+            st = self.logic.model()
+        except IrplanError:
+            return                               # the zone dock says why (logic.failed)
+        sid = st.id if self.setting_combo.findData(st.id) >= 0 else (
+            "file" if st.id == "calibrated" else "custom")
+        for w, fn in ((self.threshold_spin, lambda: self.threshold_spin.setValue(
+                          st.threshold_v_per_cm)),
+                      (self.setting_combo, lambda: self.setting_combo.setCurrentIndex(
+                          self.setting_combo.findData(sid)))):
+            w.blockSignals(True)
+            fn()
+            w.blockSignals(False)
 
     def _on_band(self, on: bool) -> None:
         self.logic.band = bool(on)
@@ -326,9 +337,9 @@ class ZonePanel(QWidget):
         if m is not None:
             col = margin_colour(m.minimal_margin_mm, plan.margin_mm)
             cov_col = _GREEN if m.tumor_coverage_percent >= 99.95 else _RED
-            lesion = ("" if self.target.isHidden()    # several lesions: name the target
-                      else f" ({lesion_name(target_key(plan))})")
-            lines.append(f"Tumour{lesion} coverage <b style='color:{cov_col}'>"
+            lesion = ("Tumour" if self.target.isHidden()   # several lesions: the target's
+                      else lesion_name(target_key(plan)))
+            lines.append(f"{lesion} coverage <b style='color:{cov_col}'>"
                          f"{m.tumor_coverage_percent:.1f} %</b>")
             # at the analysis box's cap the margin is "at most" it (≤), never a bare value
             lines.append(f"Minimal margin <b style='color:{col}'>{html.escape(format_mam(m))}"
@@ -397,6 +408,9 @@ def install_zone_panel(ctx: AppContext) -> ZonePanel:
     if existing is not None:
         return existing
     logic = ZoneLogic(ctx.case, ctx.tasks, headless=ctx.headless, parent=ctx.parent)
+    session = ctx.services.session
+    if session is not None:          # a model change is a plan edit: saved, undoable
+        logic.push = session.push
     ctx.services.zone = logic
     panel = ZonePanel(logic, ctx.views)
     dock = add_panel_dock(ctx, "zone", "Predicted zone", panel,

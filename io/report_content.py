@@ -785,9 +785,13 @@ def _predict_zone(case: ComputedCase) -> None:
     case.zone = res.zone
     if res.modality == "IRE":
         thr = getattr(res, "threshold_v_per_cm", None)
-        case.zone_method = ("IRE electric-field model (quasi-static), zone where |E| >= "
-                            f"{thr:.0f} V/cm, {res.grid_mm:g} mm grid" if thr else
+        st = getattr(res, "setting", None) or {}
+        named = f"model setting '{st['name']}': " if st.get("name") else ""
+        case.zone_method = (f"IRE electric-field model (quasi-static), {named}zone where |E| "
+                            f">= {thr:.0f} V/cm, {res.grid_mm:g} mm grid" if thr else
                             "IRE electric-field model")
+        if st.get("source"):
+            case.zone_notes.append(f"model setting '{st.get('name', '?')}': {st['source']}")
     else:
         names = [str(t.get("name") or t.get("id") or t.get("source") or "")
                  for t in getattr(res, "tables", []) or [] if isinstance(t, dict)]

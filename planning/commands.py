@@ -20,6 +20,7 @@ from psygnal import Signal
 
 from irplan.planning.errors import InputError
 from irplan.planning.plan import MODALITIES, Needle, Plan
+from irplan.planning.zone_settings import ZONE_MODEL_KEY, plan_model
 
 
 class Command:
@@ -265,6 +266,41 @@ class SetAttrs(Command):
         obj = self._obj(plan)
         for k, v in self.old.items():
             setattr(obj, k, copy.deepcopy(v))
+
+
+class SetZoneModel(Command):
+    """Record the IRE zone model the plan is made with (plan key ``zone_model``, see
+    :mod:`irplan.planning.zone_settings`); ``None`` removes it (the default setting)."""
+
+    topic = "zone_model"
+
+    def __init__(self, record: dict[str, Any] | None) -> None:
+        if record is not None:
+            plan_model({ZONE_MODEL_KEY: record})        # validated now, not at the next use
+        self.record = copy.deepcopy(record)
+        self.text = "set zone model"
+
+    def merge(self, other: Command) -> bool:
+        """Stepping a custom threshold (each step a custom value) is one undo step."""
+        if not (isinstance(other, SetZoneModel) and
+                all((r or {}).get("setting") == "custom" for r in (self.record, other.record))):
+            return False
+        self.record = copy.deepcopy(other.record)
+        return True
+
+    def _do(self, plan: Plan) -> None:
+        self.old = copy.deepcopy(plan.extra.get(ZONE_MODEL_KEY))
+        self._set(plan, self.record)
+
+    def _undo(self, plan: Plan) -> None:
+        self._set(plan, self.old)
+
+    @staticmethod
+    def _set(plan: Plan, rec: dict[str, Any] | None) -> None:
+        if rec is None:
+            plan.extra.pop(ZONE_MODEL_KEY, None)
+        else:
+            plan.extra[ZONE_MODEL_KEY] = copy.deepcopy(rec)
 
 
 class SetStructure(Command):

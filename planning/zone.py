@@ -10,6 +10,7 @@ physical position), or for live previews from
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -198,6 +199,14 @@ def predict_zone(plan: Plan, ct: Volume | None, structures: dict[str, Volume],
     """
     del ct
     opts = options or ZoneOptions()
+    if (plan.modality == "IRE" and opts.setting is None and opts.threshold_v_per_cm is None
+            and opts.params_path is None):
+        # the model the plan was made with (plan key "zone_model"), as on screen
+        from irplan.planning.zone_settings import plan_model_options
+
+        recorded = plan_model_options(plan.extra, plan.file_dir)
+        if recorded:
+            opts = dataclasses.replace(opts, **recorded)
     if not plan.needles:
         raise InputError("plan has no needles: place at least one needle to predict a zone")
     if grid_mm <= 0 or grid_mm > 5:

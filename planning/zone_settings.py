@@ -115,7 +115,7 @@ def load_params(path: str | Path) -> ZoneSetting:
     cohort = data.get("cohort", "?")
     n = data.get("n_cases", "?")
     return ZoneSetting("calibrated", f"calibrated ({p.name})", float(t),
-                       f"fitted by irplan calibrate on {cohort} ({n} cases); file {p}")
+                       f"fitted by irplan calibrate on {cohort} ({n} cases); file {p.name}")
 
 
 def load_thermal_scale(path: str | Path) -> tuple[float, dict[str, Any]]:
@@ -130,4 +130,75 @@ def load_thermal_scale(path: str | Path) -> tuple[float, dict[str, Any]]:
     return float(sc), {"id": "calibrated", "name": f"calibrated ({p.name})",
                        "zone_scale": float(sc),
                        "source": f"fitted by irplan calibrate on {data.get('cohort', '?')} "
-                                 f"({data.get('n_cases', '?')} cases); file {p}"}
+                                 f"({data.get('n_cases', '?')} cases); file {p.name}"}
+
+
+# ---------------------------------------------------------------- the plan's own choice
+ZONE_MODEL_KEY = "zone_model"
+"""Plan JSON key of the IRE model a plan was made with: ``{"setting": id,
+"threshold_v_per_cm": float}`` (id of zone_settings.json, "custom" or "calibrated"; a
+calibrated one also has ``"params_path"``, relative to the plan file's folder or absolute).
+Absent: the default setting. The GUI writes it; ``irplan zone``/``check``/``report`` use it
+when no ``--setting``/``--threshold-v-per-cm``/``--params`` is given, so the report shows
+the zone that was on screen."""
+
+
+def model_record(setting: ZoneSetting, params_path: str | None = None) -> dict[str, Any]:
+    """The plan's ``zone_model`` value for ``setting``."""
+    rec: dict[str, Any] = {"setting": setting.id,
+                           "threshold_v_per_cm": float(setting.threshold_v_per_cm)}
+    if params_path:
+        rec["params_path"] = str(params_path)
+    return rec
+
+
+def plan_model(extra: dict[str, Any], plan_dir: str | Path = "") -> ZoneSetting | None:
+    """The setting a plan records under ``zone_model`` (None when absent); InputError naming
+    the field when it is malformed or names an unknown setting. A calibrated file that is
+    gone is refused, not replaced by another threshold."""
+    rec = extra.get(ZONE_MODEL_KEY) if isinstance(extra, dict) else None
+    if rec is None:
+        return None
+    if not isinstance(rec, dict):
+        raise InputError(f"{ZONE_MODEL_KEY}: expected an object, got {type(rec).__name__}")
+    sid = rec.get("setting")
+    t = rec.get("threshold_v_per_cm")
+    if not isinstance(sid, str) or not sid:
+        raise InputError(f"{ZONE_MODEL_KEY}.setting: expected a setting id, got {sid!r}")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 50.0 <= float(t) <= 5000.0:
+        raise InputError(f"{ZONE_MODEL_KEY}.threshold_v_per_cm: must be a number in 50-5000 "
+                         f"V/cm, got {t!r}")
+    if sid == "calibrated":
+        p = rec.get("params_path")
+        if not isinstance(p, str) or not p:
+            raise InputError(f"{ZONE_MODEL_KEY}.params_path: a calibrated model needs its "
+                             "parameter file")
+        path = Path(p) if Path(p).is_absolute() or not plan_dir else Path(plan_dir) / p
+        st = load_params(path)
+        if st.threshold_v_per_cm != float(t):
+            raise InputError(f"{ZONE_MODEL_KEY}: {path} now says {st.threshold_v_per_cm:g} "
+                             f"V/cm, the plan was made with {float(t):g} V/cm")
+        return st
+    if sid == "custom":
+        return custom_setting(float(t))
+    st = get_setting(sid)
+    if st.threshold_v_per_cm != float(t):
+        raise InputError(f"{ZONE_MODEL_KEY}: setting {sid!r} is {st.threshold_v_per_cm:g} V/cm "
+                         f"in this version, the plan was made with {float(t):g} V/cm")
+    return st
+
+
+def plan_model_options(extra: dict[str, Any], plan_dir: str | Path = "") -> dict[str, Any]:
+    """ZoneOptions fields for the plan's recorded model ({} when it records none):
+    ``setting`` for a named one, ``threshold_v_per_cm`` for a custom one, ``params_path``
+    (resolved) for a calibrated file. Validated by :func:`plan_model`."""
+    st = plan_model(extra, plan_dir)
+    if st is None:
+        return {}
+    if st.id == "calibrated":
+        p = Path(extra[ZONE_MODEL_KEY]["params_path"])
+        return {"params_path": str(p if p.is_absolute() or not plan_dir
+                                   else Path(plan_dir) / p)}
+    if st.id == "custom":
+        return {"threshold_v_per_cm": st.threshold_v_per_cm}
+    return {"setting": st.id}

@@ -32,6 +32,7 @@ def test_setting_choice_and_band_in_the_zone_panel(qtbot, screen_pixel):
     from irplan.app.zone_panel import install_zone_panel
 
     win = MainWindow(restore_state=False)
+    win.headless = True           # the model choice is a plan edit: no Save? question at close
     qtbot.addWidget(win)
     panel = install_zone_panel(win.ctx)
     win.resize(1600, 1000)
@@ -103,4 +104,14 @@ def test_setting_choice_and_band_in_the_zone_panel(qtbot, screen_pixel):
     bad.write_text("{}")
     assert not panel.load_params_file(str(bad))
     assert "bad.json" in panel.figures.text() and "parameters" in panel.figures.text()
+    # the model is part of the plan (saved with it, what the report uses): one undo step
+    plan = win.ctx.case.plan
+    assert plan.extra["zone_model"] == {"setting": "calibrated", "threshold_v_per_cm": 420.0,
+                                        "params_path": str(good.resolve())}
+    win.ctx.services.session.undo()
+    assert plan.extra["zone_model"] == {"setting": "human-fit", "threshold_v_per_cm": 550.0}
+    assert (panel.setting_combo.currentData(), panel.threshold_spin.value()) == ("human-fit",
+                                                                                 550.0)
+    qtbot.waitUntil(lambda: panel.result_is_fine and panel.result.threshold_v_per_cm == 550.0
+                    and not win.tasks.busy, timeout=180_000)
     win.tasks.shutdown(60)
