@@ -49,6 +49,11 @@ _GENERIC_PARTS = {
     "lung", "body", "artery", "bile_duct", "ablation_zone", "predicted_zone",
 }
 _TEXT_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UI", "DA", "DT", "TM", "AE"}
+# Text attributes whose values are a technical vocabulary, not a person or a visit: left out
+# of the identifiers, else every "HU" of a report (RescaleType) became "[removed]".
+_NOT_IDENTIFYING = {"RescaleType", "ConvolutionKernel", "Manufacturer",
+                    "ManufacturerModelName", "SoftwareVersions", "LossyImageCompressionMethod",
+                    "FilterType", "ContrastBolusAgent", "ContrastBolusRoute"}
 _UID_RE = re.compile(r"(?<![\w.])\d+(?:\.\d+){3,}(?![\w.])")
 # a token with a path separator that starts like a path (/x, ~/x, ./x, C:\x) or has two
 # separators (a/b/c); "V/cm" and "ml/s" stay
@@ -115,12 +120,16 @@ def header_identifiers(header: Any) -> list[str]:
     if isinstance(header, Dataset):
         items = []
         for elem in header.iterall():
+            if elem.keyword in _NOT_IDENTIFYING:
+                continue
             if elem.VR in _TEXT_VRS and elem.value not in (None, ""):
                 vals = elem.value if elem.VM > 1 else [elem.value]
                 items.extend((elem.VR, v) for v in vals)
     else:
         items = []
         for k, v in dict(header).items():
+            if k in _NOT_IDENTIFYING:
+                continue
             try:
                 vr = dictionary_VR(tag_for_keyword(k)) if tag_for_keyword(k) else "LO"
             except KeyError:

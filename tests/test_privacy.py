@@ -357,3 +357,22 @@ def _is_number(v: str) -> bool:
     except ValueError:
         return False
 
+
+
+def test_technical_vocabulary_is_not_an_identifier() -> None:
+    """A CT header's RescaleType 'HU' (and kernel, manufacturer) is not an identifier: an
+    anonymised report keeps "41 HU" while the patient's name and ID go."""
+    from pydicom.dataset import Dataset
+
+    from irplan.io.anonymize import REMOVED, TextRedactor, header_identifiers
+
+    ds = Dataset()
+    ds.PatientName = NAME
+    ds.PatientID = PID
+    ds.RescaleType = "HU"
+    ds.ConvolutionKernel = "B30f"
+    ds.Manufacturer = "SIEMENS"
+    red = TextRedactor(header_identifiers(ds), [])
+    out = red(f"ROI mean 41.2 HU (kernel B30f, SIEMENS) of {NAME} {PID}")
+    assert "41.2 HU" in out and "B30f" in out and "SIEMENS" in out, out
+    assert PID not in out and REMOVED in out, out
