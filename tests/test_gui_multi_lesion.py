@@ -1,0 +1,113 @@
+"""Several lesions in the GUI (issue 17): a mask file holding two lesions imports as
+Tumour 1 and Tumour 2 (own structures, volumes in the case panel), the zone dock's
+"Target lesion" moves the coverage figure, and the target is saved with the plan."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from lesion_factory import second_lesion  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+def _settle(win) -> None:
+    assert win.tasks.wait_idle(300)
+
+
+def _zone_panel(win):
+    return win.ctx.docks["zone"].widget()
+
+
+def _coverage_line(win) -> str:
+    text = re.sub(r"<[^>]+>", "", _zone_panel(win).figures.text())
+    m = re.search(r"(Tumour[ 0-9]*) coverage ([0-9.]+) %", text)
+    assert m, text
+    return m.group(0)
+
+
+def _ml(m) -> float:
+    return float(np.count_nonzero(m.array)) * m.voxel_volume_ml
+
+
+@pytest.fixture(scope="module")
+def two_lesions(phantom_window, tmp_path_factory):
+    """The phantom's tumour and a 7 mm sphere in its liver, written as ONE binary mask
+    (as a tool that knows no lesions would), and imported through the Segment step."""
+    from irplan.io.masks import write_mask
+
+    win, masks = phantom_window.win, phantom_window.masks
+    t2 = second_lesion(masks["tumor"], masks["liver"],
+                       [masks["portal_vein"], masks["hepatic_vein"]])
+    both = masks["tumor"].with_array((masks["tumor"].array | t2.array).astype(np.uint8))
+    path = write_mask(both, tmp_path_factory.mktemp("lesions") / "lesions.nii.gz")
+    panel = win.segment_panel
+    panel.import_path(path)
+    _settle(win)
+    return phantom_window, t2, panel.status.text()
+
+
+def test_import_keeps_two_lesions_apart_with_volumes(two_lesions) -> None:
+    pw, t2, status = two_lesions
+    win = pw.win
+    s = win.case.structures
+    assert np.array_equal(s["tumor"].array != 0, pw.masks["tumor"].array != 0)
+    assert np.array_equal(s["tumor_2"].array != 0, t2.array != 0)
+    ml1, ml2 = _ml(pw.masks["tumor"]), _ml(t2)
+    print(f"status: {status}")
+    assert f"2 lesions: Tumour 1 {ml1:.1f} mL, Tumour 2 {ml2:.1f} mL" in status
+    rows = win.case_panel._rows
+    assert rows["tumor_2"].label.text() == "Tumour 2"
+    assert rows["tumor"].volume.text() == f"{ml1:.1f} mL"
+    assert rows["tumor_2"].volume.text() == f"{ml2:.1f} mL"
+    # its own colour in the views
+    assert win.views.styles["tumor_2"].color != win.views.styles["tumor"].color
+
+
+def test_target_changes_coverage_and_is_saved_with_the_plan(two_lesions, tmp_path) -> None:
+    from irplan.io.plan_file import load_plan, save_plan
+    from irplan.planning.lesions import target_key
+
+    pw, _t2, _ = two_lesions
+    win = pw.win
+    win.case.set_plan(pw.reference.copy())        # old plan: no target_structure
+    _settle(win)
+    zp = _zone_panel(win)
+    combo = zp.target.combo
+    assert not zp.target.isHidden()               # several lesions: the choice is shown
+    assert [combo.itemText(i).split(" \u2014")[0] for i in range(combo.count())] == \
+        ["Tumour 1", "Tumour 2"]
+    assert combo.currentData() == "tumor"
+    first = _coverage_line(win)
+    cov1 = float(first.split()[-2])
+    combo.setCurrentIndex(1)
+    combo.activated.emit(1)                       # the user picks Tumour 2
+    _settle(win)
+    assert target_key(win.case.plan) == "tumor_2"
+    second = _coverage_line(win)
+    cov2 = float(second.split()[-2])
+    print(f"{first} -> {second}")
+    assert first.startswith("Tumour 1") and second.startswith("Tumour 2")
+    assert cov1 > 80 and cov2 < cov1 - 50         # the electrodes surround Tumour 1
+    session = win.ctx.services.session             # the choice is one undoable plan edit
+    session.undo()
+    _settle(win)
+    assert combo.currentData() == "tumor" and _coverage_line(win) == first
+    session.redo()
+    _settle(win)
+    assert combo.currentData() == "tumor_2"
+    # saved and reopened: Tumour 2 again; an old plan without the key: Tumour 1
+    saved = save_plan(win.case.plan, tmp_path / "t2.irplan.json")
+    win.case.set_plan(pw.reference.copy())
+    _settle(win)
+    assert combo.currentData() == "tumor" and _coverage_line(win).startswith("Tumour 1")
+    win.case.set_plan(load_plan(saved))
+    _settle(win)
+    assert combo.currentData() == "tumor_2"
+    assert float(_coverage_line(win).split()[-2]) == pytest.approx(cov2, abs=0.5)
