@@ -119,6 +119,7 @@ class Outcome:
     error: str = ""
     kind: str = ""
     elapsed_s: float = 0.0
+    cpu_s: float | None = None  # CPU time of the case's process (None: not known)
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser, resume_help: str | None) -> None:
@@ -196,26 +197,31 @@ def one_thread() -> Iterator[None]:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
-def call_case(fn: Callable[[Any], Any], case: Any) -> tuple[str, Any, str, float]:
-    """``fn(case)`` with its errors caught: (status, value, message, elapsed_s); the
-    message of an error is one line, and the kind is in ``value`` ("input"/"internal")."""
+def call_case(fn: Callable[[Any], Any], case: Any) -> tuple[str, Any, str, float, float]:
+    """``fn(case)`` with its errors caught: (status, value, message, elapsed_s, cpu_s);
+    an error's message is one line and its kind is in ``value`` ("input", "internal",
+    "memory"). cpu_s: CPU time of this process during the case (s)."""
     import os
     import traceback
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
+
+    def took() -> tuple[float, float]:
+        return time.perf_counter() - t0, time.process_time() - c0
+
     try:
         with one_thread():
             value = fn(case)
-        return "ok", value, "", time.perf_counter() - t0
+        return "ok", value, "", *took()
     except IrplanError as exc:
-        return "error", "input", _one_line(str(exc)), time.perf_counter() - t0
+        return "error", "input", _one_line(str(exc)), *took()
     except MemoryError:
-        return "error", "memory", "out of memory", time.perf_counter() - t0
+        return "error", "memory", "out of memory", *took()
     except Exception as exc:  # noqa: BLE001 - one bad case must not stop a cohort
         if os.environ.get("IRPLAN_DEBUG"):
             traceback.print_exc()
         return ("error", "internal", _one_line(f"internal error: {type(exc).__name__}: {exc}"),
-                time.perf_counter() - t0)
+                *took())
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -226,7 +232,8 @@ _WARM: set[str] = set()     # warm-up functions already run in this (worker) pro
 
 
 def _dask_task(fn: Callable[[Any], Any], case: Any, index: int,
-               warm_up: Callable[[], None] | None = None) -> tuple[str, Any, str, float]:
+               warm_up: Callable[[], None] | None = None
+               ) -> tuple[str, Any, str, float, float]:
     """What a Dask worker runs for one case: the warm-up once per worker process (imports:
     not counted in the timeout, so a freshly restarted worker is not penalised), tell the
     client the case has started (for the timeout), then :func:`call_case`."""
@@ -280,9 +287,7 @@ def run_cases(fn: Callable[[Any], Any], cases: Sequence[Any], options: EngineOpt
     else:
         for i, case in enumerate(cases):
             progress.show(done, labels[i])
-            status, value, msg, el = call_case(fn, case)
-            finish(Outcome(i, "ok", value, elapsed_s=el) if status == "ok"
-                   else Outcome(i, "error", None, msg, value, el))
+            finish(_from_call(i, call_case(fn, case)))
     return [o for o in out if o is not None]
 
 
@@ -420,15 +425,19 @@ def _run_dask(fn: Callable[[Any], Any], cases: Sequence[Any], options: EngineOpt
                                "lost"))
 
 
+def _from_call(i: int, r: tuple[str, Any, str, float, float]) -> Outcome:
+    status, value, msg, el, cpu = r
+    return (Outcome(i, "ok", value, elapsed_s=el, cpu_s=cpu) if status == "ok"
+            else Outcome(i, "error", None, msg, value, el, cpu))
+
+
 def _outcome_of(fut: Any, i: int, started: tuple[float, str] | None,
                 options: EngineOptions, over_memory: bool = False) -> Outcome:
     from distributed import KilledWorker
 
     el = time.monotonic() - started[0] if started else 0.0
     if fut.status == "finished":
-        status, value, msg, el = fut.result()
-        return (Outcome(i, "ok", value, elapsed_s=el) if status == "ok"
-                else Outcome(i, "error", None, msg, value, el))
+        return _from_call(i, fut.result())
     exc = fut.exception() if fut.status == "error" else None
     limit = f" ({options.memory_limit})" if options.memory_limit else ""
     if over_memory:
