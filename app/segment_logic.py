@@ -52,7 +52,8 @@ TOOLS: tuple[tuple[str, str, str], ...] = (
 )
 SCRIBBLE_TOOLS = ("inside", "outside")
 VESSEL_KEYS = ("portal_vein", "hepatic_vein", "artery", "bile_duct", "vessels")
-EDIT_KEYS = ("tumor", "liver", "portal_vein", "hepatic_vein", "artery", "bile_duct", "bone",
+NEW_LESION = "new_lesion"   # target entry: the next free lesion key (tumor_2, ...; issue 17)
+EDIT_KEYS = ("tumor", NEW_LESION, "liver", "portal_vein", "hepatic_vein", "artery", "bile_duct", "bone",
              "lung", "ablation_zone")
 REFINE_LABELS = {"grow": "grow {step:g} mm", "shrink": "shrink {step:g} mm",
                  "smooth": "smooth {step:g} mm", "fill": "fill holes",
@@ -61,6 +62,8 @@ REFINE_LABELS = {"grow": "grow {step:g} mm", "shrink": "shrink {step:g} mm",
 
 def structure_name(key: str) -> str:
     """The display name of a structure key (the key itself when it is not a known type)."""
+    if key == NEW_LESION:
+        return "New lesion"
     st = structure_types().get(key)
     return st.name if st else key
 
@@ -118,6 +121,10 @@ class SegmentLogic(QObject):
         self.state_changed.emit()
 
     def set_target(self, key: str) -> None:
+        """The structure tools act on; ``NEW_LESION``: a lesion the case does not have yet
+        (tumor_2, tumor_3, ...), which tumour clicks, strokes and the brush then make."""
+        if key == NEW_LESION:
+            key = next_lesion_key(self.case.structures)
         self.target_key = key
         self.state_changed.emit()
 

@@ -111,3 +111,32 @@ def test_target_changes_coverage_and_is_saved_with_the_plan(two_lesions, tmp_pat
     _settle(win)
     assert combo.currentData() == "tumor_2"
     assert float(_coverage_line(win).split()[-2]) == pytest.approx(cov2, abs=0.5)
+
+
+def test_segment_step_makes_a_new_lesion(two_lesions) -> None:
+    """Segment target "New lesion": the brush makes Tumour 3 (not more of Tumour 1), which
+    the zone dock's target list then offers."""
+    pw, t2, _ = two_lesions
+    win = pw.win
+    panel = win.segment_panel
+    s = win.case.structures
+    both = s["tumor"].with_array(((s["tumor"].array != 0) | (s["tumor_2"].array != 0))
+                                 .astype(np.uint8))
+    spot = second_lesion(both, pw.masks["liver"], [pw.masks["portal_vein"]], radius_mm=5.0)
+    kji = np.argwhere(spot.array).mean(axis=0)
+    p = spot.index_to_lps(kji[::-1])
+    tumour_before = s["tumor"].array.copy()
+    combo = panel.target_combo
+    combo.setCurrentIndex(combo.findData("new_lesion"))     # the user picks "New lesion"
+    assert panel.logic.target_key == "tumor_3"
+    assert combo.currentText() == "Tumour 3"
+    panel.logic.radius_mm = 4.0
+    assert panel.logic.begin_stroke(p, np.array([0.0, 0.0, 1.0]), erase=False)
+    panel.logic.end_stroke()
+    _settle(win)
+    assert "tumor_3" in win.case.structures
+    assert np.array_equal(win.case.structures["tumor"].array, tumour_before)
+    assert win.views.styles["tumor_3"].name == "Tumour 3"
+    names = [_zone_panel(win).target.combo.itemText(i).split(" \u2014")[0]
+             for i in range(_zone_panel(win).target.combo.count())]
+    assert names == ["Tumour 1", "Tumour 2", "Tumour 3"]
