@@ -54,8 +54,7 @@ SCRIBBLE_TOOLS = ("inside", "outside")
 VESSEL_KEYS = ("portal_vein", "hepatic_vein", "artery", "bile_duct", "vessels")
 NEW_LESION = "new_lesion"   # target entry: the next free lesion key (tumor_2, ...; issue 17)
 EDIT_KEYS = ("tumor", NEW_LESION, "liver", "portal_vein", "hepatic_vein", "artery", "bile_duct",
-             "bone",
-             "lung", "ablation_zone")
+             "bone", "lung", "ablation_zone")
 REFINE_LABELS = {"grow": "grow {step:g} mm", "shrink": "shrink {step:g} mm",
                  "smooth": "smooth {step:g} mm", "fill": "fill holes",
                  "largest": "keep largest part"}
