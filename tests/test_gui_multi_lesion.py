@@ -140,3 +140,42 @@ def test_segment_step_makes_a_new_lesion(two_lesions) -> None:
     names = [_zone_panel(win).target.combo.itemText(i).split(" \u2014")[0]
              for i in range(_zone_panel(win).target.combo.count())]
     assert names == ["Tumour 1", "Tumour 2", "Tumour 3"]
+
+
+@pytest.mark.shared_data
+def test_ircadb17_tumour_masks_import_as_two_lesions(phantom_window, ircadb17, tmp_path):
+    """The real case: IRCADb 17's two expert tumour folders (MASKS_DICOM/livertumor1, 2)
+    import as Tumour 1 and Tumour 2 with their own volumes (SOURCE.md: 85.6 and 78.6 mL;
+    checked against the mask voxel counts), not one 164 mL tumour."""
+    import zipfile
+
+    import pydicom
+
+    from irplan.io.dicom_load import load_ct
+
+    win = phantom_window.win
+    ct = load_ct(ircadb17 / "PATIENT_DICOM")
+    with zipfile.ZipFile(ircadb17 / "MASKS_DICOM.zip") as z:
+        z.extractall(tmp_path, [m for m in z.namelist() if "/livertumor" in f"/{m}"])
+    folder = next(tmp_path.rglob("MASKS_DICOM"))
+    counts = {}
+    for d in sorted(folder.iterdir()):        # the expert's voxels, read independently
+        counts[d.name] = sum(int(np.count_nonzero(pydicom.dcmread(f).pixel_array))
+                             for f in d.iterdir() if f.is_file())
+    win.show_case(ct, {}, title="IRCADb 17")
+    _settle(win)
+    win.segment_panel.import_path(folder)
+    _settle(win)
+    status = win.segment_panel.status.text()
+    print(f"IRCADb 17: {status}")
+    s = win.case.structures
+    assert sorted(k for k in s if k.startswith("tumor")) == ["tumor", "tumor_2"]
+    vox_ml = ct.voxel_volume_ml
+    want = sorted((n * vox_ml for n in counts.values()), reverse=True)
+    got = [_ml(s["tumor"]), _ml(s["tumor_2"])]
+    assert got == pytest.approx(want, abs=1e-6)
+    assert got == pytest.approx([85.6, 78.6], abs=0.1)
+    assert f"2 lesions: Tumour 1 {got[0]:.1f} mL, Tumour 2 {got[1]:.1f} mL" in status
+    rows = win.case_panel._rows
+    assert [rows[k].volume.text() for k in ("tumor", "tumor_2")] == \
+        [f"{v:.1f} mL" for v in got]
