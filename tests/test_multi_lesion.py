@@ -174,3 +174,29 @@ def test_cli_report_lists_each_lesion(two_lesion_case: Path, capsys, tmp_path):
     # the target's coverage: the report's exact margin analysis vs the CLI's preview
     assert float(rows["1"][5]) == pytest.approx(d["tumor_coverage_percent"], abs=5.0)
     assert float(rows["1"][5]) > 50
+
+
+def test_cli_check_runs_the_tumour_checks_on_the_target(two_lesion_case: Path, capsys):
+    """The IRE exposure check measures the target lesion's extent along the needles: the
+    7 mm-radius Tumour 2 (about 14 mm + a voxel), not both lesions together."""
+    import re
+
+    from irplan.planning.needle_geometry import mean_axis
+
+    plan = str(two_lesion_case / "plan.irplan.json")
+    extents = {}
+    for target in ("tumor", "tumor_2"):
+        assert main(["check", plan, "--no-image", "--json", "--target", target]) == 0
+        found = json.loads(capsys.readouterr().out)
+        said = [f["message"] for f in found if f["code"] == "ire_exposure_coverage"]
+        ext = {float(m) for s in said
+               for m in re.findall(r"tumour's ([0-9.]+) mm extent", s)}
+        assert len(ext) <= 1
+        extents[target] = ext.pop() if ext else None
+    m = read_mask(two_lesion_case / "masks" / "planning" / "tumor_2.nii.gz")
+    axis = mean_axis(load_plan(plan).needles)
+    t = m.index_to_lps(np.argwhere(m.array)[:, ::-1].astype(float)) @ axis
+    expected = float(t.max() - t.min()) + min(m.spacing_mm)
+    print(f"exposure check extents: {extents}, Tumour 2 along the needles {expected:.1f} mm")
+    assert extents["tumor_2"] == pytest.approx(expected, abs=0.15)
+    assert extents["tumor"] != extents["tumor_2"]
