@@ -17,9 +17,13 @@ _IDENT = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 
 
 def structure_name(key: str) -> str:
-    """"portal_vein" -> "portal vein" (the structure catalogue's name when it has one)."""
+    """"portal_vein" -> "portal vein" (the structure catalogue's name when it has one);
+    lesions "tumor_2" -> "Tumour 2", also beyond the catalogue's lesion types (issue 17)."""
     from irplan.planning.safety import structure_display_name
+    from irplan.planning.structures import is_lesion_key, lesion_name, structure_types
 
+    if key != "tumor" and key not in structure_types() and is_lesion_key(key):
+        return lesion_name(key)
     return structure_display_name(key)
 
 

@@ -72,6 +72,11 @@ def test_lesion_types_have_own_names_colours_and_labels():
     assert lesion_keys(["liver", "tumor_10", "tumor", "tumor_2", "tumor_1"]) == \
         ["tumor", "tumor_2", "tumor_10"]
     assert next_lesion_key(["tumor", "tumor_3"]) == "tumor_2"
+    # text for people names lesions, also beyond the colour table
+    from irplan.planning.display_names import user_text
+
+    assert user_text("tumor_2: 0.4 ml inside; tumor_25 empty") == \
+        "Tumour 2: 0.4 ml inside; Tumour 25 empty"
 
 
 # ------------------------------------------------------------------ plan file + command
