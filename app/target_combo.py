@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from irplan.planning.case import Case
@@ -55,7 +56,7 @@ class TargetCombo(QWidget):
         self.combo.clear()
         for k in keys:
             m = structures[k]
-            ml = float((m.array != 0).sum()) * m.voxel_volume_ml
+            ml = float(np.count_nonzero(m.array)) * m.voxel_volume_ml
             self.combo.addItem(f"{lesion_name(k)} \u2014 {ml:.1f} mL", k)
         if target not in keys:
             self.combo.addItem(f"{lesion_name(target)} \u2014 no mask", target)
