@@ -102,7 +102,8 @@ class MainWindow(QMainWindow):
                                                NOTICE_SHORT)
         self.surfaces = SurfaceJobs(self.case, self.views, self.tasks,
                                     self._surfaces_wait_for_first_picture,
-                                    self._report_error_quiet)
+                                    self._report_error_quiet,
+                                    on_idle=self._surfaces_idle)
         self.ctx = AppContext(
             case=self.case, views=self.views, tasks=self.tasks, status=self.statusBar(),
             workflow=self.workflow, parent=self, menus=self.main_actions.menus,
@@ -312,7 +313,14 @@ class MainWindow(QMainWindow):
             # checks and zones triggered by this case wait for its first picture
             self.tasks.hold()
         self._defer_surfaces_until = time.monotonic() + 10.0
-        apply_to_case(self.case, loaded)
+        # the case's 3D surfaces before its zones and check preparation (surfaces.on_idle)
+        self.tasks.hold_background()
+        self._applying_case = True
+        try:
+            apply_to_case(self.case, loaded)
+        finally:
+            self._applying_case = False
+        self._surfaces_idle()
         target = initial_focus(loaded.structures)
         if target is not None:
             self.views.set_crosshair(target)
@@ -388,6 +396,11 @@ class MainWindow(QMainWindow):
     def _surfaces_wait_for_first_picture(self) -> bool:
         return (self.first_render_epoch is None and self.case.ct is not None
                 and self._loaded_once and time.monotonic() < self._defer_surfaces_until)
+
+    def _surfaces_idle(self) -> None:
+        """No surface is pending: the zones and check preparation held for them start."""
+        if not getattr(self, "_applying_case", False) and not self.surfaces.pending():
+            self.tasks.release_background()
 
     def surfaces_pending(self) -> bool:
         """True while structure surfaces are still being extracted for the 3D view."""

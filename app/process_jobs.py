@@ -27,10 +27,15 @@ def surface_mesh_job(mask: Volume, max_triangles: int, *,
     (:func:`irplan.viewers.surfaces.polydata_to_arrays`): VTK objects are made and freed
     in this process only, never in a thread of the GUI process (VTK's garbage-collector
     lock and the GIL can deadlock there)."""
+    import time
+
     from irplan.viewers.surfaces import mask_to_polydata, polydata_to_arrays
 
-    return polydata_to_arrays(mask_to_polydata(mask, max_triangles=max_triangles,
-                                               cancel=cancel))
+    t0 = time.process_time()
+    out: dict[str, Any] = polydata_to_arrays(mask_to_polydata(
+        mask, max_triangles=max_triangles, cancel=cancel))
+    out["cpu_s"] = time.process_time() - t0      # this process's CPU seconds (bench)
+    return out
 
 
 def zone_surface_job(result: Any, *, progress: Callable[[float, str], None],

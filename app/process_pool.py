@@ -109,12 +109,15 @@ def _run_job(job_id: int, fn: Callable[..., Any], args: tuple, kwargs: dict) -> 
     return fn(*real_args, progress=progress, cancel=cancel, **real_kwargs)
 
 
-def _ping() -> int:
-    """Warm-up job: import the numerical stack once."""
+_WARM_UP_MODULES = ("numpy", "scipy.sparse", "scipy.ndimage", "SimpleITK", "pyamg",
+                    "irplan.planning.zone")
+
+
+def _ping(modules: tuple[str, ...] = _WARM_UP_MODULES) -> int:
+    """Warm-up job: import the numerical stack (``modules``) once."""
     import importlib
 
-    for name in ("numpy", "scipy.sparse", "scipy.ndimage", "SimpleITK", "pyamg",
-                 "irplan.planning.zone"):
+    for name in modules:
         try:
             importlib.import_module(name)
         except ImportError:
@@ -135,6 +138,7 @@ class ProcessPool:
         self._queue: Any = None
         self._sent_keys: set[str] = set()
         self._progress: dict[int, Callable[[float, str], None]] = {}
+        self._warm = False
 
     # -- life cycle
     def _ensure(self) -> ProcessPoolExecutor:
@@ -147,9 +151,16 @@ class ProcessPool:
                     initargs=(self._flags, self._queue))
             return self._executor
 
-    def warm_up(self) -> None:
-        """Start the worker and import the numerical stack there (returns at once)."""
-        self._ensure().submit(_ping)
+    def warm_up(self, modules: tuple[str, ...] = _WARM_UP_MODULES) -> None:
+        """Start the worker and import ``modules`` there (returns at once; later calls
+        do nothing)."""
+        with self._lock:
+            if self._warm:
+                return
+            self._warm = True
+        if os.environ.get("IRPLAN_INPROCESS") == "1":
+            return
+        self._ensure().submit(_ping, tuple(modules))
 
     def shutdown(self) -> None:
         """Stop the worker (running jobs are cancelled through their flag)."""

@@ -2,10 +2,16 @@
 or freed in a worker thread: VTK's garbage-collector lock and the GIL deadlocked there
 once with a GUI render). Meshes come back as arrays and become vtkPolyData on the GUI
 thread; only the structure's box (+3 voxels) crosses the process boundary.
+
+Start-up order (issue 16): the mesh process is started with the window; the planning
+structures are meshed before the context anatomy (bone, lung, body); ``on_idle()`` is
+called whenever no surface is pending any more (the window then lets the zones and the
+safety-check preparation start: they would share the two cores with the meshes).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -17,29 +23,45 @@ from irplan.planning.case import Case
 from irplan.planning.volume import Volume
 from irplan.viewers.view_set import ViewSet
 
+# context anatomy: meshed after the structures a plan is about
+CONTEXT_KEYS = ("bone", "lung", "body", "skin")
+TIMING = os.environ.get("IRPLAN_TIMING") == "2"    # per-surface times on stdout
+
 
 class SurfaceJobs:
     """One meshing task per structure key (a newer mask cancels the older task).
 
     ``hold_back()``: True while a new case's first picture must come first (meshes wait).
     ``on_error(msg)``: a failed mesh (the slices still show the structure).
+    ``on_idle()``: no surface is pending any more.
     """
 
     def __init__(self, case: Case, views: ViewSet, tasks: TaskRunner,
-                 hold_back: Callable[[], bool], on_error: Callable[[str], None]) -> None:
+                 hold_back: Callable[[], bool], on_error: Callable[[str], None],
+                 on_idle: Callable[[], None] | None = None) -> None:
+        from irplan.app.process_pool import mesh_pool
+
         self.case = case
         self.views = views
         self.tasks = tasks
         self.hold_back = hold_back
         self.on_error = on_error
+        self.on_idle = on_idle
         self._tasks: dict[str, Task] = {}
         self._pending: set[str] = set()
         self.done_epoch: float | None = None     # time.time() of the last surface shown
+        # spawn + imports (~0.5 s CPU) while the case loads, not after its first picture
+        mesh_pool().warm_up(("numpy", "irplan.viewers.surfaces"))
 
     def cancel_all(self) -> None:
         for t in self._tasks.values():
             t.cancel()
         self._tasks.clear()
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self.pending() and self.on_idle is not None:
+            self.on_idle()
 
     def structure_changed(self, key: str, mask: Volume | None) -> None:
         """The mask of ``key`` changed (None: removed): mesh it after the slices are drawn."""
@@ -49,6 +71,9 @@ class SurfaceJobs:
         if mask is not None:
             self._pending.add(key)
             self.tasks.defer(0, lambda: self._start_if_current(key, mask))
+        else:
+            self._pending.discard(key)
+            self._check_idle()
 
     def pending(self) -> bool:
         """True while structure surfaces are still being extracted for the 3D view."""
@@ -72,6 +97,8 @@ class SurfaceJobs:
         self._pending.discard(key)
         if self.case.structures.get(key) is mask and key not in self._tasks:
             self._start(key, mask)
+        else:
+            self._check_idle()
 
     def _start(self, key: str, mask: Volume) -> None:
         from irplan.app.process_jobs import surface_mesh_job
@@ -81,13 +108,18 @@ class SurfaceJobs:
 
         def job(progress, cancel):
             progress(0.0, f"Surface of {key}")
+            t0 = time.time()
             arr = mask.array != 0
             if not arr.any():
                 return {"points": np.zeros((0, 3)), "triangles": np.zeros((0, 3), np.int64)}
             lo, hi = bbox_ijk(arr)
             box = mask.crop_index(lo - 3, hi + 4)
-            return mesh_pool().run(surface_mesh_job, box, triangle_budget(key),
+            mesh = mesh_pool().run(surface_mesh_job, box, triangle_budget(key),
                                    progress=progress, cancel=cancel)
+            if TIMING:
+                print(f"surface-timing: {key} {t0:.3f} -> {time.time():.3f} "
+                      f"cpu {mesh.get('cpu_s', float('nan')):.2f} s", flush=True)
+            return mesh
 
         def done(mesh) -> None:
             if self.case.structures.get(key) is mask:
@@ -97,7 +129,7 @@ class SurfaceJobs:
 
         # surfaces are quick and what the user waits to see: ahead of long jobs (zones)
         task = self.tasks.start(f"Surface {key}", job, done, self.on_error,
-                                priority=1, quick=True)
+                                priority=1 if key in CONTEXT_KEYS else 2, quick=True)
         self._tasks[key] = task
         task.signals.done.connect(lambda: self._done(key, task))
 
@@ -107,3 +139,4 @@ class SurfaceJobs:
         if not self._tasks:
             self.done_epoch = time.time()
             self.views.scene3d.reset_camera()
+        self._check_idle()

@@ -179,6 +179,8 @@ class TaskRunner(QObject):
         self._deferred: set[Deferred] = set()   # started and not yet returned
         self._held: list[tuple[Task, int, bool]] | None = None
         self._hold_timeout: Deferred | None = None
+        self._bg_held: list[tuple[Task, int]] | None = None
+        self._bg_timeout: Deferred | None = None
 
     def hold(self, max_s: float = 5.0) -> None:
         """Queue the tasks started from now on instead of running them, until
@@ -190,14 +192,45 @@ class TaskRunner(QObject):
             self._hold_timeout = self.defer(int(max_s * 1000), self.release)
 
     def release(self) -> None:
-        """Start the held tasks, in the order they were started."""
+        """Start the held tasks, in the order they were started (long ones stay queued
+        while :meth:`hold_background` holds)."""
         held, self._held = self._held, None
         timeout, self._hold_timeout = self._hold_timeout, None
         if timeout is not None and shiboken6.isValid(timeout):
             timeout.stop()
         for task, priority, quick in held or []:
-            if task in self.running:
-                (self.quick_pool if quick else self.pool).start(task, priority)
+            self._launch(task, priority, quick)
+
+    def hold_background(self, max_s: float = 60.0) -> None:
+        """Queue the long tasks (not ``quick``) started from now on until
+        :meth:`release_background` (at the latest after ``max_s``), while quick ones run:
+        a new case's 3D surfaces come before its zones and safety-check preparation,
+        which would otherwise share the two cores with them (issue 16)."""
+        if self._bg_held is None:
+            self._bg_held = []
+            self._bg_timeout = self.defer(int(max_s * 1000), self.release_background)
+
+    def release_background(self) -> None:
+        """Start the long tasks queued by :meth:`hold_background`, in their order."""
+        held, self._bg_held = self._bg_held, None
+        timeout, self._bg_timeout = self._bg_timeout, None
+        if timeout is not None and shiboken6.isValid(timeout):
+            timeout.stop()
+        for task, priority in held or []:
+            self._launch(task, priority, False)
+
+    @property
+    def holding_background(self) -> bool:
+        """True while :meth:`hold_background` queues long tasks."""
+        return self._bg_held is not None
+
+    def _launch(self, task: Task, priority: int, quick: bool) -> None:
+        if task not in self.running:          # cancelled and finished meanwhile
+            return
+        if not quick and self._bg_held is not None:
+            self._bg_held.append((task, priority))
+        else:
+            (self.quick_pool if quick else self.pool).start(task, priority)
 
     def deferred(self, interval_ms: int, fn: Callable[[], Any],
                  parent: QObject | None = None) -> Deferred:
@@ -242,7 +275,7 @@ class TaskRunner(QObject):
         if self._held is not None:
             self._held.append((task, priority, quick))
         else:
-            (self.quick_pool if quick else self.pool).start(task, priority)
+            self._launch(task, priority, quick)
         return task
 
     def _finish(self, task: Task) -> None:

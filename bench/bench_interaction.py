@@ -48,12 +48,15 @@ EVENT_GAP_S = 0.040
 _NONE_PAD = [None] * 20_000_000
 
 
-def launch_times(runs: int) -> tuple[float, float]:
-    """(first picture s, last 3D surface s) after launch, best of ``runs``."""
+def launch_times(runs: int, surface_cpu: dict[str, float] | None = None
+                 ) -> tuple[float, float]:
+    """(first picture s, last 3D surface s) after launch, best of ``runs``; the mesh
+    process's CPU seconds per structure surface (of the last run) go into
+    ``surface_cpu``."""
     firsts, surfs = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
-            env = dict(os.environ, IRPLAN_TIMING="1")
+            env = dict(os.environ, IRPLAN_TIMING="2")
             t0 = time.time()
             res = subprocess.run([sys.executable, "-m", "irplan.app.cli", "--demo",
                                   "--screenshot", str(Path(tmp) / "s.png")],
@@ -64,6 +67,12 @@ def launch_times(runs: int) -> tuple[float, float]:
             vals = dict(kv.split("=") for kv in line.split()[1:])
             firsts.append(float(vals["first_render_epoch"]) - t0)
             surfs.append(float(vals["surfaces_done_epoch"]) - t0)
+            if surface_cpu is not None:
+                # "surface-timing: <key> <start epoch> -> <end epoch> cpu <s> s"
+                for ln in res.stdout.splitlines():
+                    if ln.startswith("surface-timing:"):
+                        parts = ln.split()
+                        surface_cpu[parts[1]] = float(parts[6])
     return min(firsts), min(surfs)
 
 
@@ -260,9 +269,13 @@ def main() -> int:
     demo_case()
     load0 = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load average {load0:.1f}")
-    first_s, surf_s = launch_times(args.launch_runs)
+    surface_cpu: dict[str, float] = {}
+    first_s, surf_s = launch_times(args.launch_runs, surface_cpu)
     print(f"launch -> first picture {first_s:.2f} s (goal 2.5), -> last 3D surface "
           f"{surf_s:.2f} s (goal 6); best of {args.launch_runs}")
+    print("  mesh process CPU per surface: " + ", ".join(
+        f"{k} {v:.2f} s" for k, v in surface_cpu.items())
+        + f" (total {sum(surface_cpu.values()):.2f} s)")
     win = open_window()
     result: dict[str, float] = {}
     stalls = interaction_stalls(win, n)
@@ -289,6 +302,7 @@ def main() -> int:
     print(f"load average after: {load1:.1f}")
     win.close()
     result.update(first_picture_s=round(first_s, 2), surfaces_complete_s=round(surf_s, 2),
+                  surfaces_cpu_s=round(sum(surface_cpu.values()), 2),
                   rotate_fps=round(fps, 1), events=n,
                   load_average=round((load0 + load1) / 2, 1))
     if args.json:

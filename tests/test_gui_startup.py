@@ -1,9 +1,11 @@
 """irplan's start-up order: the case's first picture comes before the workflow panels,
 which are then built and catch up with the loaded case (needles, checks, zone), and are
-built as well when the load fails."""
+built as well when the load fails; the case's 3D surfaces come before its zone and the
+safety-check preparation (issue 16)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 
@@ -29,11 +31,25 @@ def test_panels_come_after_the_first_picture_and_catch_up(qapp, qtbot, phantom_c
     try:
         seen: dict[str, bool] = {}
         win.case_loaded.connect(lambda: seen.setdefault("panels_at_load", win.panels_installed))
+        # when each task started and ended (monotonic s)
+        spans: list[tuple[str, float, float]] = []
+
+        def on_done(task) -> None:
+            now = time.monotonic()
+            spans.append((task.name, now - task.elapsed_s, now))
+
+        win.tasks.task_done.connect(on_done)
         win.open_path(phantom_case / "plan.irplan.json")
         qtbot.waitUntil(lambda: win.first_render_epoch is not None, timeout=120_000)
         assert seen["panels_at_load"] is False          # the picture did not wait for them
         assert win.tasks.wait_idle(300)
         assert win.panels_installed
+        # the zone and the check preparation started once the last surface was shown
+        surfaces = [sp for sp in spans if sp[0].startswith("Surface")]
+        later = [sp for sp in spans if sp[0].startswith(("zone", "Preparing safety"))]
+        assert len(surfaces) >= 6 and later
+        last_surface_s = max(end for _n, _s, end in surfaces)
+        assert all(start >= last_surface_s - 0.05 for _n, start, _e in later), (spans)
         plan = win.case.plan
         assert len(plan.needles) == 4
         # the Plan step shows the loaded plan's needles, its checks ran, the zone is there

@@ -122,3 +122,37 @@ def test_a_hold_ends_by_itself(runner) -> None:
     _sleepy_task(runner, results, 7, sleep_s=0.0)
     assert runner.wait_idle(10)
     assert results == [7]
+
+
+def test_background_hold_runs_quick_tasks_first_then_the_long_ones(runner) -> None:
+    """A new case's surfaces (quick) run while its zone and check preparation (long)
+    wait for release_background (issue 16: surfaces first at start-up)."""
+    from PySide6.QtCore import QCoreApplication
+
+    ran: list[str] = []
+
+    def job(name):
+        def fn(progress, cancel):
+            ran.append(name)
+            return name
+        return fn
+
+    runner.hold_background(max_s=60)
+    runner.start("zone", job("zone"))
+    runner.start("surface", job("surface"), quick=True)
+    t_end = time.monotonic() + 0.3
+    while time.monotonic() < t_end:
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+    assert ran == ["surface"] and runner.busy and runner.holding_background
+    runner.release_background()
+    assert runner.wait_idle(10)
+    assert ran == ["surface", "zone"] and not runner.holding_background
+
+
+def test_a_background_hold_ends_by_itself(runner) -> None:
+    results: list = []
+    runner.hold_background(max_s=0.3)
+    _sleepy_task(runner, results, 5, sleep_s=0.0)
+    assert runner.wait_idle(10)
+    assert results == [5]
