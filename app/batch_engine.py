@@ -327,9 +327,14 @@ def dask_client(options: EngineOptions) -> Iterator[Any]:
     import dask
     from distributed import Client, LocalCluster
 
+    # local workers: no statistical profiler, fewer event-loop ticks and system samples
+    # (the per-case CPU time fell by ~10 %: rigid phantom 2.46 -> 2.19 s; serial 1.83 s)
     cfg = {"distributed.scheduler.allowed-failures": 0,
            "distributed.scheduler.worker-saturation": 1.0,
-           "distributed.worker.daemon": False}
+           "distributed.worker.daemon": False,
+           "distributed.worker.profile.enabled": False,
+           "distributed.admin.tick.interval": "500ms",
+           "distributed.admin.system-monitor.interval": "5s"}
     with _quiet_distributed(), dask.config.set(cfg):
         if options.scheduler:
             _reachable(options.scheduler)

@@ -15,11 +15,12 @@ the case finishes, so a ``kill -9`` of the batch loses at most the cases then ru
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ SCHEMA = 1
 CHUNK = 1 << 20
 
 
+@functools.cache
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -76,7 +78,20 @@ def _hash_path(h: Any, path: Path) -> bool:
     return True
 
 
-def input_key(files: Mapping[str, str | None], options: Mapping[str, Any]) -> str | None:
+def path_digest(path: str, cache: dict[str, bytes | None] | None = None) -> bytes | None:
+    """SHA-256 of a file's or folder's content (None: cannot be keyed). ``cache`` (path ->
+    digest) spares hashing a planning CT shared by several lesions twice in one run."""
+    if cache is not None and path in cache:
+        return cache[path]
+    h = hashlib.sha256()
+    digest = h.digest() if _hash_path(h, Path(path)) else None
+    if cache is not None:
+        cache[path] = digest
+    return digest
+
+
+def input_key(files: Mapping[str, str | None], options: Mapping[str, Any],
+              cache: dict[str, bytes | None] | None = None) -> str | None:
     """The content key of one case: ``files`` role -> path (None: not given), ``options``
     the JSON-able settings that change the result. None when an input cannot be keyed."""
     h = hashlib.sha256()
@@ -87,8 +102,11 @@ def input_key(files: Mapping[str, str | None], options: Mapping[str, Any]) -> st
         path = files[role]
         if not path:
             h.update(b"<none>")
-        elif not _hash_path(h, Path(path)):
+            continue
+        digest = path_digest(path, cache)
+        if digest is None:
             return None
+        h.update(digest)
     return h.hexdigest()
 
 
@@ -120,9 +138,3 @@ class Journal:
 
     def count(self) -> int:
         return len(list(self.folder.glob("*.json"))) if self.folder.is_dir() else 0
-
-
-def keys_for(items: Sequence[tuple[Mapping[str, str | None], Mapping[str, Any]]]
-             ) -> list[str | None]:
-    """:func:`input_key` of each (files, options)."""
-    return [input_key(f, o) for f, o in items]

@@ -206,7 +206,8 @@ def warm_up() -> None:
     import irplan.planning.evaluation  # noqa: F401
 
 
-def case_key(row: dict[str, str], default_register: str) -> str | None:
+def case_key(row: dict[str, str], default_register: str,
+             cache: dict[str, bytes | None] | None = None) -> str | None:
     """The content key of a row for ``--resume`` (:func:`batch_journal.input_key`): the
     input files' bytes and the options that change the result; None when it cannot be
     keyed (an input that is not a file or folder) or the row is invalid."""
@@ -219,7 +220,7 @@ def case_key(row: dict[str, str], default_register: str) -> str | None:
     files = {k: row.get(k) or None for k in ("planning", "followup", "tumor", "ablation",
                                               "liver", "plan_zone")}
     return input_key(files, {"command": "evaluate-batch", "register": method,
-                             "margin_mm": margin_mm})
+                             "margin_mm": margin_mm}, cache)
 
 
 def details_name(case: str, used: set[str]) -> tuple[str, str | None]:
@@ -265,7 +266,8 @@ def run(args: argparse.Namespace) -> int:
     if show:
         sys.stderr.write(f"hashing the inputs of {len(rows)} case(s) for the journal ...\r")
         sys.stderr.flush()
-    keys = [case_key(row, args.register) for row in rows]
+    digests: dict[str, bytes | None] = {}
+    keys = [case_key(row, args.register, digests) for row in rows]
     thumb_of = {}
     if thumbs:
         from irplan.io.cohort_thumbnail import thumbnail_filename

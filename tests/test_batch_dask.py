@@ -26,7 +26,7 @@ from irplan.app.cli import main
 from irplan.io.phantom_writer import load_truth
 from irplan.planning.errors import InputError
 
-TIMEOUT_S = 25.0   # the hang row is stopped after this; real cases take 1-3 s unloaded
+TIMEOUT_S = 20.0   # the hang row is stopped after this; real cases take 1-3 s unloaded
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -172,6 +172,14 @@ def dask_cluster(tmp_path):
                                str(port), "--no-dashboard"], env=env, stdout=logs[0],
                               stderr=subprocess.STDOUT, cwd=tmp_path)]
     try:
+        t0 = time.monotonic()
+        while True:                       # the scheduler listens (a few s under load)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert procs[0].poll() is None and time.monotonic() - t0 < 90
+                time.sleep(0.2)
         for i in (1, 2):
             procs.append(subprocess.Popen(
                 [dask, "worker", addr, "--nthreads", "1", "--host", "127.0.0.1",
