@@ -72,6 +72,9 @@ class EvaluatePanel(QWidget):
         self._build()
         logic.changed.connect(self._refresh)
         logic.status.connect(self._status)
+        # another case: the previous case's last status line ('done', an error) goes
+        ctx.case.case_closed.connect(self._clear_status)
+        ctx.case.ct_changed.connect(self._clear_status)
         self.display.mode_changed.connect(self._on_mode)
         self.display.picked.connect(lambda _p, m: self._status(f"margin here {m:+.1f} mm"))
         # the required margin is the plan's (a 7 mm plan is not judged against 5 mm)
@@ -241,6 +244,9 @@ class EvaluatePanel(QWidget):
         self.lbl_zone.setText(self._zone_label(lg.zone_followup))
         self.lbl_registration.setText(_registration_text(lg.registration, lg.accepted))
         self._show_result(lg.result)
+
+    def _clear_status(self) -> None:
+        self.lbl_status.setText("")
 
     def _status(self, text: str, error: bool = False) -> None:
         col = "#ff8a80" if error else "#9aa4b2"

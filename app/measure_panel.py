@@ -58,6 +58,7 @@ class MeasurePanel:
         ctx.menu("view").addAction(sync)
         self.actions["sync"] = sync
         self._restoring = False
+        self._shown = ""            # the last measurement's status line (kept until replaced)
         self.tool.changed.connect(self._on_changed)
 
     def set_mode(self, mode: str | None) -> None:
@@ -73,8 +74,8 @@ class MeasurePanel:
             return
         if self.tool.measurements:
             m = self.tool.measurements[-1]
-            self.ctx.show_status(f"{KIND_NAMES[m.kind]} ({m.view}): "
-                                 f"{m.text.replace(chr(10), ', ')}", 0)
+            self._shown = f"{KIND_NAMES[m.kind]} ({m.view}): {m.text.replace(chr(10), ', ')}"
+            self.ctx.show_status(self._shown, 0)
         plan = self.ctx.case.plan
         if plan is None:
             return
@@ -92,6 +93,11 @@ class MeasurePanel:
     def sync_with_case(self) -> None:
         """The plan's measurements drawn (none carried over from another case)."""
         self._restoring = True
+        # the previous case's figure must not stay in the status bar (no timeout)
+        status = getattr(self.ctx.status, "currentMessage", None)
+        if self._shown and status is not None and status() == self._shown:
+            self.ctx.status.clearMessage()
+        self._shown = ""
         try:
             self.tool.clear()
             plan, ct = self.ctx.case.plan, self.ctx.case.ct

@@ -164,6 +164,18 @@ def test_demo_then_another_ct_keeps_nothing_of_the_demo(main_window, demo_cache,
     tip = win.case.plan.needles[0].tip_lps_mm + [2.0, 0.0, 0.0]
     assert session.push(move_needle(win.case.plan, 0, tip_lps_mm=tip))
     assert session.stack.can_undo
+    # a measurement's figure in the status bar and the Evaluate step's last status line
+    # (stranger trial: both stayed on screen with the next patient's CT)
+    measure, ax = win.measure_panel, win.views.axial
+    c = np.asarray(win.views.crosshair_lps_mm, float)
+    measure.set_mode("distance")
+    measure.tool.press(ax, c)
+    measure.tool.move(ax, c + [30.0, 0.0, 0.0])
+    measure.tool.release(ax, c + [30.0, 0.0, 0.0])
+    measure.set_mode(None)
+    assert win.statusBar().currentMessage() == "Distance (axial): 30.0 mm"
+    evaluate_panel = win.workflow.panel("evaluate")
+    assert "follow-up loaded" in evaluate_panel.lbl_status.text()
 
     study = several["plan"].parent / "study"
     _open(win, qtbot, study)                                   # headless: no prompt
@@ -173,6 +185,8 @@ def test_demo_then_another_ct_keeps_nothing_of_the_demo(main_window, demo_cache,
     assert session.plan_path is None and not session.stack.can_undo
     assert training.reference is None
     assert evaluation.followup is None
+    assert "30.0 mm" not in win.statusBar().currentMessage()
+    assert measure.tool.measurements == [] and evaluate_panel.lbl_status.text() == ""
     assert win.ctx.case_folder() == study
     # nothing of the demo's needles on screen either (stranger trial): no coordinates in
     # the Tip/Entry fields, and an empty plan is not a red error
