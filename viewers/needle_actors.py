@@ -90,6 +90,7 @@ class NeedleActors:
         self._keys: set[str] = set()
         self._drawn: dict[int, tuple] = {}    # needle index -> what its overlays show
         self._handles_3d: dict[int, vtkActor] = {}   # needle index -> on-top 3D handles
+        self._polys: dict[str, vtkPolyData] = {}     # overlay key -> its drawn polydata
 
     def clear(self) -> None:
         for k in list(self._keys):
@@ -108,6 +109,7 @@ class NeedleActors:
         for k in [k for k in self._keys if k.startswith(f"needle:{i}:")]:
             self.views.remove_overlay(k)
             self._keys.discard(k)
+            self._polys.pop(k, None)
         self._remove_handles_3d(i)
         self._drawn.pop(i, None)
 
@@ -130,6 +132,33 @@ class NeedleActors:
         self.views.add_overlay_polydata(key, poly, color=color, opacity=opacity,
                                         line_width=line_width, views=views)
         self._keys.add(key)
+        self._polys[key] = poly
+
+    def _move_in_place(self, i: int, tip: np.ndarray, entry: np.ndarray,
+                       exposure_mm: float | None, radius_mm: float) -> None:
+        """Needle ``i`` drawn at a new place with its style unchanged (a drag): the same
+        actors get the new geometry (no actors removed and made again in four views:
+        cheaper to handle and to draw, issue 16)."""
+        def put(key: str, poly: vtkPolyData) -> None:
+            old = self._polys.get(key)
+            if old is not None:
+                old.ShallowCopy(poly)
+                old.Modified()
+
+        direction = tip - entry
+        length = float(np.linalg.norm(direction))
+        put(f"needle:{i}:path", line_polydata(entry, tip))
+        put(f"needle:{i}:tube", tube_polydata(entry, tip, radius_mm))
+        if exposure_mm:
+            a = tip - direction / max(length, 1e-9) * min(float(exposure_mm), length)
+            put(f"needle:{i}:active", line_polydata(a, tip))
+            put(f"needle:{i}:active3d", tube_polydata(a, tip, radius_mm * 1.6))
+        put(f"needle:{i}:handles", spheres_polydata([tip, entry], 2.0))
+        h = self._handles_3d.get(i)
+        if h is not None:
+            h.GetMapper().GetInput().ShallowCopy(
+                spheres_polydata([tip, entry], HANDLE_3D_RADIUS_MM))
+            h.GetMapper().GetInput().Modified()
 
     def update(self, plan: Plan, severities: list[str | None], selected: int | None = None,
                radii_mm: list[float] | None = None,
@@ -142,7 +171,14 @@ class NeedleActors:
             sig = (tuple(n.tip_lps_mm), tuple(n.entry_lps_mm), n.exposure_mm,
                    severities[i] if i < len(severities) else None, i == selected,
                    radii_mm[i] if radii_mm and i < len(radii_mm) else None)
-            if self._drawn.get(i) == sig:
+            old = self._drawn.get(i)
+            if old == sig:
+                continue
+            r = (radii_mm[i] if radii_mm and i < len(radii_mm) else 0.55)
+            r = max(r, 0.75)   # thinner tubes vanish in an overview 3D view
+            if old is not None and old[2:] == sig[2:] and i in self._handles_3d:
+                self._move_in_place(i, n.tip_lps_mm, n.entry_lps_mm, n.exposure_mm, r)
+                self._drawn[i] = sig
                 continue
             self._remove_needle(i)
             self._drawn[i] = sig
@@ -152,8 +188,6 @@ class NeedleActors:
             if sel:
                 rgb = np.minimum(1.0, rgb * 1.15 + 0.1)
             color = tuple(float(c) for c in rgb)
-            r = (radii_mm[i] if radii_mm and i < len(radii_mm) else 0.55)
-            r = max(r, 0.75)   # thinner tubes vanish in an overview 3D view
             tip, entry = n.tip_lps_mm, n.entry_lps_mm
             self._add(f"needle:{i}:path", line_polydata(entry, tip), color, MPR_VIEWS,
                       line_width=4.0 if sel else 2.5)
