@@ -251,3 +251,27 @@ def test_engine_reports_crash_and_memory_blowup_on_their_rows():
     assert out[3].kind in ("memory", "crash") and "memory" in out[3].error
     assert out[4].kind == "input" and out[4].error == "row 5: the tumour mask is empty"
     assert out[5].kind == "internal" and "IndexError" in out[5].error
+
+
+def test_journal_key_is_the_content_not_the_name(tmp_path):
+    from irplan.app.batch_journal import input_key
+
+    ct = tmp_path / "ct"
+    (ct / "sub").mkdir(parents=True)
+    (ct / "a.dcm").write_bytes(b"slice one")
+    (ct / "sub" / "b.dcm").write_bytes(b"slice two")
+    mask = tmp_path / "tumour.nii.gz"
+    mask.write_bytes(b"mask bytes")
+    opts = {"register": "rigid", "margin_mm": 5.0}
+    key = input_key({"planning": str(ct), "tumor": str(mask)}, opts)
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    moved = tmp_path / "renamed_ct"
+    ct.rename(moved)                                   # a moved/renamed case: same key
+    assert input_key({"planning": str(moved), "tumor": str(mask)}, opts) == key
+    assert input_key({"planning": str(moved), "tumor": str(mask)},
+                     {**opts, "margin_mm": 7.0}) != key          # an option that matters
+    (moved / "sub" / "b.dcm").write_bytes(b"slice 2")  # one file of the series changed
+    assert input_key({"planning": str(moved), "tumor": str(mask)}, opts) != key
+    fifo = tmp_path / "pipe.nii.gz"
+    os.mkfifo(fifo)                                    # never opened: no key, recomputed
+    assert input_key({"planning": str(moved), "tumor": str(fifo)}, opts) is None
