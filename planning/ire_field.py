@@ -447,7 +447,9 @@ class FieldSolver:
             # electrode-electrode faces between different electrodes cannot happen
             m3 = (la > 0) & (lb > 0) & (la != lb)
             if m3.any():
-                raise InputError("two electrodes touch on the solver grid; use a finer grid_mm")
+                e1, e2 = sorted((int(la[m3][0]), int(lb[m3][0])))
+                raise InputError(f"electrodes {e1} and {e2} touch or are closer than the "
+                                 f"{self.h_mm:g} mm solver grid can separate")
         if self.boundary == "farfield":
             fr, fv = self._farfield_faces(free, idx)
             np.add.at(diag, fr, fv)

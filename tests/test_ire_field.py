@@ -233,6 +233,14 @@ def test_touching_electrodes_are_refused():
     with pytest.raises(InputError, match="touch"):
         FieldSolver(solver_grid(els, 1.0, 5.0), els,
                     np.full(solver_grid(els, 1.0, 5.0).array.shape, SIGMA_LIVER))
+    # on neighbouring grid nodes (a GUI zone and the PDF report showed the solver's
+    # parameter name 'grid_mm'): the message names the electrodes and the grid in mm
+    els = [Electrode([x, 0.0, 0.0], [0, 0, -1], 15.0, A_MM) for x in (0.0, 1.0)]
+    grid = solver_grid(els, 1.0, 5.0)
+    with pytest.raises(InputError) as err:
+        FieldSolver(grid, els, np.full(grid.array.shape, SIGMA_LIVER))
+    assert str(err.value) == ("electrodes 1 and 2 touch or are closer than the 1 mm solver "
+                              "grid can separate")
 
 
 def test_dynamic_conductivity_raises_current_and_widens_the_zone():
