@@ -27,8 +27,9 @@ The machine is shared: the load average is printed before and after each run. Go
 Measured 2026-12-05 (4 deformable cases, 2 vCPUs shared by ~7 sessions, load 10-19):
 serial 14.7 s CPU/case; 1 worker 15.7 s CPU/case, 0.97 cases/min; 2 workers 17.7 s
 CPU/case, 1.03 cases/min: wall speed-up 1.07x (the load, not the engine: each worker got
-~15 % of a core), CPU-time estimate 1.78x; projected 200 lesions ~193 min at that load,
-~2 x 200 x 15.7 s / 2 cores ~= 55 min on 2 idle cores. MAM identical in every mode.
+~15 % of a core), CPU-time estimate 1.78x; projected 200 lesions ~193 min at that load;
+on 2 idle cores (a whole core per worker) 200 x 17.7 s / 2 workers ~= 30 min, against
+200 x 15.7 s ~= 52 min with 1 worker. MAM identical in every mode.
 """
 
 from __future__ import annotations
