@@ -70,49 +70,6 @@ def test_import_keeps_two_lesions_apart_with_volumes(two_lesions) -> None:
     assert win.views.styles["tumor_2"].color != win.views.styles["tumor"].color
 
 
-def test_target_changes_coverage_and_is_saved_with_the_plan(two_lesions, tmp_path) -> None:
-    from irplan.io.plan_file import load_plan, save_plan
-    from irplan.planning.lesions import target_key
-
-    pw, _t2, _ = two_lesions
-    win = pw.win
-    win.case.set_plan(pw.reference.copy())        # old plan: no target_structure
-    _settle(win)
-    zp = _zone_panel(win)
-    combo = zp.target.combo
-    assert not zp.target.isHidden()               # several lesions: the choice is shown
-    assert [combo.itemText(i).split(" \u2014")[0] for i in range(combo.count())] == \
-        ["Tumour 1", "Tumour 2"]
-    assert combo.currentData() == "tumor"
-    first = _coverage_line(win)
-    cov1 = float(first.split()[-2])
-    combo.setCurrentIndex(1)
-    combo.activated.emit(1)                       # the user picks Tumour 2
-    _settle(win)
-    assert target_key(win.case.plan) == "tumor_2"
-    second = _coverage_line(win)
-    cov2 = float(second.split()[-2])
-    print(f"{first} -> {second}")
-    assert first.startswith("Tumour 1") and second.startswith("Tumour 2")
-    assert cov1 > 80 and cov2 < cov1 - 50         # the electrodes surround Tumour 1
-    session = win.ctx.services.session             # the choice is one undoable plan edit
-    session.undo()
-    _settle(win)
-    assert combo.currentData() == "tumor" and _coverage_line(win) == first
-    session.redo()
-    _settle(win)
-    assert combo.currentData() == "tumor_2"
-    # saved and reopened: Tumour 2 again; an old plan without the key: Tumour 1
-    saved = save_plan(win.case.plan, tmp_path / "t2.irplan.json")
-    win.case.set_plan(pw.reference.copy())
-    _settle(win)
-    assert combo.currentData() == "tumor" and _coverage_line(win).startswith("Tumour 1")
-    win.case.set_plan(load_plan(saved))
-    _settle(win)
-    assert combo.currentData() == "tumor_2"
-    assert float(_coverage_line(win).split()[-2]) == pytest.approx(cov2, abs=0.5)
-
-
 def test_segment_step_makes_a_new_lesion(two_lesions) -> None:
     """Segment target "New lesion": the brush makes Tumour 3 (not more of Tumour 1), which
     the zone dock's target list then offers."""
@@ -140,6 +97,52 @@ def test_segment_step_makes_a_new_lesion(two_lesions) -> None:
     names = [_zone_panel(win).target.combo.itemText(i).split(" \u2014")[0]
              for i in range(_zone_panel(win).target.combo.count())]
     assert names == ["Tumour 1", "Tumour 2", "Tumour 3"]
+
+
+def test_target_changes_coverage_and_is_saved_with_the_plan(two_lesions, tmp_path) -> None:
+    """A microwave antenna placed at the tumour (thermal zone: computed in a thread, fast):
+    Tumour 1 covered; choosing Tumour 2 moves the coverage figure to it."""
+    from irplan.io.plan_file import load_plan, save_plan
+    from irplan.planning.lesions import target_key
+    from irplan.planning.plan import Plan
+
+    pw, _t2, _ = two_lesions
+    win = pw.win
+    zp = _zone_panel(win)
+    win.case.set_plan(Plan(modality="MWA", image=pw.reference.image))   # no target key
+    _settle(win)
+    session = win.ctx.services.session
+    assert session.place_thermal_at_tumour()      # at the target: Tumour 1
+    _settle(win)
+    combo = zp.target.combo
+    assert not zp.target.isHidden()               # several lesions: the choice is shown
+    assert [combo.itemText(i).split(" \u2014")[0] for i in range(combo.count())] == \
+        ["Tumour 1", "Tumour 2", "Tumour 3"]     # Tumour 3: drawn in the Segment step
+    assert combo.currentData() == "tumor"         # a plan without the key: Tumour 1
+    first = _coverage_line(win)
+    cov1 = float(first.split()[-2])
+    combo.setCurrentIndex(1)
+    combo.activated.emit(1)                       # the user picks Tumour 2
+    _settle(win)
+    assert target_key(win.case.plan) == "tumor_2"
+    second = _coverage_line(win)
+    cov2 = float(second.split()[-2])
+    print(f"{first} -> {second}")
+    assert first.startswith("Tumour 1") and second.startswith("Tumour 2")
+    assert cov1 > 90 and cov2 < cov1 - 50         # the antenna sits in Tumour 1
+    session.undo()                                # the choice is one undoable plan edit
+    _settle(win)
+    assert combo.currentData() == "tumor" and _coverage_line(win) == first
+    session.redo()
+    _settle(win)
+    assert combo.currentData() == "tumor_2"
+    # saved and reopened: Tumour 2 again, same figure
+    saved = save_plan(win.case.plan, tmp_path / "t2.irplan.json")
+    win.case.set_plan(Plan(modality="MWA", image=pw.reference.image))
+    _settle(win)
+    win.case.set_plan(load_plan(saved))
+    _settle(win)
+    assert combo.currentData() == "tumor_2" and _coverage_line(win) == second
 
 
 @pytest.mark.shared_data
