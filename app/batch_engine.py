@@ -32,6 +32,9 @@ numbers do not depend on the mode: ITK's multi-threaded Mattes metric sums in a
 thread-count-dependent order (deformable phantom: metric -0.42961 with 2 threads,
 -0.42960 with 1), so results are identical whatever the number of workers.
 
+On Dask workers, library warnings (Python and ITK) are not shown: they would come raw
+through the workers' stderr into the progress bar (a serial run prints them as notes).
+
 Results come back in input order; ``on_outcome`` is called in this process as each case
 finishes (for journalling), in completion order.
 """
@@ -250,7 +253,14 @@ def _dask_task(fn: Callable[[Any], Any], case: Any, index: int,
         w.log_event(START_TOPIC, {"index": index, "worker": w.address})
     except Exception:  # noqa: BLE001 - the start event only serves the timeout
         pass
-    return call_case(fn, case)
+    import warnings
+
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)   # as the CLI: nothing raw on stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # library warnings would break the progress bar
+        return call_case(fn, case)
 
 
 def run_cases(fn: Callable[[Any], Any], cases: Sequence[Any], options: EngineOptions,
