@@ -45,7 +45,7 @@ from pydicom.uid import (
 
 from irplan.io.atomic_write import atomic_write
 from irplan.planning.errors import GeometryError, InputError
-from irplan.planning.structures import structure_color
+from irplan.planning.structures import is_lesion_key, lesion_name, structure_color
 from irplan.planning.volume import Volume
 
 MANUFACTURER = "IRPlan (research software, not a certified medical device)"
@@ -269,6 +269,8 @@ def export_seg(source: SourceSeries, masks: Mapping[str, Volume], out_path: str 
         if not arr.any():
             raise InputError(f"structure '{key}' is empty; nothing to export as a SEG segment")
         label, cat, typ = SEGMENT_CODES.get(key, (key.replace("_", " "), _ANAT, _TISSUE))
+        if key not in SEGMENT_CODES and is_lesion_key(key):    # tumor_2, ...: a tumour too
+            label, cat, typ = lesion_name(key), _ALTERED, codes.SCT.Neoplasm
         if labels and key in labels:
             label = labels[key]
         algo = given_algo or (zone_algo if key in _COMPUTED_KEYS else None)

@@ -299,3 +299,20 @@ def test_cli_export_achieved_zone_in_planning_frame(small_phantom: Path, tmp_pat
     assert d < 2.0, d                      # rigid registration on 3-4 mm voxels
     ratio = back.array.sum() / truth.array.sum()
     assert 0.85 < ratio < 1.15, ratio
+
+
+def test_seg_second_lesion_is_a_coded_tumour(oblique: dict, tmp_path: Path) -> None:
+    """Tumour 2 (key tumor_2) is exported as a neoplasm, labelled like the GUI, with its
+    own voxels (before: "tumor 2" coded as tissue)."""
+    from pydicom.sr.codedict import codes
+
+    src = oblique["src"]
+    t1 = _blob(src.volume, (30, 15, 6), (6, 5, 2.2))
+    t2 = _blob(src.volume, (12, 30, 6), (4, 4, 2.0))
+    out = export_seg(src, {"tumor": t1, "tumor_2": t2}, tmp_path / "two.dcm")
+    seg = hd.seg.segread(out)
+    descs = [seg.get_segment_description(n) for n in seg.segment_numbers]
+    assert [d.SegmentLabel for d in descs] == ["Tumour", "Tumour 2"]
+    assert {d.SegmentedPropertyTypeCodeSequence[0].CodeValue for d in descs} == {
+        codes.SCT.Neoplasm.value}
+    assert _seg_to_ct_grid(seg, src, 2).array.sum() == t2.array.sum()

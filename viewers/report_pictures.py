@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from irplan.planning.plan import Needle
-from irplan.planning.structures import structure_color, structure_types
+from irplan.planning.structures import lesion_keys, structure_color, structure_types
 from irplan.planning.volume import Volume
 
 # Context structures of the 3D scene, drawn in this order (opaque first).
@@ -32,6 +32,7 @@ SCENE_KEYS = ("portal_vein", "hepatic_vein", "artery", "bile_duct", "tumor", "bo
 CONTEXT_KEYS = ("liver", "bone")
 CONTEXT_SPACING_MM = 2.5
 CONTOUR_KEYS = ("liver", "portal_vein", "hepatic_vein", "artery", "bile_duct", "tumor")
+
 ZONE_RGB = (1.0, 0.45, 0.0)
 NEEDLE_RGB = (0.80, 0.85, 0.90)
 EXPOSURE_RGB = (0.10, 0.95, 0.95)
@@ -46,6 +47,14 @@ class RenderedPicture:
     title: str
     path: Path
     caption: str
+
+
+def _with_lesions(keys: Sequence[str], structures: Mapping[str, Any]) -> list[str]:
+    """``keys`` and, after "tumor", the case's further lesions (tumor_2, tumor_3, ...)."""
+    more = [k for k in lesion_keys(structures) if k != "tumor"]
+    out = list(keys)
+    at = out.index("tumor") + 1 if "tumor" in out else len(out)
+    return out[:at] + more + out[at:]
 
 
 def ensure_headless_backend() -> None:
@@ -240,7 +249,7 @@ def render_scene(structures: Mapping[str, Volume], needles: Sequence[Needle],
                 pts += [b[0], b[1]]
     roi = (np.min(pts, axis=0) - roi_pad_mm, np.max(pts, axis=0) + roi_pad_mm) if pts else None
     types = structure_types()
-    for key in SCENE_KEYS:
+    for key in _with_lesions(SCENE_KEYS, structures):
         m = structures.get(key)
         if m is None or not np.any(m.array):
             continue
@@ -359,8 +368,8 @@ def mpr_image(ct: Volume | None, structures: Mapping[str, Volume], needles: Sequ
     else:
         g = np.zeros(uu.shape)
     img = np.repeat(g[..., None], 3, axis=2)
-    items = [(k, structures[k], np.array(structure_color(k)), 2) for k in CONTOUR_KEYS
-             if k in structures]
+    items = [(k, structures[k], np.array(structure_color(k)), 2)
+             for k in _with_lesions(CONTOUR_KEYS, structures) if k in structures]
     if zone is not None:
         items.append(("zone", zone, np.array(ZONE_RGB), 3))
     for key, m, rgb, width in items:
