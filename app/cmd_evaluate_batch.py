@@ -277,7 +277,9 @@ def run(args: argparse.Namespace) -> int:
     todo: list[int] = []
     for i, key in enumerate(keys):
         rec = journal.get(key) if args.resume else None
-        if rec is not None and (not thumbs or thumb_of[i].is_file()):
+        # with --report, an ok case is reused only when its thumbnail is there too
+        if rec is not None and (not thumbs or rec.get("status") != "ok"
+                                or thumb_of[i].is_file()):
             outcomes[i] = Outcome(i, rec["status"], (rec.get("values"), rec.get("full")),
                                   rec.get("error", ""), rec.get("kind", ""),
                                   float(rec.get("elapsed_s") or 0.0))
