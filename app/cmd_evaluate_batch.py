@@ -268,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
     digests: dict[str, bytes | None] = {}
     keys = [case_key(row, args.register, digests) for row in rows]
+    if show:
+        sys.stderr.write("\r" + " " * 60 + "\r")
     thumb_of = {}
     if thumbs:
         from irplan.io.cohort_thumbnail import thumbnail_filename
@@ -297,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
     if show and args.resume:
         sys.stderr.write(f"{len(outcomes)} case(s) taken from {journal.folder.name}/, "
                          f"{len(todo)} to compute ({opts.describe()})\n")
-    progress = Progress(len(todo), enabled=show)
+    progress = Progress(len(todo), enabled=show and bool(todo))
     cases = [(rows[i], args.register, str(thumb_of[i]) if thumbs else None) for i in todo]
     for o in run_cases(evaluate_case, cases, opts, [labels[i] for i in todo],
                        on_outcome=journalled, progress=progress, warm_up=warm_up):
