@@ -46,8 +46,12 @@ _GENERIC_PARTS = {
     "shared", "planning", "intraop", "followup", "follow-up", "masks", "mask", "seg",
     "dicom", "dicomdir", "ct", "case", "cases", "images", "image", "series", "study",
     "plan", "plans", "tumor", "tumour", "liver", "portal_vein", "hepatic_vein", "bone",
-    "lung", "body", "artery", "bile_duct", "ablation_zone", "predicted_zone",
+    "lung", "body", "artery", "bile_duct", "ablation_zone", "predicted_zone", "irplan",
 }
+# IRPlan's own name is printed on every page, so it identifies no one: never redacted on its
+# own (the demo phantom's patient is PHANTOM^IRPLAN, and the report's "differ from
+# IRPlan's" read "differ from [removed]'s")
+_OWN_NAME = "irplan"
 _TEXT_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UI", "DA", "DT", "TM", "AE"}
 # Text attributes whose values are a technical vocabulary, not a person or a visit: left out
 # of the identifiers, else every "HU" of a report (RescaleType) became "[removed]".
@@ -75,7 +79,7 @@ class TextRedactor:
         words: set[str] = set()
         for v in values:
             v = str(v or "").strip()
-            if len(v) >= 2:
+            if len(v) >= 2 and v.lower() != _OWN_NAME:
                 words.add(v)
         for p in paths:
             s = str(p or "").strip()

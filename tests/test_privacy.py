@@ -376,3 +376,22 @@ def test_technical_vocabulary_is_not_an_identifier() -> None:
     out = red(f"ROI mean 41.2 HU (kernel B30f, SIEMENS) of {NAME} {PID}")
     assert "41.2 HU" in out and "B30f" in out and "SIEMENS" in out, out
     assert PID not in out and REMOVED in out, out
+
+
+def test_program_name_in_a_patient_name_is_kept_in_report_text() -> None:
+    """The demo phantom's patient is PHANTOM^IRPLAN: the report's own words "IRPlan's"
+    stay (they read "[removed]'s"), the name and the ID still go."""
+    from pydicom.dataset import Dataset
+
+    from irplan.io.anonymize import REMOVED, TextRedactor, header_identifiers
+
+    ds = Dataset()
+    ds.PatientName = "PHANTOM^IRPLAN"
+    ds.PatientID = "IRPLAN-PH0000"
+    red = TextRedactor(header_identifiers(ds), ["/root/.cache/irplan/demo/planning"])
+    out = red("solver differs from IRPlan's; patient PHANTOM^IRPLAN (IRPLAN-PH0000), "
+              "Phantom")
+    assert "from IRPlan's;" in out, out
+    assert "PHANTOM" not in out.upper() and "PH0000" not in out, out
+    assert out.count(REMOVED) == 3, out
+
