@@ -30,7 +30,8 @@ import pytest
 from irplan.app.cli import COMMANDS, NOTICE
 from irplan.io.phantom_writer import load_truth
 
-pytestmark = [pytest.mark.slow, pytest.mark.gui]
+# the first test's setup builds the bundle (pytest-timeout counts fixture setup)
+pytestmark = [pytest.mark.slow, pytest.mark.gui, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[1]
 HOST_LIB_PREFIXES = ("libGL", "libEGL", "libdrm", "libX11", "libxcb", "libgbm", "libglapi",
