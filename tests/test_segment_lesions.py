@@ -110,6 +110,21 @@ def test_scribbles_add_a_missed_part_fast():
         seg.segment_tumor_scribbles(ct, [], [[0.0, 25.0, 0.0]])
 
 
+def test_outside_stroke_alone_trims_a_too_large_prior():
+    """A prior grown 4 mm into the liver and one outside stroke (no inside point: the
+    prior's core is the inside): the result shrinks towards the lesion; a stroke is its
+    points at most 1.5 mm apart."""
+    ct, truth = rim_lesion()
+    big = seg.grow_mm(ct.with_array(truth.astype(np.uint8)), 4.0)
+    stroke = seg.stroke_points([[-12.0, 12.0, 0.0], [0.0, 17.5, 0.0], [12.0, 12.0, 0.0]])
+    gaps = np.linalg.norm(np.diff(stroke, axis=0), axis=1)
+    assert gaps.max() <= 1.5 + 1e-9 and len(stroke) == 19   # 26.4 mm
+    m = seg.segment_tumor_scribbles(ct, [], stroke, initial=big)
+    assert dice(m.array, truth) > dice(big.array, truth) + 0.05
+    assert m.array.sum() < big.array.sum()
+    assert m.metadata["inside_points"] == 0 and m.metadata["outside_points"] == len(stroke)
+
+
 def test_cli_scribbles_tumour_and_background_seeds(tmp_path):
     """`irplan segment CT --tumor-seed ... --tumor-seed ... --background-seed ...`: one
     lesion from scribbles (exit 0, mL printed, mask written); background alone: exit 2."""
