@@ -955,6 +955,7 @@ def segment_tumor_scribbles(ct: Volume, inside_lps_mm: Sequence[Sequence[float]]
     inside point or a prior. A stroke is its points (:func:`stroke_points`).
     """
     import time as _time
+    import warnings
 
     from skimage.segmentation import random_walker
 
@@ -1023,8 +1024,10 @@ def segment_tumor_scribbles(ct: Volume, inside_lps_mm: Sequence[Sequence[float]]
         on_line = _balls(work, ins, 0.0)   # the voxels the inside strokes pass through
         data = _inside_range_distance(work.array, labels == 1, on_line) / 300.0
     t0 = _time.perf_counter()
-    seg_ = random_walker(data, labels, beta=SCRIBBLE_BETA, mode=SCRIBBLE_WALKER_MODE, tol=1e-2,
-                         spacing=tuple(work.spacing_mm[::-1]))
+    with warnings.catch_warnings():   # "probability range outside [0, 1]" at tol 1e-2
+        warnings.simplefilter("ignore", UserWarning)
+        seg_ = random_walker(data, labels, beta=SCRIBBLE_BETA, mode=SCRIBBLE_WALKER_MODE,
+                             tol=1e-2, spacing=tuple(work.spacing_mm[::-1]))
     walker_s = _time.perf_counter() - t0
     res = seg_ == 1
     if len(ins):
