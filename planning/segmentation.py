@@ -1023,12 +1023,13 @@ def segment_tumor_scribbles(ct: Volume, inside_lps_mm: Sequence[Sequence[float]]
     if SCRIBBLE_INTENSITY_MODEL and (labels == 1).sum() >= 8:
         on_line = _balls(work, ins, 0.0)   # the voxels the inside strokes pass through
         data = _inside_range_distance(work.array, labels == 1, on_line) / 300.0
-    t0 = _time.perf_counter()
+    t0, c0 = _time.perf_counter(), _time.process_time()
     with warnings.catch_warnings():   # "probability range outside [0, 1]" at tol 1e-2
         warnings.simplefilter("ignore", UserWarning)
         seg_ = random_walker(data, labels, beta=SCRIBBLE_BETA, mode=SCRIBBLE_WALKER_MODE,
                              tol=1e-2, spacing=tuple(work.spacing_mm[::-1]))
     walker_s = _time.perf_counter() - t0
+    walker_cpu_s = _time.process_time() - c0
     res = seg_ == 1
     if len(ins):
         res = _components_touching(res, [_seed_kji(work, p) for p in ins])
@@ -1041,7 +1042,8 @@ def segment_tumor_scribbles(ct: Volume, inside_lps_mm: Sequence[Sequence[float]]
     up = _paste(ct, work.with_array(res.astype(np.uint8)).resample_like(sub, "nearest", 0))
     meta = {"structure": "tumor", "method": "tumour scribbles (random walker)",
             "inside_points": len(ins), "outside_points": len(outs),
-            "walker_seconds": round(walker_s, 2)}
+            "walker_seconds": round(walker_s, 2),
+            "walker_cpu_seconds": round(walker_cpu_s, 2)}
     if warning:
         meta["warning"] = warning
     return _mask_volume(ct, up != 0, **meta)

