@@ -3,8 +3,8 @@
 step per drag).
 
 - 2D: in placement mode a left click puts the target, then the entry (in the view's
-  plane); otherwise a press on a tip or entry disc (within HANDLE_PX) drags it in the
-  view's plane (an IRE electrode moves the array parallel when "lock parallel" is on).
+  plane); otherwise, unless a slice tool is on (measure, Segment strokes), a press on a
+  tip or entry disc (within HANDLE_PX) drags it in the view's plane (an IRE electrode moves the array parallel when "lock parallel" is on).
   Esc cancels placement.
 - 3D: a press on a tip or entry handle drags it in the plane through it parallel to the
   screen, keeping the offset between the mouse and the handle; Shift+drag on a shaft
@@ -118,6 +118,10 @@ class NeedleInteraction(QObject):
             if self.session.placing in ("target", "entry"):
                 self.session.place_point(self._point_in_plane_of(view, x, y, None))
                 return True
+            if getattr(view, "tool", None) is not None:
+                # a slice tool is on (measure, Segment strokes/brush): the press is its
+                # (a ruler or stroke starting on a tip moved the needle instead)
+                return False
             hit = self._handle_at(view, x, y)
             if hit is None:
                 return False

@@ -124,6 +124,25 @@ def test_place_ire_array_by_clicks_drag_undo_redo(loaded, qtbot) -> None:
     tools.panel.table.item(0, 4).setText("25")
     assert plan.needles[0].exposure_mm == 25.0
 
+    # a slice tool is on (here the distance ruler; also the Segment step's strokes): a drag
+    # starting on a tip is the tool's, the needle stays (stranger trial: it moved)
+    measure = win.measure_panel
+    kept = plan.copy()
+    start = _qt_point(view, plan.needles[0].tip_lps_mm)
+    measure.set_mode("distance")
+    try:
+        qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=start)
+        for k in range(1, 5):
+            qtbot.mouseMove(view, pos=QPoint(start.x() + 10 * k, start.y()))
+        qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(start.x() + 40,
+                                                                       start.y()))
+        assert plan.needles == kept.needles
+        assert measure.tool.measurements[-1].value == pytest.approx(
+            40 * _mm_per_px(view), abs=tol)
+    finally:
+        measure.set_mode(None)
+        measure.actions["clear"].trigger()
+
 
 def test_thermal_antenna_on_the_phantom(loaded, qtbot) -> None:
     from irplan.planning.plan import Plan, ThermalParams
