@@ -9,7 +9,8 @@ screenshot is a real picture, ``info`` reads a JPEG-compressed real CT, ``zone``
 ``evaluate`` give the installed command's figures on the phantom case (whose CTs are
 JPEG 2000 compressed, so the bundled decoders run), the launcher's one-line message for a
 missing host library, and the .deb's files, dependencies and notice.
-Time: build ~4-6 min + checks ~1.5 min (2 cores, load ~2); see packaging/README.md.
+Time (2 cores): whole module 6.1 min at load 5-7 (build 4.1 min, checks 2.0 min); see
+packaging/README.md ("Figures").
 """
 
 from __future__ import annotations
