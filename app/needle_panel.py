@@ -103,6 +103,12 @@ class NeedlePanel(QWidget):
         form.addRow("Device", self.device_combo)
         form.addRow(self.device_note)
         form.addRow("Margin", self.margin_spin)
+        # the lesion to treat, before any needle (the zone dock shows the same choice once
+        # there is a zone): "Place at tumour" and the IRE template aim at it
+        from irplan.app.target_combo import TargetCombo
+
+        self.target = TargetCombo(self.session.case, self.session.push)
+        form.addRow(self.target)
         lay.addWidget(box)
 
         box = QGroupBox("Needles")

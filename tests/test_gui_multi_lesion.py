@@ -182,3 +182,31 @@ def test_ircadb17_tumour_masks_import_as_two_lesions(phantom_window, ircadb17, t
     rows = win.case_panel._rows
     assert [rows[k].volume.text() for k in ("tumor", "tumor_2")] == \
         [f"{v:.1f} mL" for v in got]
+
+
+def test_plan_step_chooses_the_target_before_any_needle(two_lesions) -> None:
+    """The Plan step's own "Target lesion" (no needle yet, the zone dock still hidden):
+    choosing Tumour 2 there aims "Place at tumour" at Tumour 2 (whatever mask the case
+    holds as Tumour 2 now: earlier tests of this module may have imported others)."""
+    from irplan.planning.plan import Plan
+
+    pw, _t2, _ = two_lesions
+    win = pw.win
+    win.case.set_plan(Plan(modality="MWA", image=pw.reference.image))
+    _settle(win)
+    target = win.needle_tools.panel.target
+    assert not target.isHidden()
+    target.combo.setCurrentIndex(target.combo.findData("tumor_2"))
+    target.combo.activated.emit(target.combo.currentIndex())
+    _settle(win)
+    session = win.ctx.services.session
+    assert session.place_thermal_at_tumour()
+    _settle(win)
+    t2 = win.case.structures["tumor_2"]
+    centre = t2.index_to_lps(np.argwhere(t2.array).mean(axis=0)[::-1])   # (k,j,i) -> ijk
+    n = win.case.plan.needles[0]
+    along = float((centre - n.tip_lps_mm) @ n.direction)
+    off_axis = np.linalg.norm(centre - n.tip_lps_mm - along * n.direction)
+    # the lesion's centre on the antenna's axis, a zone-table offset behind the tip
+    assert off_axis < 1.0 and -25.0 < along < 0.0, (off_axis, along)
+    assert _zone_panel(win).target.combo.currentData() == "tumor_2"   # one choice, two places
