@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
 from irplan.app.workers import Task, TaskRunner
 from irplan.viewers.view_set import ViewSet
 
+CURSOR_HINT = "Point at a slice: position (LPS mm) and HU show here"
+
 
 def cursor_text(p_lps_mm: np.ndarray) -> str:
     """``Cursor  R  12.0  A   3.5  S  40.0 mm  (LPS -12.0, -3.5, 40.0)``."""
@@ -33,7 +35,7 @@ class StatusBarWidgets:
     def __init__(self, bar: QStatusBar, views: ViewSet, tasks: TaskRunner,
                  notice: str) -> None:
         self.bar = bar
-        self.cursor_label = QLabel("Point at a slice: position (LPS mm) and HU show here")
+        self.cursor_label = QLabel(CURSOR_HINT)
         self.cursor_label.setMinimumWidth(330)
         self.hu_label = QLabel("")
         self.hu_label.setMinimumWidth(90)
@@ -65,6 +67,10 @@ class StatusBarWidgets:
         tasks.task_started.connect(self.on_task_started)
 
     def on_cursor(self, p: np.ndarray, hu: float) -> None:
+        if not np.all(np.isfinite(p)):            # another CT: no point of the old one
+            self.cursor_label.setText(CURSOR_HINT)
+            self.hu_label.setText("")
+            return
         self.cursor_label.setText(cursor_text(p))
         self.hu_label.setText("—" if np.isnan(hu) else f"{hu:.0f} HU")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QPoint, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -176,6 +176,11 @@ def test_demo_then_another_ct_keeps_nothing_of_the_demo(main_window, demo_cache,
     assert win.statusBar().currentMessage() == "Distance (axial): 30.0 mm"
     evaluate_panel = win.workflow.panel("evaluate")
     assert "follow-up loaded" in evaluate_panel.lbl_status.text()
+    # the mouse over the demo's CT: its position and HU in the status bar
+    qtbot.mouseMove(ax, pos=ax.rect().center())
+    qtbot.mouseMove(ax, pos=ax.rect().center() + QPoint(3, 2))
+    sw = win.status_widgets
+    assert sw.hu_label.text().endswith(" HU") and sw.cursor_label.text().startswith("Cursor")
 
     study = several["plan"].parent / "study"
     _open(win, qtbot, study)                                   # headless: no prompt
@@ -187,6 +192,7 @@ def test_demo_then_another_ct_keeps_nothing_of_the_demo(main_window, demo_cache,
     assert evaluation.followup is None
     assert "30.0 mm" not in win.statusBar().currentMessage()
     assert measure.tool.measurements == [] and evaluate_panel.lbl_status.text() == ""
+    assert sw.hu_label.text() == "" and not sw.cursor_label.text().startswith("Cursor")
     assert win.ctx.case_folder() == study
     # nothing of the demo's needles on screen either (stranger trial): no coordinates in
     # the Tip/Entry fields, and an empty plan is not a red error

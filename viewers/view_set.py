@@ -164,6 +164,8 @@ class ViewSet(QObject):
                 self._window = own
             self.set_window(*self._window)
             self.set_crosshair(self._crosshair)
+        # no position or HU of the previous CT stays on show (NaN: no point under the mouse)
+        self.cursor_moved.emit(np.full(3, np.nan), float("nan"))
 
     def set_window(self, width_hu: float, level_hu: float) -> None:
         self._window = (float(width_hu), float(level_hu))
