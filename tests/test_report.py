@@ -189,6 +189,25 @@ def test_scene_picture_shows_zone_and_needles(tmp_path: Path) -> None:
 
 
 @pytest.mark.gui
+def test_picture_captions_name_the_zone_only_when_drawn(tmp_path: Path) -> None:
+    """Zone not computed (electrodes too close): the captions said 'predicted zone
+    orange' under pictures without a zone (stranger trial); with a zone they say it."""
+    from irplan.viewers.report_pictures import render_report_pictures
+
+    grid = _grid(40, 1.5)
+    ct = grid.with_array(np.full(grid.array.shape, 60, np.int16))
+    tumor = _sphere(grid, np.zeros(3), 8.0)
+    needles = [Needle("nanoknife-19g", [x, 5.0, 0.0], [x, -60.0, 0.0], 20.0) for x in (-8, 8)]
+    for zone, words in ((None, "no predicted zone shown"),
+                        (_sphere(grid, np.zeros(3), 14.0), "predicted zone orange")):
+        pics = render_report_pictures(ct, {"tumor": tumor}, needles, zone, tmp_path)
+        captions = [p.caption for p in pics]
+        assert len(pics) == 4 and all(Path(p.path).is_file() for p in pics)
+        assert sum(words in c for c in captions) == 3, captions      # 3D and both slices
+        assert ("zone" in captions[1]) == (zone is not None), captions
+
+
+@pytest.mark.gui
 def test_margin_map_colours_uncovered_side_red(tmp_path: Path) -> None:
     from irplan.planning.margin import compute_margin
     from irplan.viewers.report_pictures import render_margin_map

@@ -582,18 +582,21 @@ def render_report_pictures(ct: Volume | None, structures: Mapping[str, Volume],
     out.mkdir(parents=True, exist_ok=True)
     pics: list[RenderedPicture] = []
     centre = focus_centre_lps(structures, zone, needles)
+    # the captions name only what is drawn (no orange zone when none was computed)
+    zone_words = "predicted zone orange" if zone is not None else "no predicted zone shown"
     pics.append(RenderedPicture(
         "3D view, anterior", render_scene(structures, needles, zone, out / "scene_anterior.png",
                                           needle_radius_mm=needle_radius_mm,
                                           title="3D, anterior view"),
-        "Surfaces in LPS mm; needles grey, active part cyan; predicted zone orange."))
+        f"Surfaces in LPS mm; needles grey, active part cyan; {zone_words}."))
     if len(needles) >= 2:
         pics.append(RenderedPicture(
             "3D view along the needles",
             render_scene(structures, needles, zone, out / "scene_needles.png", view="needle",
                          needle_radius_mm=needle_radius_mm, roi_pad_mm=15.0,
                          title="3D, along the mean needle axis"),
-            "Looking down the mean needle direction: array cross-section and zone."))
+            "Looking down the mean needle direction: array cross-section"
+            + (" and zone." if zone is not None else ".")))
     if centre is not None:
         for orient in ("axial", "coronal"):
             lps = centre
@@ -602,6 +605,6 @@ def render_report_pictures(ct: Volume | None, structures: Mapping[str, Volume],
                 f"{orient.capitalize()} slice through the tumour centre",
                 render_mpr(ct, structures, needles, zone, centre, out / f"mpr_{orient}.png",
                            orientation=orient, title=f"{orient.capitalize()}, {where}"),
-                "Contours: tumour yellow, liver brown, vessels; predicted zone orange. "
+                f"Contours: tumour yellow, liver brown, vessels; {zone_words}. "
                 "Needles solid within 3 mm of the slice, dashed where projected."))
     return pics
