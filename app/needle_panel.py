@@ -35,6 +35,7 @@ from irplan.app.context import AppContext
 from irplan.app.plan_session import PlanSession
 from irplan.planning.commands import SetAttrs, set_needle_fields
 from irplan.planning.devices import catalogue
+from irplan.planning.display_names import needle_label
 from irplan.planning.errors import IrplanError
 from irplan.planning.ire_array import TEMPLATES, electrode_pairs
 from irplan.planning.needle_geometry import needle_angles
@@ -315,7 +316,7 @@ class NeedlePanel(QWidget):
         sev = self.session.needle_severities()
         for r, n in enumerate(plan.needles):
             a = needle_angles(n)
-            vals = [n.name or f"#{r + 1}", f"{a.depth_mm:.1f}", f"{a.cc_angle_deg:.1f}",
+            vals = [needle_label(n, r), f"{a.depth_mm:.1f}", f"{a.cc_angle_deg:.1f}",
                     f"{a.lr_angle_deg:.1f}", "" if n.exposure_mm is None else f"{n.exposure_mm:g}",
                     a.plane_kind]
             for c, text in enumerate(vals):
@@ -332,7 +333,7 @@ class NeedlePanel(QWidget):
         self._fill_coords()
         if plan.is_ire and len(plan.needles) >= 2:
             pairs = electrode_pairs(plan.needles)
-            names = [n.name or f"#{i + 1}" for i, n in enumerate(plan.needles)]
+            names = [needle_label(n, i) for i, n in enumerate(plan.needles)]
             self.pairs_label.setText("Pairs: " + ", ".join(
                 f"{names[p.i]}–{names[p.j]} {p.spacing_mm:.1f} mm" for p in pairs))
         else:

@@ -14,6 +14,7 @@ from typing import Any
 from psygnal import Signal
 
 from irplan.planning.case import Case
+from irplan.planning.display_names import needle_label
 from irplan.planning.needle_geometry import needle_angles
 from irplan.planning.plan import Needle
 from irplan.viewers.needle_actors import SEVERITY_RGB
@@ -73,7 +74,7 @@ class ProbeLogic:
             return None
         assert sel is not None
         sev = self.session.needle_severities()
-        marks = [NeedleMark(n.name or f"#{i + 1}", n.entry_lps_mm.copy(),
+        marks = [NeedleMark(needle_label(n, i), n.entry_lps_mm.copy(),
                             n.tip_lps_mm.copy(), needle_rgb(sev[i] if i < len(sev) else None),
                             n.exposure_mm) for i, n in enumerate(plan.needles)]
         mark = marks[sel]

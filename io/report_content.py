@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from irplan.planning.display_names import needle_label
 from irplan.planning.errors import IrplanError
 from irplan.planning.plan import Plan
 from irplan.planning.volume import Volume
@@ -316,7 +317,7 @@ def needle_rows(plan: Plan) -> list[NeedleRow]:
         ang = needle_angles(nd)
         dev = _device(nd.device)
         rows.append(NeedleRow(
-            name=nd.name or f"N{n}", device=nd.device,
+            name=needle_label(nd, n - 1), device=nd.device,
             device_name=getattr(dev, "name", "") or nd.device,
             tip_lps_mm=tuple(float(v) for v in nd.tip_lps_mm),
             entry_lps_mm=tuple(float(v) for v in nd.entry_lps_mm),
@@ -334,7 +335,7 @@ def pair_rows(plan: Plan, ire_pairs: Sequence[Any] | None = None) -> tuple[list[
     CLINICAL.md)."""
     if plan.modality != "IRE":
         return [], ""
-    names = [nd.name or f"N{i}" for i, nd in enumerate(plan.needles, start=1)]
+    names = [needle_label(nd, i) for i, nd in enumerate(plan.needles)]
     if len(plan.needles) < 2:
         return [], "fewer than two electrodes: no pairs"
     out: list[PairRow] = []
@@ -488,7 +489,7 @@ def procedure_summary(proc: Mapping[str, Any], plan: Plan) -> ProcedureSummary:
     needle ``k`` (the placed plan); planned indices are 1-based into the source plan."""
     from irplan.planning.placement import ANGLE_TOLERANCE_DEG, MIN_PULSES, TIP_TOLERANCE_MM
 
-    names = [nd.name or f"N{i}" for i, nd in enumerate(plan.needles, start=1)]
+    names = [needle_label(nd, i) for i, nd in enumerate(plan.needles)]
 
     def name(k: Any) -> str:       # 1-based index into the placed needles
         if isinstance(k, int) and 1 <= k <= len(names):

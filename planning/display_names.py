@@ -8,6 +8,7 @@ JSON keys, finding codes in ``--json`` output and plan fields stay as they are (
 from __future__ import annotations
 
 import re
+from typing import Any
 
 NEEDLE_WORD = {"IRE": "Electrode", "MWA": "Antenna", "RFA": "Electrode", "cryo": "Probe"}
 _FIELD_WORDS = {"tip_lps_mm": "tip", "entry_lps_mm": "entry", "exposure_mm": "exposure",
@@ -30,6 +31,12 @@ def structure_name(key: str) -> str:
 def needle_name(index: int, modality: str = "") -> str:
     """0-based ``index`` -> "Electrode 1" (IRE), "Antenna 1" (MWA), ... "Needle 1"."""
     return f"{NEEDLE_WORD.get(modality, 'Needle')} {index + 1}"
+
+
+def needle_label(needle: Any, index: int) -> str:
+    """The short label of a needle, the same on screen and in the report: its own name,
+    else "N1", "N2", ... (0-based ``index``)."""
+    return str(getattr(needle, "name", "") or f"N{index + 1}")
 
 
 def code_text(code: str) -> str:

@@ -82,6 +82,11 @@ def test_place_ire_array_by_clicks_drag_undo_redo(loaded, qtbot) -> None:
     assert tools.panel.findings_list.count() == len(tools.findings) > 0
     assert tools.panel.table.rowCount() == 4
     assert "Pairs:" in tools.panel.pairs_label.text()
+    # the table names the electrodes as the PDF report does (it said #1 and the report N1)
+    from irplan.io.report_content import needle_rows
+
+    assert [tools.panel.table.item(r, 0).text() for r in range(4)] == \
+        [row.name for row in needle_rows(plan)]
     # the electrode path is drawn in its finding colour where it crosses the slice
     n0 = plan.needles[0]
     win.views.set_crosshair(n0.tip_lps_mm - 5.0 * n0.direction)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from irplan.planning.display_names import needle_label
 from irplan.planning.plan import Needle
 from irplan.planning.structures import lesion_keys, structure_color, structure_types
 from irplan.planning.volume import Volume
@@ -190,7 +191,7 @@ def _needle_labels(rc: Any, needles: Sequence[Needle]) -> list[Any]:
     out = []
     for n, nd in enumerate(needles, start=1):
         t = rc.vtkBillboardTextActor3D()
-        t.SetInput(nd.name or f"N{n}")
+        t.SetInput(needle_label(nd, n - 1))
         t.SetPosition(*map(float, nd.entry_lps_mm))
         t.SetDisplayOffset(10, 8)
         t.GetTextProperty().SetFontSize(16)
