@@ -70,8 +70,8 @@ def test_zone_and_report_use_the_plans_model(phantom_case: Path, capsys, tmp_pat
     assert "params_gone.json" in capsys.readouterr().err
     pdf = tmp_path / "human.pdf"
     assert main(["report", human, "--pdf", str(pdf)]) == 0
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True,
-                          text=True, check=True).stdout
+    text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
+                          encoding="utf-8", check=True).stdout
     flat = " ".join(text.split())
     assert "model setting 'human fit'" in flat and "550 V/cm" in flat, flat[:3000]
     assert "41105588" in flat                     # the setting's source is stated
