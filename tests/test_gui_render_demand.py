@@ -44,6 +44,18 @@ def _idle(qtbot, win) -> None:
                     and not any(v.render_pending for v in win.views), timeout=10000)
 
 
+def _quiet(qtbot, win, log, quiet_ms: int = 600, tries: int = 20) -> None:
+    """Wait until no view draws for ``quiet_ms`` (a delayed full-quality frame or a late
+    surface of the set-up may still be due on a loaded machine), then clear the log."""
+    for _ in range(tries):
+        _idle(qtbot, win)
+        log.clear()
+        qtbot.wait(quiet_ms)
+        if not any(log.frames.values()):
+            return
+    raise AssertionError(f"views kept drawing with nothing changing: {log.frames}")
+
+
 @pytest.fixture(scope="module")
 def shown(main_window):
     ct, masks = synthetic_case()
@@ -58,9 +70,7 @@ def test_scrolling_redraws_3d_once_after_the_pause(shown, qtbot) -> None:
     v = win.views
     assert vtk_widget.render_policy() == "queue"
     assert not v.scene3d.ct_slices_visible()     # surfaces shown: CT slices hidden in 3D
-    qtbot.wait(400)
-    _idle(qtbot, win)
-    log.clear()
+    _quiet(qtbot, win, log)
     z0 = v.axial.slice_position_mm
     changes = []
     for _ in range(5):                           # a quick wheel: 5 slices, 30 ms apart
@@ -76,7 +86,7 @@ def test_scrolling_redraws_3d_once_after_the_pause(shown, qtbot) -> None:
     _assert_after_pause(log.frames["3d"], changes)
     assert sum(t > changes[-1] for t in log.frames["3d"]) == 1
     # window/level: the 3D view shows no CT here, the slice views do
-    log.clear()
+    _quiet(qtbot, win, log)
     t = time.monotonic()
     v.set_window(300, 40)
     qtbot.wait(600)
