@@ -174,7 +174,7 @@ def plan_model(extra: dict[str, Any], plan_dir: str | Path = "") -> ZoneSetting 
             raise InputError(f"{ZONE_MODEL_KEY}.params_path: a calibrated model needs its "
                              "parameter file")
         path = Path(p) if Path(p).is_absolute() or not plan_dir else Path(plan_dir) / p
-        st = load_params(path)
+        st = _load_params_cached(path)
         if st.threshold_v_per_cm != float(t):
             raise InputError(f"{ZONE_MODEL_KEY}: {path} now says {st.threshold_v_per_cm:g} "
                              f"V/cm, the plan was made with {float(t):g} V/cm")
@@ -186,6 +186,22 @@ def plan_model(extra: dict[str, Any], plan_dir: str | Path = "") -> ZoneSetting 
         raise InputError(f"{ZONE_MODEL_KEY}: setting {sid!r} is {st.threshold_v_per_cm:g} V/cm "
                          f"in this version, the plan was made with {float(t):g} V/cm")
     return st
+
+
+def _load_params_cached(path: Path) -> ZoneSetting:
+    """:func:`load_params`, read again only when the file changed (the live zone asks at
+    every plan edit, e.g. each step of a needle drag)."""
+    try:
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        return load_params(path)          # names the file and the problem
+    return _params_by_stamp(str(path), stamp)
+
+
+@lru_cache(maxsize=16)
+def _params_by_stamp(path: str, _stamp: tuple[int, int]) -> ZoneSetting:
+    return load_params(path)
 
 
 def plan_model_options(extra: dict[str, Any], plan_dir: str | Path = "") -> dict[str, Any]:
