@@ -21,7 +21,6 @@ from irplan.app.process_jobs import predict_zone_job, zone_surface_job
 from irplan.app.process_pool import Cached, mesh_pool, shared_pool
 from irplan.planning.case import Case
 from irplan.planning.errors import IrplanError
-from irplan.planning.ire_field import E_IRREVERSIBLE_V_PER_CM
 from irplan.planning.lesions import target_key, target_structures
 from irplan.planning.plan import IreParams, Plan, ThermalParams
 from irplan.planning.volume import Volume
@@ -112,14 +111,6 @@ class ZoneLogic(QObject):
 
         plan = self.case.plan
         return plan_model(plan.extra, plan.file_dir) or default_setting()
-
-    @property
-    def threshold_v_per_cm(self) -> float:
-        """Lethal-field threshold of the current plan's model (V/cm)."""
-        try:
-            return float(self.model().threshold_v_per_cm)
-        except IrplanError:
-            return float(E_IRREVERSIBLE_V_PER_CM)
 
     def set_model(self, setting: Any, params_path: str | None = None) -> None:
         """Make ``setting`` (a ZoneSetting; a calibrated one with its ``params_path``) the
